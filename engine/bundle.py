@@ -1,0 +1,253 @@
+"""Model bundles: ``trained/<name>/`` folders that describe themselves.
+
+Layout (format version :data:`FORMAT_VERSION`)::
+
+    model.onnx     inference graph: input ``image`` (N, S, S, 3) uint8 RGB →
+                   outputs ``masks`` (N, K+1, h, w) float32, ``transforms`` (N, K, 6) float32
+                   (see engine.types.PartOutput). Its metadata_props hold the JSON of
+                   BundleMeta under the key ``parttrack``.
+    weights.npz    float32 state dict of the torch network (numpy, loaded with
+                   allow_pickle=False — no pickle), for fine-tuning and re-export.
+    config.json    the network and training configuration the weights belong to.
+    NOTES.md       how it was trained and its measured quality (human-readable).
+
+The ONNX metadata is the single source of truth for K, input size, part names/colours and
+skeleton edges; ``parttrack label`` rewrites it in place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from engine.errors import BundleError
+
+FORMAT_VERSION = 1
+METADATA_KEY = "parttrack"
+ONNX_FILE = "model.onnx"
+WEIGHTS_FILE = "weights.npz"
+CONFIG_FILE = "config.json"
+NOTES_FILE = "NOTES.md"
+REQUIRED_FILES = (ONNX_FILE, WEIGHTS_FILE, CONFIG_FILE)
+
+# A qualitative palette (RGB) that stays distinguishable over video; background has none.
+_PALETTE = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+)
+
+
+def default_part_colors(k: int) -> tuple[tuple[int, int, int], ...]:
+    """K distinct RGB colours (uint8 values), cycling the palette when K > 20."""
+    return tuple(_PALETTE[i % len(_PALETTE)] for i in range(k))
+
+
+def default_part_names(k: int) -> tuple[str, ...]:
+    """``part1 … partK`` (1-based, as shown to users; part id 0 is the background)."""
+    return tuple(f"part{i + 1}" for i in range(k))
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """Metadata stored inside ``model.onnx``.
+
+    Attributes:
+        num_parts: K (foreground parts; slot 0 of the masks is the background).
+        input_size: S, side of the square uint8 RGB model input in pixels.
+        mask_size: (h, w) of the ``masks`` output.
+        part_names: K names, index i ↔ part id i+1.
+        part_colors: K RGB triples (0–255).
+        skeleton_edges: pairs (a, b) of 1-based part ids that are adjacent.
+        training_videos: [{"name": file name, "sha256": fingerprint, "frames": n}].
+        normalisation: how the graph normalises its uint8 input (documentation only; the
+            graph does it itself): {"scale": 1/255, "mean": [...], "std": [...]}.
+        format_version: bundle format; must equal :data:`FORMAT_VERSION` to load.
+        extra: free-form facts (training steps, quality figures...).
+    """
+
+    num_parts: int
+    input_size: int
+    mask_size: tuple[int, int]
+    part_names: tuple[str, ...] = ()
+    part_colors: tuple[tuple[int, int, int], ...] = ()
+    skeleton_edges: tuple[tuple[int, int], ...] = ()
+    training_videos: tuple[dict, ...] = ()
+    normalisation: dict = field(default_factory=lambda: {"scale": 1 / 255.0, "mean": [0.0] * 3, "std": [1.0] * 3})
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        k = self.num_parts
+        if not self.part_names:
+            object.__setattr__(self, "part_names", default_part_names(k))
+        if not self.part_colors:
+            object.__setattr__(self, "part_colors", default_part_colors(k))
+        object.__setattr__(self, "mask_size", tuple(int(v) for v in self.mask_size))
+        object.__setattr__(self, "part_names", tuple(str(n) for n in self.part_names))
+        object.__setattr__(self, "part_colors", tuple(tuple(int(c) for c in rgb) for rgb in self.part_colors))
+        object.__setattr__(self, "skeleton_edges", tuple(tuple(int(p) for p in e) for e in self.skeleton_edges))
+        object.__setattr__(self, "training_videos", tuple(dict(v) for v in self.training_videos))
+        if k < 1:
+            raise BundleError(f"bundle metadata has num_parts={k}; it must be at least 1")
+        if len(self.part_names) != k or len(self.part_colors) != k:
+            raise BundleError(
+                f"bundle metadata has K={k} but {len(self.part_names)} part names and "
+                f"{len(self.part_colors)} colours",
+                "re-export the bundle or fix the names with `parttrack label`",
+            )
+        for a, b in self.skeleton_edges:
+            if not (1 <= a <= k and 1 <= b <= k) or a == b:
+                raise BundleError(f"skeleton edge ({a}, {b}) is not a pair of part ids in 1..{k}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "model.onnx") -> "BundleMeta":
+        """Parse and validate; unknown format versions are rejected.
+
+        Raises:
+            BundleError: malformed JSON, missing keys or a different format version.
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{source}: parttrack metadata is not valid JSON ({exc})") from None
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(
+                f"{source}: bundle format version {version!r} is not supported "
+                f"(this parttrack reads version {FORMAT_VERSION})",
+                "re-export the model with this version of parttrack",
+            )
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise BundleError(f"{source}: parttrack metadata is incomplete or has unknown keys ({exc})") from None
+
+    def with_names(self, names: dict[int, str]) -> "BundleMeta":
+        """A copy with parts renamed ({1-based part id: new name})."""
+        new = list(self.part_names)
+        for pid, name in names.items():
+            if not 1 <= pid <= self.num_parts:
+                raise BundleError(f"there is no part {pid}; this model has parts 1..{self.num_parts}")
+            new[pid - 1] = name
+        return replace(self, part_names=tuple(new))
+
+
+def read_onnx_meta(onnx_path: str | Path) -> BundleMeta:
+    """Read :class:`BundleMeta` from an ONNX file's metadata_props and check it against the
+    graph's declared input/output shapes.
+
+    Raises:
+        BundleError: unreadable file, no parttrack metadata, or a K / input size that
+            disagrees with the graph.
+    """
+    import onnx
+
+    path = Path(onnx_path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError...
+        raise BundleError(f"{path}: cannot read the ONNX model ({exc.__class__.__name__})",
+                          "re-export or re-download the bundle") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        raise BundleError(f"{path}: the ONNX file has no parttrack metadata",
+                          "export it with parttrack (engine.export) so K, input size and part names are recorded")
+    meta = BundleMeta.from_json(props[METADATA_KEY], source=str(path))
+    _check_graph(model, meta, path)
+    return meta
+
+
+def _dims(value_info) -> list:
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in value_info.type.tensor_type.shape.dim]
+
+
+def _check_graph(model, meta: BundleMeta, path: Path) -> None:
+    outputs = {o.name: _dims(o) for o in model.graph.output}
+    inputs = {i.name: _dims(i) for i in model.graph.input}
+    if "image" not in inputs or "masks" not in outputs or "transforms" not in outputs:
+        raise BundleError(f"{path}: expected input 'image' and outputs 'masks', 'transforms'; "
+                          f"found inputs {sorted(inputs)} and outputs {sorted(outputs)}")
+    k_masks, k_tf = outputs["masks"][1], outputs["transforms"][1]
+    if (isinstance(k_masks, int) and k_masks != meta.num_parts + 1) or (
+            isinstance(k_tf, int) and k_tf != meta.num_parts):
+        raise BundleError(
+            f"{path}: metadata says K={meta.num_parts} but the graph outputs {k_tf} transforms "
+            f"and {k_masks} mask slots", "the metadata does not belong to this graph; re-export the bundle")
+    img = inputs["image"]
+    if len(img) == 4 and all(isinstance(v, int) for v in img[1:3]) and tuple(img[1:3]) != (meta.input_size,) * 2:
+        raise BundleError(f"{path}: metadata input size {meta.input_size} differs from the graph's {img[1:3]}")
+
+
+def write_onnx_meta(onnx_path: str | Path, meta: BundleMeta) -> None:
+    """Store ``meta`` in the ONNX file's metadata_props (atomically: temp file + rename)."""
+    import onnx
+
+    path = Path(onnx_path)
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, meta.to_json()
+    _check_graph(model, meta, path)
+    tmp = path.with_suffix(".onnx.tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A validated model bundle on disk."""
+
+    path: Path
+    meta: BundleMeta
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.path / ONNX_FILE
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / WEIGHTS_FILE
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+
+def load_bundle(path: str | Path, expect_parts: int | None = None) -> Bundle:
+    """Open and validate ``trained/<name>/``.
+
+    Args:
+        path: the bundle folder (or its ``model.onnx``).
+        expect_parts: if given, the K the caller needs.
+
+    Raises:
+        BundleError: missing folder/files, bad metadata, unsupported format version, or
+            ``expect_parts`` ≠ K.
+    """
+    p = Path(path)
+    if p.is_file() and p.name == ONNX_FILE:
+        p = p.parent
+    if not p.is_dir():
+        raise BundleError(f"model bundle {p} does not exist",
+                          "pass --model with a folder made by `parttrack train` (e.g. trained/bbb)")
+    missing = [f for f in REQUIRED_FILES if not (p / f).is_file()]
+    if missing:
+        raise BundleError(f"model bundle {p} is missing {', '.join(missing)}",
+                          "copy the whole bundle folder or retrain with `parttrack train`")
+    meta = read_onnx_meta(p / ONNX_FILE)
+    if expect_parts is not None and meta.num_parts != expect_parts:
+        raise BundleError(f"model bundle {p} has K={meta.num_parts} parts, expected {expect_parts}")
+    return Bundle(p, meta)
+
+
+def default_model_path() -> Path:
+    """The shipped real-video bundle (``trained/bbb`` next to the packages)."""
+    return Path(__file__).resolve().parent.parent / "trained" / "bbb"

@@ -1,0 +1,174 @@
+"""Data carried between the tracking stages (imports only numpy).
+
+Conventions used by every stage and every exported file:
+
+* Images are ``(H, W, 3)`` uint8 **RGB**, C-contiguous.
+* Positions (``xy``) are in **source-video pixels**: x to the right, y down, the centre of
+  the top-left pixel at (0, 0).
+* ``angle_deg`` is the direction of a part's first axis, in degrees in (-180, 180],
+  measured **counter-clockwise as seen on screen** from the +x axis (i.e. from +x towards −y).
+  Unwrapped angles (continuous over time) are used inside the Kalman filters only.
+* ``scale`` = (scale_x, scale_y): length in source pixels of the part's two axes (the
+  columns of its affine matrix A = R(θ)·diag(s_x, s_y)), i.e. the half-extent of the part
+  along its own axes.
+* Time is in seconds from the video stream's timestamps (``time_s``), never index/fps.
+* Part ids are 1..K (0 = background); arrays indexed by part use index ``id - 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _check(name: str, arr: np.ndarray, shape: tuple, dtype=None) -> None:
+    if arr.ndim != len(shape) or any(s is not None and a != s for a, s in zip(arr.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    if dtype is not None and arr.dtype != dtype:
+        raise ValueError(f"{name} must be {np.dtype(dtype)}, got {arr.dtype}")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded video frame.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 RGB.
+        index: 0-based position in the stream (decode order of presented frames).
+        time_s: presentation time in seconds from the stream's timestamps.
+    """
+
+    image: np.ndarray
+    index: int
+    time_s: float
+
+    def __post_init__(self) -> None:
+        _check("Frame.image", self.image, (None, None, 3), np.uint8)
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True)
+class PartPoses:
+    """The poses of all K parts in one frame (source-video pixels; see module docstring).
+
+    Attributes:
+        index: frame index.
+        time_s: frame time in seconds.
+        xy: ``(K, 2)`` float64 part centres.
+        angle_deg: ``(K,)`` float64 in (-180, 180], counter-clockwise on screen.
+        scale: ``(K, 2)`` float64 axis lengths in pixels (scale_x, scale_y).
+        area_px: ``(K,)`` float64 mask area in source pixels.
+        visible: ``(K,)`` bool, False when the part's mask is too small (pose predicted).
+        confidence: ``(K,)`` float64 in [0, 1].
+    """
+
+    index: int
+    time_s: float
+    xy: np.ndarray
+    angle_deg: np.ndarray
+    scale: np.ndarray
+    area_px: np.ndarray
+    visible: np.ndarray
+    confidence: np.ndarray
+
+    def __post_init__(self) -> None:
+        k = self.xy.shape[0] if self.xy.ndim == 2 else -1
+        _check("PartPoses.xy", self.xy, (None, 2))
+        _check("PartPoses.angle_deg", self.angle_deg, (k,))
+        _check("PartPoses.scale", self.scale, (k, 2))
+        _check("PartPoses.area_px", self.area_px, (k,))
+        _check("PartPoses.visible", self.visible, (k,), np.bool_)
+        _check("PartPoses.confidence", self.confidence, (k,))
+
+    @property
+    def num_parts(self) -> int:
+        return int(self.xy.shape[0])
+
+
+@dataclass(frozen=True)
+class JointPositions:
+    """Joint positions in one frame.
+
+    Attributes:
+        index, time_s: the frame.
+        pairs: ``(J, 2)`` int64 1-based part ids (part_a < part_b) each joint links.
+        xy: ``(J, 2)`` float64 joint positions in source-video pixels.
+    """
+
+    index: int
+    time_s: float
+    pairs: np.ndarray
+    xy: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check("JointPositions.pairs", self.pairs, (None, 2))
+        _check("JointPositions.xy", self.xy, (self.pairs.shape[0], 2))
+
+
+@dataclass(frozen=True)
+class Track:
+    """Part poses over T frames (stacked :class:`PartPoses`).
+
+    Attributes:
+        index: ``(T,)`` int64 frame indices.
+        time_s: ``(T,)`` float64 seconds, non-decreasing.
+        xy: ``(T, K, 2)`` float64; angle_deg ``(T, K)``; scale ``(T, K, 2)``;
+        area_px ``(T, K)``; visible ``(T, K)`` bool; confidence ``(T, K)``.
+    """
+
+    index: np.ndarray
+    time_s: np.ndarray
+    xy: np.ndarray
+    angle_deg: np.ndarray
+    scale: np.ndarray
+    area_px: np.ndarray
+    visible: np.ndarray
+    confidence: np.ndarray
+
+    def __post_init__(self) -> None:
+        t = self.index.shape[0]
+        k = self.xy.shape[1] if self.xy.ndim == 3 else -1
+        _check("Track.time_s", self.time_s, (t,))
+        _check("Track.xy", self.xy, (t, None, 2))
+        _check("Track.angle_deg", self.angle_deg, (t, k))
+        _check("Track.scale", self.scale, (t, k, 2))
+        _check("Track.area_px", self.area_px, (t, k))
+        _check("Track.visible", self.visible, (t, k), np.bool_)
+        _check("Track.confidence", self.confidence, (t, k))
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def num_parts(self) -> int:
+        return int(self.xy.shape[1])
+
+    @classmethod
+    def from_poses(cls, poses: list[PartPoses]) -> "Track":
+        """Stack per-frame poses (at least one)."""
+        if not poses:
+            raise ValueError("Track.from_poses needs at least one PartPoses")
+        return cls(
+            index=np.array([p.index for p in poses], dtype=np.int64),
+            time_s=np.array([p.time_s for p in poses], dtype=np.float64),
+            xy=np.stack([p.xy for p in poses]).astype(np.float64),
+            angle_deg=np.stack([p.angle_deg for p in poses]).astype(np.float64),
+            scale=np.stack([p.scale for p in poses]).astype(np.float64),
+            area_px=np.stack([p.area_px for p in poses]).astype(np.float64),
+            visible=np.stack([p.visible for p in poses]),
+            confidence=np.stack([p.confidence for p in poses]).astype(np.float64),
+        )
+
+    def poses(self, t: int) -> PartPoses:
+        """The :class:`PartPoses` of row ``t``."""
+        return PartPoses(int(self.index[t]), float(self.time_s[t]), self.xy[t], self.angle_deg[t],
+                         self.scale[t], self.area_px[t], self.visible[t], self.confidence[t])

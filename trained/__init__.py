@@ -1,0 +1,1 @@
+"""Shipped model bundles (one folder each) and their licence/attribution notes."""
