@@ -121,7 +121,8 @@ class FileSource(VideoSource):
         self.fps = float(rate) if rate else None
         self.frame_count = int(stream.frames) or None
         try:  # decode one frame now so a corrupt or empty file fails here, not mid-pipeline
-            self._first = next(self._decode())
+            self._frames = self._decode()
+            self._first = next(self._frames)
         except StopIteration:
             self.close()
             raise InputError(f"video {self.path} contains no decodable frames",
@@ -162,7 +163,7 @@ class FileSource(VideoSource):
         index, offset, last_t = 0, 0.0, None
         first, dt = self._first, (1.0 / self.fps if self.fps else 0.04)
         while True:
-            frames = self._decode()
+            frames = self._frames if first is not None else self._decode()
             pending, first = first, None  # the frame decoded by __init__ comes first
             try:
                 while True:
@@ -177,7 +178,7 @@ class FileSource(VideoSource):
                     last_t = t
                     yield Frame(self._to_image(vf), index, t)
                     index += 1
-            except StopIteration:
+            except (StopIteration, av.error.EOFError):
                 pass
             except av.error.FFmpegError as exc:
                 self.error = f"decoding stopped at frame {index}: {exc.strerror or exc}"
