@@ -1,0 +1,120 @@
+"""Bundle metadata and validation: every way a bundle can be broken gives a BundleError."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from engine.bundle import (FORMAT_VERSION, METADATA_KEY, BundleMeta, load_bundle, read_onnx_meta,
+                           write_onnx_meta)
+from engine.errors import BundleError
+
+
+def _graph_model(k: int, size: int = 16) -> onnx.ModelProto:
+    """A minimal graph with the bundle's I/O signature (uniform masks, zero transforms)."""
+    image = helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", size, size, 3])
+    masks = helper.make_tensor_value_info("masks", TensorProto.FLOAT, ["N", k + 1, 4, 4])
+    transforms = helper.make_tensor_value_info("transforms", TensorProto.FLOAT, ["N", k, 6])
+    nodes = [
+        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["f"], ["m"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Mul", ["m", "zero"], ["z"]),
+        helper.make_node("Reshape", ["z", "col"], ["zc"]),
+        helper.make_node("Add", ["zc", "mask_const"], ["masks"]),
+        helper.make_node("Add", ["zc3", "tf_const"], ["transforms"]),
+        helper.make_node("Reshape", ["z", "col3"], ["zc3"]),
+    ]
+    inits = [
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        helper.make_tensor("col", TensorProto.INT64, [4], [-1, 1, 1, 1]),
+        helper.make_tensor("col3", TensorProto.INT64, [3], [-1, 1, 1]),
+        helper.make_tensor("mask_const", TensorProto.FLOAT, [k + 1, 4, 4], [1.0 / (k + 1)] * ((k + 1) * 16)),
+        helper.make_tensor("tf_const", TensorProto.FLOAT, [k, 6], [0.2, 0.2, 0.0, 1.0, 0.0, 0.0] * k),
+    ]
+    graph = helper.make_graph(nodes, "g", [image], [masks, transforms], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _write_bundle(path, k=3, meta_k=None, version=FORMAT_VERSION, files=("weights.npz", "config.json")):
+    path.mkdir(parents=True, exist_ok=True)
+    onnx.save(_graph_model(k), str(path / "model.onnx"))
+    meta = BundleMeta(num_parts=meta_k or k, input_size=16, mask_size=(4, 4))
+    if meta_k is None:
+        write_onnx_meta(path / "model.onnx", meta)
+    else:  # bypass the write-time check to simulate a bundle edited by hand
+        model = onnx.load(str(path / "model.onnx"))
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, meta.to_json()
+        onnx.save(model, str(path / "model.onnx"))
+    if version != FORMAT_VERSION:
+        model = onnx.load(str(path / "model.onnx"))
+        data = json.loads(model.metadata_props[0].value)
+        data["format_version"] = version
+        model.metadata_props[0].value = json.dumps(data)
+        onnx.save(model, str(path / "model.onnx"))
+    for f in files:
+        if f.endswith(".npz"):
+            np.savez(path / f, w=np.zeros(3, np.float32))
+        else:
+            (path / f).write_text("{}")
+    return path
+
+
+def test_round_trip(tmp_path):
+    bundle = load_bundle(_write_bundle(tmp_path / "b"))
+    assert bundle.meta.num_parts == 3
+    assert bundle.meta.part_names == ("part1", "part2", "part3")
+    assert len(set(bundle.meta.part_colors)) == 3
+
+
+def test_rename_parts_round_trip(tmp_path):
+    b = load_bundle(_write_bundle(tmp_path / "b"))
+    write_onnx_meta(b.onnx_path, b.meta.with_names({2: "left arm"}))
+    assert read_onnx_meta(b.onnx_path).part_names == ("part1", "left arm", "part3")
+    with pytest.raises(BundleError, match="no part 7"):
+        b.meta.with_names({7: "tail"})
+
+
+@pytest.mark.parametrize("case,words", [
+    ("missing-folder", "does not exist"),
+    ("missing-weights", "missing weights.npz"),
+    ("k-mismatch", "K=5"),
+    ("old-version", "format version 0"),
+    ("no-metadata", "no parttrack metadata"),
+    ("not-onnx", "cannot read the ONNX model"),
+])
+def test_broken_bundles(tmp_path, case, words):
+    path = tmp_path / "b"
+    if case == "missing-weights":
+        _write_bundle(path, files=("config.json",))
+    elif case == "k-mismatch":
+        _write_bundle(path, k=3, meta_k=5)
+    elif case == "old-version":
+        _write_bundle(path, version=0)
+    elif case == "no-metadata":
+        _write_bundle(path)
+        model = onnx.load(str(path / "model.onnx"))
+        del model.metadata_props[:]
+        onnx.save(model, str(path / "model.onnx"))
+    elif case == "not-onnx":
+        _write_bundle(path)
+        (path / "model.onnx").write_bytes(b"\x00garbage")
+    with pytest.raises(BundleError, match=words) as info:
+        load_bundle(path)
+    assert info.value.message
+
+
+def test_expect_parts(tmp_path):
+    with pytest.raises(BundleError, match="expected 4"):
+        load_bundle(_write_bundle(tmp_path / "b"), expect_parts=4)
+
+
+def test_meta_validation():
+    with pytest.raises(BundleError, match="2 part names"):
+        BundleMeta(num_parts=3, input_size=16, mask_size=(4, 4), part_names=("a", "b"))
+    with pytest.raises(BundleError, match="skeleton edge"):
+        BundleMeta(num_parts=3, input_size=16, mask_size=(4, 4), skeleton_edges=((1, 4),))
