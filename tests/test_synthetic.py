@@ -1,0 +1,133 @@
+"""Synthetic articulated-figure generator: determinism, ground-truth consistency, file I/O."""
+
+import numpy as np
+import pytest
+
+from engine.errors import InputError
+from engine.synthetic import (JOINTS, PART_NAMES, GroundTruth, load_ground_truth, render_video)
+
+
+@pytest.fixture(scope="module")
+def video():
+    return render_video(40, size=96, figure_seed=3, motion_seed=1)
+
+
+def test_shapes_and_dtypes(video):
+    t, p, j = 40, len(PART_NAMES), len(JOINTS)
+    assert video.frames.shape == (t, 96, 96, 3) and video.frames.dtype == np.uint8
+    assert video.labels.shape == (t, 96, 96) and video.labels.dtype == np.uint8
+    assert video.centres.shape == (t, p, 2) and video.angles_deg.shape == (t, p)
+    assert video.joints.shape == (t, j, 2) and video.joint_pairs.shape == (j, 2)
+    assert set(np.unique(video.labels)) <= set(range(p + 1))
+    assert np.all(video.joint_pairs[:, 0] < video.joint_pairs[:, 1])
+    assert np.all((video.angles_deg > -180) & (video.angles_deg <= 180))
+    np.testing.assert_allclose(np.diff(video.times_s), 1 / 25.0)
+
+
+def test_deterministic_and_seeds_matter(video):
+    again = render_video(40, size=96, figure_seed=3, motion_seed=1)
+    np.testing.assert_array_equal(again.frames, video.frames)
+    np.testing.assert_array_equal(again.labels, video.labels)
+    new_motion = render_video(40, size=96, figure_seed=3, motion_seed=2)
+    assert not np.allclose(new_motion.centres, video.centres)
+    # Same figure: same part sizes and (static) background far from the figure.
+    np.testing.assert_allclose(new_motion.scales[0], video.scales[0])
+    other_figure = render_video(40, size=96, figure_seed=4, motion_seed=1)
+    assert not np.allclose(other_figure.scales[0], video.scales[0])
+
+
+def test_label_centroid_near_part_centre(video):
+    """Each part's label region's centroid lies near its GT centre when mostly unoccluded."""
+    checked = 0
+    for f in range(0, 40, 5):
+        for i in range(len(PART_NAMES)):
+            ys, xs = np.nonzero(video.labels[f] == i + 1)
+            full_area = 4 * video.scales[f, i, 0] * video.scales[f, i, 1]
+            if len(xs) < 0.8 * full_area:
+                continue  # occluded or cut by the frame edge
+            err = np.hypot(xs.mean() - video.centres[f, i, 0], ys.mean() - video.centres[f, i, 1])
+            assert err < 0.25 * video.scales[f, i, 0] + 1.0, (f, PART_NAMES[i], err)
+            checked += 1
+    assert checked > 30
+
+
+def test_angle_points_along_part(video):
+    """The principal axis of a visible limb's label region follows angles_deg (mod 180)."""
+    for f in (0, 20, 39):
+        for name in ("upper_leg_l", "lower_leg_r", "torso"):
+            i = PART_NAMES.index(name)
+            ys, xs = np.nonzero(video.labels[f] == i + 1)
+            if len(xs) < 0.8 * 4 * np.prod(video.scales[f, i]):
+                continue
+            cov = np.cov(np.stack([xs, -ys]))   # y up, so the angle is CCW on screen
+            evals, evecs = np.linalg.eigh(cov)
+            axis = np.degrees(np.arctan2(evecs[1, -1], evecs[0, -1]))
+            diff = (axis - video.angles_deg[f, i] + 90) % 180 - 90
+            assert abs(diff) < 8, (f, name, axis, video.angles_deg[f, i])
+
+
+def test_joints_lie_where_two_parts_meet(video):
+    """Each joint is inside both of its parts' shapes (in each part's own frame) and on the
+    figure's foreground in the label map; unoccluded parts' labels reach it."""
+    import cv2
+
+    for f in range(0, 40, 4):
+        lab = video.labels[f]
+        for j, (a, b) in enumerate(video.joint_pairs):
+            p = video.joints[f, j]
+            for pid in (a, b):
+                i = pid - 1
+                phi = np.radians(video.angles_deg[f, i])
+                d = np.array([np.cos(phi), -np.sin(phi)])          # y down, CCW on screen
+                rel = p - video.centres[f, i]
+                along, across = rel @ d, rel @ np.array([-d[1], d[0]])
+                hl, hw = video.scales[f, i]
+                assert abs(along) < hl - 1.0 and abs(across) < hw, (f, JOINTS[j][0], pid)
+            x, y = np.round(p).astype(int)
+            if 0 <= x < 96 and 0 <= y < 96:
+                assert lab[y, x] != 0, (f, JOINTS[j][0])
+                near = [cv2.distanceTransform((lab != pid).astype(np.uint8), cv2.DIST_L2, 3)[y, x]
+                        for pid in (a, b) if (lab == pid).any()]
+                assert min(near) <= 2.0, (f, JOINTS[j][0], near)
+
+
+def test_background_is_static(video):
+    bg = np.all(video.labels == 0, axis=0)
+    diff = np.abs(video.frames[0].astype(int) - video.frames[-1].astype(int))[bg]
+    assert diff.mean() < 4.0  # only the per-frame sensor noise
+
+
+def test_non_square_size():
+    v = render_video(3, size=(160, 96))
+    assert v.frames.shape == (3, 96, 160, 3)
+    assert (v.labels > 0).mean() > 0.03
+
+
+def test_save_decodes_and_round_trips(tmp_path, video):
+    import av
+
+    out = video.save(tmp_path / "clip")
+    with av.open(str(out / "video.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == len(video)
+    decoded = np.stack(frames)
+    assert decoded.shape == video.frames.shape
+    assert np.abs(decoded.astype(int) - video.frames.astype(int)).mean() < 6.0
+    gt = load_ground_truth(out)
+    assert isinstance(gt, GroundTruth)
+    np.testing.assert_array_equal(gt.labels, video.labels)
+    np.testing.assert_allclose(gt.joints, video.joints)
+    assert gt.part_names == video.part_names and gt.fps == video.fps
+    assert (gt.figure_seed, gt.motion_seed) == (3, 1)
+
+
+def test_load_missing_raises(tmp_path):
+    with pytest.raises(InputError):
+        load_ground_truth(tmp_path)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        render_video(0)
+    with pytest.raises(ValueError):
+        render_video(2, size=(8, 8))
