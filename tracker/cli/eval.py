@@ -1,12 +1,69 @@
-"""`parttrack eval` (placeholder until its owner lands it)."""
+"""`parttrack eval BUNDLE [VIDEO_DIR | --generate ...] [--json]`: score a model on a synthetic
+articulated-figure video with exact ground truth (:mod:`engine.evaluate`).
 
-from engine.errors import ParttrackError
+``VIDEO_DIR`` is a folder written by :meth:`engine.synthetic.SyntheticVideo.save`
+(``video.mp4`` + ``ground_truth.npz``). ``--generate`` renders one instead (held-out motion:
+same ``--figure-seed`` as training, another ``--motion-seed``); with both, the generated video
+is also saved into ``VIDEO_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine.errors import InputError, OutputError
 
 
 def add_parser(sub):
-    p = sub.add_parser("eval", help="(eval: being built)")
+    p = sub.add_parser("eval", help="score a model on a synthetic video with ground truth",
+                       description="Part IoU (learned parts matched to ground-truth parts), "
+                                   "foreground IoU and landmark regression error of a model bundle "
+                                   "on a generated articulated-figure video.")
+    p.add_argument("bundle", help="model bundle folder (e.g. trained/synthetic)")
+    p.add_argument("video_dir", nargs="?", help="folder with video.mp4 + ground_truth.npz "
+                                                "(with --generate: where to save the generated video)")
+    p.add_argument("--generate", action="store_true", help="render a synthetic video to evaluate on")
+    p.add_argument("--figure-seed", type=int, default=0, help="figure/background seed (default 0)")
+    p.add_argument("--motion-seed", type=int, default=7, help="motion seed (default 7: held-out)")
+    p.add_argument("--frames", type=int, default=200, help="frames to generate (default 200)")
+    p.add_argument("--size", type=int, nargs="+", default=[128], metavar="PX",
+                   help="generated frame size: SIDE or WIDTH HEIGHT (default 128)")
+    p.add_argument("--fps", type=float, default=25.0, help="generated frame rate (default 25)")
+    p.add_argument("--matching", choices=("hungarian", "max_overlap"), default="hungarian",
+                   help="how learned parts are matched to ground-truth parts (default hungarian)")
+    p.add_argument("--backend", default="onnxruntime", help="auto|onnxruntime|tensorrt|torch (default onnxruntime)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run)
 
 
-def run(args):
-    raise ParttrackError("`parttrack eval` is not built yet")
+def run(args) -> int:
+    from engine.evaluate import evaluate_bundle, format_report
+    from engine.synthetic import render_video
+
+    if args.generate:
+        if args.frames < 4:
+            raise InputError(f"--frames {args.frames} is too few", "use at least 4 (landmark regression splits them in halves)")
+        if len(args.size) not in (1, 2):
+            raise InputError("--size takes SIDE or WIDTH HEIGHT")
+        size = args.size[0] if len(args.size) == 1 else tuple(args.size)
+        try:
+            video = render_video(args.frames, size=size, figure_seed=args.figure_seed,
+                                 motion_seed=args.motion_seed, fps=args.fps)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        if args.video_dir:
+            try:
+                video.save(args.video_dir)
+            except (OSError, ValueError) as exc:
+                raise OutputError(f"cannot write the generated video to {args.video_dir} ({exc})") from None
+        target = video
+    elif args.video_dir:
+        target = Path(args.video_dir)
+    else:
+        raise InputError("nothing to evaluate on", "pass VIDEO_DIR or --generate")
+    result = evaluate_bundle(args.bundle, target, backend=args.backend, matching=args.matching,
+                             threads=args.threads)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
