@@ -1,12 +1,40 @@
-"""`parttrack export` (placeholder until its owner lands it)."""
+"""`parttrack export TRACKS.csv|RESULT_DIR --format ae|blender|all -o DIR`: tracks → formats
+animators import (:mod:`tracker.animation`)."""
 
-from engine.errors import ParttrackError
+from __future__ import annotations
+
+from pathlib import Path
 
 
 def add_parser(sub):
-    p = sub.add_parser("export", help="(export: being built)")
+    p = sub.add_parser("export", help="export tracks for After Effects / Blender",
+                       description="Write After Effects keyframe data (one file per part and joint) "
+                                   "and/or a Blender import script (animated empties + 2-D armature) "
+                                   "from a tracks.csv written by `parttrack track`. Frame rate, image "
+                                   "size and skeleton come from the track.json next to it.")
+    p.add_argument("tracks", help="tracks.csv, or a result folder of `parttrack track`")
+    p.add_argument("--format", default="all", metavar="ae|blender|all",
+                   help="comma-separated formats (default all)")
+    p.add_argument("-o", "--output", default=None,
+                   help="output folder (default: the folder of the tracks)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate (default: from track.json)")
+    p.add_argument("--width", type=int, default=None, help="video width in px (default: from track.json)")
+    p.add_argument("--height", type=int, default=None, help="video height in px (default: from track.json)")
+    p.add_argument("--joints", default=None, help="joints.csv (default: next to the tracks)")
+    p.add_argument("--px-per-unit", type=float, default=100.0,
+                   help="Blender: video pixels per Blender unit (default 100)")
     p.set_defaults(func=run)
 
 
-def run(args):
-    raise ParttrackError("`parttrack export` is not built yet")
+def run(args) -> int:
+    from tracker.animation import export_tracks
+
+    tracks = Path(args.tracks)
+    if tracks.is_dir():
+        tracks = tracks / "tracks.csv"
+    out = Path(args.output) if args.output else tracks.parent
+    written = export_tracks(tracks, out, args.format, fps=args.fps, width=args.width,
+                            height=args.height, joints_csv=args.joints, px_per_unit=args.px_per_unit)
+    folders = sorted({str(p.parent) for p in written})
+    print(f"wrote {len(written)} files in {', '.join(folders)}")
+    return 0
