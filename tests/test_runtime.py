@@ -171,6 +171,19 @@ def test_auto_choice(graph_bundle, monkeypatch):
     assert rt_mod._choose("auto", "cpu") == "onnxruntime"
 
 
+def test_auto_falls_back_when_tensorrt_cannot_start(graph_bundle, monkeypatch, capsys):
+    import engine.runtime as rt_mod
+
+    monkeypatch.setattr(rt_mod, "backend_status", lambda: {"tensorrt": None, "onnxruntime": None, "torch": None})
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt([]))
+    monkeypatch.setattr(trtb, "cuda_gpus", lambda: ())
+    rt = create_runtime(graph_bundle, announce=True)
+    assert rt.name == "onnxruntime"
+    assert "[tensorrt skipped: the tensorrt backend needs an NVIDIA GPU" in capsys.readouterr().err
+    with pytest.raises(BackendUnavailable):  # asked for by name: no fallback
+        create_runtime(graph_bundle, backend="tensorrt")
+
+
 def test_ort_cuda_without_provider_is_unavailable(graph_bundle):
     import onnxruntime
 

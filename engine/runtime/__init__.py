@@ -14,7 +14,8 @@ Backends (``--backend``):
     Needs ``pip install 'parttrack[train]'``.
 ``auto``
     TensorRT when tensorrt and a CUDA GPU are present, else ONNX Runtime (CUDA provider if
-    present, else CPU). torch is never chosen automatically.
+    present, else CPU); if TensorRT is present but cannot start, ONNX Runtime with the reason
+    in the announced line. torch is never chosen automatically.
 
 Nothing here imports torch, TensorRT or onnxruntime at module import; each backend is
 imported inside its branch and a missing one raises
@@ -154,8 +155,8 @@ def create_runtime(
             Runtime on CPU) runs the bundle's ``model.int8.onnx`` made by
             ``parttrack compile --int8`` (:mod:`engine.quantize`). Never lowered silently.
         announce: print ``runtime: <describe()>`` to stderr once built (the CLI sets it).
-        **options: backend-specific keywords (e.g. ``spin`` for ONNX Runtime, ``max_batch``
-            and ``cache_dir`` for TensorRT); an unknown one raises.
+        **options: keywords of the chosen backend (``spin``, ``optimization`` for ONNX Runtime;
+            ``max_batch``, ``opt_batch``, ``cache_dir`` for TensorRT); an unknown one raises.
 
     Returns:
         A :class:`engine.runtime.base.Runtime`.
@@ -174,7 +175,26 @@ def create_runtime(
     bundle = _resolve(bundle_or_path)
     name = _choose(backend, device_kind)
     kwargs = dict(device_kind=device_kind, device_index=device_index, threads=threads, workers=workers,
-                  precision=precision, **options)
+                  precision=precision)
+    skipped = ""
+    if backend == "auto" and name == "tensorrt":
+        # TensorRT can still fail to start (no CUDA build of torch, a driver problem...):
+        # auto then falls back to ONNX Runtime and says why.
+        try:
+            runtime = _build("tensorrt", bundle, kwargs, options)
+        except BackendUnavailable as exc:
+            skipped = f" [tensorrt skipped: {exc.message}]"
+            name = "onnxruntime"
+        else:
+            name = ""
+    if name:
+        runtime = _build(name, bundle, kwargs, options)
+    if announce:
+        print(f"runtime: {runtime.describe()}{skipped}", file=sys.stderr)
+    return runtime
+
+
+def _build(name: str, bundle: Bundle, kwargs: dict, options: dict) -> Runtime:
     if name == "onnxruntime":
         from engine.runtime.onnxruntime_backend import OnnxRuntimeBackend as cls
     elif name == "tensorrt":
@@ -182,10 +202,7 @@ def create_runtime(
     else:
         from engine.runtime.torch_backend import TorchBackend as cls
     _check_options(cls, name, options)
-    runtime = cls(bundle, **kwargs)
-    if announce:
-        print(f"runtime: {runtime.describe()}", file=sys.stderr)
-    return runtime
+    return cls(bundle, **kwargs, **options)
 
 
 def _check_options(cls, name: str, options: dict) -> None:

@@ -403,6 +403,8 @@ class TensorRTBackend:
         self.engine_built = not path.is_file()
         engine = None if self.engine_built else self._runtime.deserialize_cuda_engine(path.read_bytes())
         if engine is None:  # missing, or a stale/corrupt cache file: (re)build it once
+            print(f"tensorrt: building the {self.precision} engine for {self.plan.gpu.name} (once; cached as "
+                  f"{path}; `parttrack compile` does this ahead of time)", file=sys.stderr)
             build_engine(self.plan)
             self.engine_built = True
             engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
