@@ -280,7 +280,7 @@ class SyntheticVideo(GroundTruth):
 
         Args:
             out_dir: created if missing.
-            codec: ``"libx264"`` (CRF 12) or ``"mpeg4"`` (qscale 2).
+            codec: ``"libx264"`` (CRF 12; ``"mpeg4"`` where PyAV lacks it) or ``"mpeg4"`` (~2 bits/pixel).
 
         Returns:
             ``out_dir``.
@@ -308,14 +308,15 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "
     if t == 0 or h % 2 or w % 2:
         raise ValueError(f"need >= 1 frame and even width/height for yuv420p, got {frames.shape}")
     rate = Fraction(fps).limit_denominator(1001)
+    if codec not in av.codecs_available:
+        codec = "mpeg4"
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": "12", "preset": "veryfast"}
-        else:
-            stream.codec_context.qscale = 2
-            stream.codec_context.flags |= "QSCALE"
+        else:  # MPEG-4 Part 2: a generous constant bit rate (~2 bits per pixel)
+            stream.bit_rate = int(max(2e6, 2 * w * h * float(rate)))
         for img in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
                 container.mux(packet)
