@@ -57,8 +57,9 @@ def quantize_bundle(bundle: Bundle | str | Path, frames: np.ndarray, *, method: 
         method: activation-range calibration: ``minmax`` (default), ``entropy`` or
             ``percentile`` (99.999 %).
         per_channel: per-output-channel weight scales (more accurate, same speed).
-        exclude_outputs: keep the last convolution before each output (mask logits and
-            transform head) in float32 — those layers decide mask boundaries and poses.
+        exclude_outputs: keep everything after the last weighted layers in float32, those
+            layers included (mask logits, softmax over slots, transform head): they decide
+            mask boundaries and poses, and cost little.
         batch: calibration batch size.
         out_name: file name inside the bundle.
 
@@ -89,7 +90,7 @@ def quantize_bundle(bundle: Bundle | str | Path, frames: np.ndarray, *, method: 
     with tempfile.TemporaryDirectory(prefix="parttrack-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(bundle.onnx_path), str(pre), skip_symbolic_shape=True)
-        excluded = _output_heads(onnx.load(str(pre))) if exclude_outputs else []
+        excluded = _output_tail(onnx.load(str(pre))) if exclude_outputs else []
         q_tmp = Path(tmp) / "int8.onnx"
         quantize_static(
             str(pre), str(q_tmp), _FrameReader(frames, batch), quant_format=QuantFormat.QDQ,
@@ -111,23 +112,22 @@ def quantize_bundle(bundle: Bundle | str | Path, frames: np.ndarray, *, method: 
     return out
 
 
-def _output_heads(model) -> list[str]:
-    """Names of the last Conv/Gemm/MatMul on the path to each graph output."""
+def _output_tail(model) -> list[str]:
+    """Names of the nodes between each graph output and the last weighted layers
+    (Conv/Gemm/MatMul) before it, those layers included: the softmax over slots, the mask
+    logits, the transform head and the mask-moment arithmetic stay float32."""
     producer = {o: n for n in model.graph.node for o in n.output}
-    heads = []
+    tail: set[str] = set()
     for out in model.graph.output:
-        stack, seen = [out.name], set()
+        stack = [out.name]
         while stack:
-            name = stack.pop()
-            node = producer.get(name)
-            if node is None or node.name in seen:
+            node = producer.get(stack.pop())
+            if node is None or node.name in tail:
                 continue
-            seen.add(node.name)
-            if node.op_type in ("Conv", "Gemm", "MatMul"):
-                heads.append(node.name)
-                continue  # stop at the first weighted layer on this path
-            stack.extend(node.input)
-    return sorted(set(heads))
+            tail.add(node.name)
+            if node.op_type not in ("Conv", "Gemm", "MatMul"):  # stop at the first weighted layer
+                stack.extend(node.input)
+    return sorted(tail)
 
 
 def compare_outputs(reference: PartOutput, other: PartOutput, input_size: int) -> dict[str, float]:
