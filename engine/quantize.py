@@ -117,14 +117,17 @@ def _output_tail(model) -> list[str]:
     (Conv/Gemm/MatMul) before it, those layers included: the softmax over slots, the mask
     logits, the transform head and the mask-moment arithmetic stay float32."""
     producer = {o: n for n in model.graph.node for o in n.output}
+    seen: set[str] = set()  # first output name of each visited node (node names may be empty)
     tail: set[str] = set()
     for out in model.graph.output:
         stack = [out.name]
         while stack:
             node = producer.get(stack.pop())
-            if node is None or node.name in tail:
+            if node is None or node.output[0] in seen:
                 continue
-            tail.add(node.name)
+            seen.add(node.output[0])
+            if node.name:
+                tail.add(node.name)
             if node.op_type not in ("Conv", "Gemm", "MatMul"):  # stop at the first weighted layer
                 stack.extend(node.input)
     return sorted(tail)

@@ -67,6 +67,8 @@ def make_graph(num_parts: int = 4, input_size: int = 16, seed: int = 0, opset: i
          helper.make_tensor_value_info("transforms", TensorProto.FLOAT, ["N", k, 6])],
         initializer=inits,
     )
+    for i, node in enumerate(graph.node):
+        node.name = f"{node.op_type.lower()}_{i}"
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     onnx.checker.check_model(model)

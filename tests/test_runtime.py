@@ -239,7 +239,8 @@ def test_int8_model_runs_close_to_fp32_and_only_when_asked(graph_bundle):
     with pytest.raises(BundleError, match=INT8_FILE) as err:
         create_runtime(graph_bundle, backend="onnxruntime", precision="int8")
     assert "compile --int8" in err.value.hint
-    path, cost = build_int8(graph_bundle, _calibration_frames())
+    # this graph's only weighted layers feed the outputs directly, so quantise them too
+    path, cost = build_int8(graph_bundle, _calibration_frames(), exclude_outputs=False)
     assert path == graph_bundle / INT8_FILE
     assert create_runtime(graph_bundle, backend="onnxruntime").precision == "fp32"  # never silently int8
     q = create_runtime(graph_bundle, backend="onnxruntime", precision="int8")
@@ -250,6 +251,23 @@ def test_int8_model_runs_close_to_fp32_and_only_when_asked(graph_bundle):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     # the hand-built graph's accuracy cost, on held-out frames (measured 0.996 / 0.017 / 0.06)
     assert cost["label_agreement"] > 0.95 and cost["mask_max_abs"] < 0.1 and cost["transform_max_abs"] < 0.2
+
+
+def test_int8_keeps_the_output_tail_in_float(graph_bundle):
+    import onnx
+
+    from engine.quantize import _output_tail, quantize_bundle
+
+    model = onnx.load(str(graph_bundle / "model.onnx"))
+    tail = _output_tail(model)
+    assert tail == ["conv_6", "gemm_9", "reshape_11", "softmax_7", "tanh_10"]  # heads and what follows
+    path = quantize_bundle(graph_bundle, _calibration_frames())
+    model = onnx.load(str(path))
+    ops = {n.name: n for n in model.graph.node}
+    floats = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    assert ops["conv_3"].input[1] == "w1_DequantizeLinear_Output"  # the body is quantised
+    assert ops["conv_6"].input[1:] == ["w2", "b2"] and {"w2", "b2", "w3", "b3"} <= floats  # the heads are not
+    assert ops["softmax_7"].input == ["logits"] and ops["softmax_7"].output == ["masks"]
 
 
 def test_stale_int8_model_is_refused(graph_bundle, tmp_path):
