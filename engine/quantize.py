@@ -138,7 +138,9 @@ def compare_outputs(reference: PartOutput, other: PartOutput, input_size: int) -
 
     Returns:
         ``mask_max_abs`` / ``mask_mean_abs`` (softmax probability), ``label_agreement``
-        (fraction of mask pixels whose arg-max slot agrees), ``centre_mean_px`` /
+        (fraction of mask pixels whose arg-max slot agrees), ``label_agreement_confident``
+        (the same over pixels where the reference's two best slots differ by ≥ 0.1 — near-ties
+        flip under any rounding and say little), ``centre_mean_px`` /
         ``centre_max_px`` (part centre ``t`` distance in model-input pixels),
         ``angle_mean_deg`` / ``angle_max_deg`` (rotation difference),
         ``scale_mean_rel`` (relative |Δs| of s_x, s_y), ``transform_max_abs`` (raw 6-tuple).
@@ -149,10 +151,14 @@ def compare_outputs(reference: PartOutput, other: PartOutput, input_size: int) -
     dang = np.degrees(np.abs(np.angle(np.exp(1j * (np.arctan2(rt[..., 2], rt[..., 3])
                                                     - np.arctan2(ot[..., 2], ot[..., 3]))))))
     scale = np.abs(rt[..., 0:2] - ot[..., 0:2]) / np.maximum(np.abs(rt[..., 0:2]), 1e-6)
+    agree = rm.argmax(1) == om.argmax(1)
+    top2 = np.sort(rm, axis=1)[:, -2:]
+    confident = (top2[:, 1] - top2[:, 0]) >= 0.1
     return {
         "mask_max_abs": float(np.abs(rm - om).max()),
         "mask_mean_abs": float(np.abs(rm - om).mean()),
-        "label_agreement": float((rm.argmax(1) == om.argmax(1)).mean()),
+        "label_agreement": float(agree.mean()),
+        "label_agreement_confident": float(agree[confident].mean()) if confident.any() else float("nan"),
         "centre_mean_px": float(centre.mean()),
         "centre_max_px": float(centre.max()),
         "angle_mean_deg": float(dang.mean()),
@@ -186,5 +192,5 @@ def build_int8(bundle: Bundle | str | Path, frames: np.ndarray, *, method: str =
     costs = [compare_outputs(ref.infer(held_out[i:i + 8]), q.infer(held_out[i:i + 8]), bundle.meta.input_size)
              for i in range(0, len(held_out), 8)]
     merged = {k: (max(c[k] for c in costs) if k.endswith("max_abs") or "_max_" in k
-                  else float(np.mean([c[k] for c in costs]))) for k in costs[0]}
+                  else float(np.nanmean([c[k] for c in costs]))) for k in costs[0]}
     return path, merged

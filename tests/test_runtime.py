@@ -270,6 +270,24 @@ def test_int8_keeps_the_output_tail_in_float(graph_bundle):
     assert ops["softmax_7"].input == ["logits"] and ops["softmax_7"].output == ["masks"]
 
 
+def test_compare_outputs_metrics():
+    from engine.quantize import compare_outputs
+
+    masks = np.zeros((1, 3, 2, 2), np.float32)
+    masks[0, 0], masks[0, 1], masks[0, 2] = 0.8, 0.1, 0.1
+    masks[0, :, 0, 0] = [0.33, 0.34, 0.33]  # a near-tie pixel
+    other = masks.copy()
+    other[0, :, 0, 0] = [0.34, 0.33, 0.33]  # flips the near-tie only
+    th = np.radians(10.0)
+    ref_t = np.array([[[0.2, 0.1, 0.0, 1.0, 0.0, 0.0]]], np.float32)
+    new_t = np.array([[[0.22, 0.1, np.sin(th), np.cos(th), 0.1, 0.0]]], np.float32)
+    c = compare_outputs(PartOutput(masks, np.repeat(ref_t, 2, 1)), PartOutput(other, np.repeat(new_t, 2, 1)), 64)
+    assert c["label_agreement"] == pytest.approx(0.75) and c["label_agreement_confident"] == 1.0
+    assert c["mask_max_abs"] == pytest.approx(0.01, abs=1e-6)
+    assert c["centre_mean_px"] == pytest.approx(0.1 * 64 / 2) and c["angle_max_deg"] == pytest.approx(10.0, abs=1e-4)
+    assert c["scale_mean_rel"] == pytest.approx(0.05, abs=1e-6)  # (0.1 + 0) / 2
+
+
 def test_stale_int8_model_is_refused(graph_bundle, tmp_path):
     from engine.quantize import quantize_bundle
 
