@@ -157,7 +157,7 @@ def bench_runtimes(bundle: Bundle | str | Path, backends=None, precisions=None, 
         try:
             extra = dict(options or {}) if name == "onnxruntime" else {}
             rt = create_runtime(bundle, backend=name, device=device, threads=threads, workers=workers,
-                                precision=precision, **extra)
+                                precision=precision, announce=False, **extra)
         except ParttrackError as exc:
             rows.append({**row, "error": exc.message + (f" ({exc.hint})" if exc.hint else "")})
             continue
@@ -221,7 +221,7 @@ def bench_pipeline(bundle: Bundle | str | Path, video: str | Path | None = None,
     except ImportError as exc:
         return {"error": f"tracking pipeline not available ({exc})"}
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    runtime = create_runtime(bundle, backend=backend, device=device, threads=threads)
+    runtime = create_runtime(bundle, backend=backend, device=device, threads=threads, announce=False)
     with tempfile.TemporaryDirectory(prefix="parttrack-bench-") as tmp:
         clip = Path(video) if video else make_bench_video(Path(tmp) / "bench_640x480.mp4", bundle.path / "clip.mp4")
         n = _count_frames(clip)

@@ -187,8 +187,8 @@ def build_int8(bundle: Bundle | str | Path, frames: np.ndarray, *, method: str =
                          "pass a longer video")
     calib, held_out = frames[0::2], frames[1::2]
     path = quantize_bundle(bundle, calib, method=method, per_channel=per_channel, exclude_outputs=exclude_outputs)
-    ref = create_runtime(bundle, backend="onnxruntime", device="cpu", precision="fp32")
-    q = create_runtime(bundle, backend="onnxruntime", device="cpu", precision="int8")
+    ref = create_runtime(bundle, backend="onnxruntime", device="cpu", precision="fp32", announce=False)
+    q = create_runtime(bundle, backend="onnxruntime", device="cpu", precision="int8", announce=False)
     costs = [compare_outputs(ref.infer(held_out[i:i + 8]), q.infer(held_out[i:i + 8]), bundle.meta.input_size)
              for i in range(0, len(held_out), 8)]
     merged = {k: (max(c[k] for c in costs) if k.endswith("max_abs") or "_max_" in k

@@ -137,7 +137,7 @@ def create_runtime(
     threads: int | None = None,
     workers: int = 1,
     precision: str | None = None,
-    announce: bool = False,
+    announce: bool = True,
     **options,
 ) -> Runtime:
     """Build the runtime for a bundle.
@@ -154,7 +154,9 @@ def create_runtime(
             TensorRT ``fp16`` where the GPU has fast fp16, else ``fp32``). ``int8`` (ONNX
             Runtime on CPU) runs the bundle's ``model.int8.onnx`` made by
             ``parttrack compile --int8`` (:mod:`engine.quantize`). Never lowered silently.
-        announce: print ``runtime: <describe()>`` to stderr once built (the CLI sets it).
+        announce: print ``runtime: <describe()>`` (backend, device, precision, threads) to
+            stderr once built — the SPEC's "the runtime in use is always printed". False for
+            callers that report it themselves (bench) or build many (worker processes).
         **options: keywords of the chosen backend (``spin``, ``optimization`` for ONNX Runtime;
             ``max_batch``, ``opt_batch``, ``cache_dir`` for TensorRT); an unknown one raises.
 
