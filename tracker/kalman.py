@@ -31,8 +31,10 @@ Misses, outliers, re-acquisition: a part flagged not visible is predicted only
 (filterpy's ``update(None)``) and reported ``visible = False``. A visible measurement whose
 normalised innovation squared per degree of freedom exceeds ``gate_sigma²`` (checked
 separately for position, angle and scale) is ignored for that group; if a group has had no
-accepted measurement for ``reset_after_s`` seconds, the next measurement re-initialises it
-(re-acquisition after a long occlusion, or after the part really did jump). The offline
+accepted measurement for ``reset_after_s`` seconds, or ``gate_reset_frames`` measurements in
+a row were gated, the next measurement re-initialises it (re-acquisition after a long
+occlusion, or after the part really did jump). The angle rate is limited to
+``max_angle_rate`` (a wrapped angle cannot tell +180°/frame from −180°/frame). The offline
 smoother does not smooth across such a reset.
 
 Choose the smoother with a factory (norfair's pattern): :class:`KalmanFactory` holds the
@@ -84,14 +86,20 @@ class KalmanNoise:
             this long is re-initialised by its next measurement.
         gate_sigma: outlier gate; a measurement group with normalised innovation squared
             per degree of freedom above ``gate_sigma²`` is ignored (``None`` = no gate).
+        gate_reset_frames: a group whose measurements were gated this many frames in a row is
+            re-initialised by the next one (the motion left the model, e.g. a sudden jerk;
+            a lone outlier is still ignored).
+        max_angle_rate: limit of the angle rate in deg/s (``None`` = none). Rates near
+            180°/frame are ambiguous for a wrapped angle and a filter that locks onto such a
+            rate flips by 180° every frame; the limit (default 3 turns/s) keeps it away.
         confidence_weighting: scale R by ``1 / max(confidence, min_confidence)``.
         min_confidence: floor for the confidence weighting.
     """
 
     pos_meas: float = 0.004
-    pos_accel: float = 3.0
+    pos_accel: float = 2.0
     angle_meas: float = 4.0
-    angle_accel: float = 3000.0
+    angle_accel: float = 1000.0
     scale_meas: float = 0.05
     scale_accel: float = 5.0
     init_pos_rate: float = 0.5
@@ -100,6 +108,8 @@ class KalmanNoise:
     velocity_decay_s: float | None = 0.5
     reset_after_s: float = 1.0
     gate_sigma: float | None = 6.0
+    gate_reset_frames: int = 3
+    max_angle_rate: float | None = 1080.0
     confidence_weighting: bool = True
     min_confidence: float = 0.1
 
@@ -115,6 +125,10 @@ class KalmanNoise:
             raise ValueError("velocity_decay_s must be positive or None")
         if self.gate_sigma is not None and not self.gate_sigma > 0:
             raise ValueError("gate_sigma must be positive or None")
+        if self.gate_reset_frames < 1:
+            raise ValueError("gate_reset_frames must be >= 1")
+        if self.max_angle_rate is not None and not self.max_angle_rate > 0:
+            raise ValueError("max_angle_rate must be positive or None")
         if not 0 < self.min_confidence <= 1:
             raise ValueError("min_confidence must be in (0, 1]")
 
@@ -130,10 +144,13 @@ class KalmanNoise:
 
 # ---------------------------------------------------------------------------------- helpers
 def _measurements(xy, angle_deg, scale) -> np.ndarray:
-    """``(..., K, 5)`` channel values of poses."""
-    xy = np.asarray(xy, np.float64)
-    ls = np.log(np.maximum(np.abs(np.asarray(scale, np.float64)), _MIN_SCALE))
-    return np.concatenate([xy, np.asarray(angle_deg, np.float64)[..., None], ls], axis=-1)
+    """``(..., K, 5)`` channel values of poses (x, y, angle, log scale_x, log scale_y)."""
+    angle_deg = np.asarray(angle_deg)
+    z = np.empty(angle_deg.shape + (5,))
+    z[..., 0:2] = xy
+    z[..., 2] = angle_deg
+    np.log(np.maximum(np.abs(scale), _MIN_SCALE), out=z[..., 3:5])
+    return z
 
 
 def _process(dt: float | np.ndarray, accel: np.ndarray):
@@ -146,38 +163,58 @@ def _process(dt: float | np.ndarray, accel: np.ndarray):
 class _Channels:
     """K × 5 independent 2-state CV Kalman channels (the vectorised block filter).
 
-    Arrays: ``x`` (K, 5, 2) state; ``P`` (K, 5, 3) covariance entries (p00, p01, p11);
-    ``init`` (K, 5) bool; ``since`` (K, 5) seconds since the last accepted measurement.
+    Arrays, each (K, 5) float64 unless noted: state ``x0`` (value), ``x1`` (rate);
+    covariance entries ``p00``, ``p01``, ``p11``; ``init`` bool (channel has a state);
+    ``since`` seconds since the channel's last accepted measurement.
     """
 
     def __init__(self, k: int, noise: KalmanNoise, frame_size: tuple[int, int]) -> None:
         self.k, self.noise = k, noise
-        self.meas_std, self.accel_std, self.rate_std = noise.channel_arrays(frame_size)
-        self.x = np.zeros((k, 5, 2))
-        self.P = np.zeros((k, 5, 3))
+        meas, accel, rate = noise.channel_arrays(frame_size)
+        self.meas_var = np.broadcast_to(meas ** 2, (k, 5)).copy()
+        self.accel_var = np.broadcast_to(accel ** 2, (k, 5)).copy()
+        self.rate_var = np.broadcast_to(rate ** 2, (k, 5)).copy()
+        self.x0, self.x1 = np.zeros((k, 5)), np.zeros((k, 5))
+        self.p00, self.p01, self.p11 = np.zeros((k, 5)), np.zeros((k, 5)), np.zeros((k, 5))
         self.init = np.zeros((k, 5), bool)
         self.since = np.zeros((k, 5))
+        self.gated = np.zeros((k, 5), np.int64)  # consecutive gated measurements
+        self._q_dt: float | None = None
+        # Averages the normalised innovation squared within each gating group.
+        g = np.zeros((5, 5))
+        for group in _GROUPS:
+            g[np.ix_(group, group)] = 1.0 / len(group)
+        self._group_mean = g
 
-    def predict(self, dt: float, missing: np.ndarray) -> np.ndarray:
+    def _q(self, dt: float):
+        if dt != self._q_dt:
+            self._q_dt = dt
+            self._qs = (self.accel_var * (dt ** 4 / 4.0), self.accel_var * (dt ** 3 / 2.0), self.accel_var * dt ** 2)
+        return self._qs
+
+    def predict(self, dt: float, missing: np.ndarray):
         """Time update by ``dt`` s; ``missing`` (K,) parts get the decaying rate.
-        Returns ρ (K, 5) used (the F of this step is [[1, dt], [0, ρ]])."""
+        Returns ρ (scalar 1.0 or (K, 5)) used: the F of this step is [[1, dt], [0, ρ]]."""
         dt = max(float(dt), 0.0)
-        rho = np.ones((self.k, 5))
-        if self.noise.velocity_decay_s is not None:
-            rho[missing] = np.exp(-dt / self.noise.velocity_decay_s)
-        x, P = self.x, self.P
-        q00, q01, q11 = _process(dt, self.accel_std)
-        p00, p01, p11 = P[..., 0], P[..., 1], P[..., 2]
-        n00 = p00 + 2.0 * dt * p01 + dt * dt * p11 + q00
-        n01 = rho * (p01 + dt * p11) + q01
-        n11 = rho * rho * p11 + q11
-        x[..., 0] += dt * x[..., 1]
-        x[..., 1] *= rho
-        P[..., 0], P[..., 1], P[..., 2] = n00, n01, n11
+        q00, q01, q11 = self._q(dt)
+        decay = self.noise.velocity_decay_s is not None and bool(missing.any())
+        p01, p11 = self.p01, self.p11
+        dp11 = dt * p11
+        # P ← F P Fᵀ + Q, F = [[1, dt], [0, ρ]]
+        self.p00 += q00 + dt * (2.0 * p01 + dp11)
+        self.x0 += dt * self.x1
         self.since += dt
+        if not decay:
+            self.p01 = p01 + dp11 + q01
+            self.p11 = p11 + q11
+            return 1.0
+        rho = np.where(missing[:, None], np.exp(-dt / self.noise.velocity_decay_s), 1.0)
+        self.p01 = (p01 + dp11) * rho + q01
+        self.p11 = p11 * (rho * rho) + q11
+        self.x1 *= rho
         return rho
 
-    def update(self, z: np.ndarray, r_scale: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def update(self, z: np.ndarray, r_scale: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Measurement update.
 
         Args:
@@ -186,56 +223,55 @@ class _Channels:
             valid: (K,) parts with a measurement.
 
         Returns:
-            ``(accepted, reset)``, each (K, 5) bool: channels updated, and channels that were
-            (re)initialised from the measurement.
+            (K, 5) bool: channels that were (re)initialised from the measurement.
         """
         nz = self.noise
-        R = (self.meas_std[None, :] ** 2) * r_scale[:, None]  # (K, 5)
-        x, P = self.x, self.P
-        y = z - x[..., 0]
-        y[:, 2] = wrap_deg(y[:, 2])
-        S = P[..., 0] + R
-        valid5 = np.repeat(valid[:, None], 5, axis=1)
-        fresh = valid5 & (~self.init | (self.since > nz.reset_after_s))
+        R = self.meas_var * r_scale[:, None]
+        y = z - self.x0
+        ya = y[:, 2]
+        y[:, 2] = ya - 360.0 * np.floor((ya + 180.0) / 360.0)  # wrap the angle innovation
+        S = self.p00 + R
+        valid5 = valid[:, None]
+        fresh = valid5 & ~(self.init & (self.since <= nz.reset_after_s) & (self.gated < nz.gate_reset_frames))
         accept = valid5 & ~fresh
         if nz.gate_sigma is not None:
-            nis = y * y / S
-            g2 = nz.gate_sigma ** 2
-            for group in _GROUPS:
-                bad = nis[:, group].mean(axis=1) > g2
-                for c in group:
-                    accept[:, c] &= ~bad
-        K0 = np.where(accept, P[..., 0] / S, 0.0)
-        K1 = np.where(accept, P[..., 1] / S, 0.0)
-        x[..., 0] += K0 * y
-        x[..., 1] += K1 * y
-        p00, p01, p11 = P[..., 0].copy(), P[..., 1].copy(), P[..., 2].copy()
-        P[..., 0] = (1.0 - K0) * p00
-        P[..., 1] = (1.0 - K0) * p01
-        P[..., 2] = p11 - K1 * p01
+            passed = ((y * y / S) @ self._group_mean) <= nz.gate_sigma ** 2
+            self.gated = np.where(accept & ~passed, self.gated + 1, 0)
+            accept &= passed
+        inv_s = accept / S
+        k0, k1 = self.p00 * inv_s, self.p01 * inv_s
+        self.x0 += k0 * y
+        self.x1 += k1 * y
+        if nz.max_angle_rate is not None:
+            np.clip(self.x1[:, 2], -nz.max_angle_rate, nz.max_angle_rate, out=self.x1[:, 2])
+        self.p11 -= k1 * self.p01
+        one_k0 = 1.0 - k0
+        self.p01 *= one_k0
+        self.p00 *= one_k0
         if fresh.any():
-            zz = z.copy()
-            x[..., 0] = np.where(fresh, zz, x[..., 0])
-            x[..., 1] = np.where(fresh, 0.0, x[..., 1])
-            P[..., 0] = np.where(fresh, R, P[..., 0])
-            P[..., 1] = np.where(fresh, 0.0, P[..., 1])
-            P[..., 2] = np.where(fresh, (self.rate_std ** 2)[None, :], P[..., 2])
+            self.x0[fresh] = z[fresh]
+            self.x1[fresh] = 0.0
+            self.p00[fresh] = R[fresh]
+            self.p01[fresh] = 0.0
+            self.p11[fresh] = self.rate_var[fresh]
             self.init |= fresh
-        self.since[accept | fresh] = 0.0
-        return accept, fresh
-
+            accept = accept | fresh
+        self.since *= ~accept
+        return fresh
 
 def _r_scale(confidence: np.ndarray, noise: KalmanNoise) -> np.ndarray:
     if not noise.confidence_weighting:
-        return np.ones_like(np.asarray(confidence, np.float64))
-    return 1.0 / np.clip(np.asarray(confidence, np.float64), noise.min_confidence, 1.0)
+        return np.ones(np.shape(confidence))
+    return 1.0 / np.minimum(np.maximum(confidence, noise.min_confidence), 1.0)
 
 
-def _poses_from_state(raw: PartPoses, values: np.ndarray, have: np.ndarray) -> PartPoses:
-    """Smoothed PartPoses: filter values (K, 5) where ``have`` (K, 5), raw values elsewhere."""
-    z = _measurements(raw.xy, raw.angle_deg, raw.scale)
-    v = np.where(have, values, z)
-    return PartPoses(raw.index, raw.time_s, v[:, 0:2].copy(), wrap_deg(v[:, 2]), np.exp(v[:, 3:5]),
+def _poses_from_state(raw: PartPoses, z: np.ndarray, values: np.ndarray, have: np.ndarray) -> PartPoses:
+    """Smoothed PartPoses: filter values (K, 5) where ``have`` (K, 5), measurements ``z``
+    elsewhere."""
+    v = values.copy() if have.all() else np.where(have, values, z)
+    ang = v[:, 2]
+    ang = ang - 360.0 * np.ceil((ang - 180.0) / 360.0)  # wrap to (−180, 180]
+    return PartPoses(raw.index, raw.time_s, v[:, 0:2], ang, np.exp(v[:, 3:5]),
                      raw.area_px, raw.visible, raw.confidence)
 
 
@@ -271,18 +307,18 @@ class PoseFilter:
         if poses.num_parts != self.num_parts:
             raise ValueError(f"filter is for K={self.num_parts} parts, got poses with K={poses.num_parts}")
         ch = self._ch
-        visible = np.asarray(poses.visible, bool)
+        visible = poses.visible
         if self._last_t is not None:
             ch.predict(poses.time_s - self._last_t, ~visible)
         self._last_t = float(poses.time_s)
         z = _measurements(poses.xy, poses.angle_deg, poses.scale)
-        ch.update(z, _r_scale(poses.confidence, self.noise), visible)
-        return _poses_from_state(poses, ch.x[..., 0], ch.init)
+        ch.update(z.copy(), _r_scale(poses.confidence, self.noise), visible)
+        return _poses_from_state(poses, z, ch.x0, ch.init)
 
     @property
     def state(self) -> np.ndarray:
         """``(K, 5, 2)`` current state (value, rate) per channel (:data:`CHANNELS`)."""
-        return self._ch.x.copy()
+        return np.stack([self._ch.x0, self._ch.x1], -1)
 
 
 class PassThroughFilter:
@@ -300,79 +336,79 @@ class PassThroughFilter:
 
 # ---------------------------------------------------------------------------------- offline
 def _forward(track: Track, noise: KalmanNoise, frame_size: tuple[int, int]) -> dict:
-    """Forward pass over a whole track, keeping what RTS needs."""
+    """Forward pass over a whole track, keeping what RTS needs: filtered (``x0f, x1f,
+    p00f, p01f, p11f``) and predicted (``…p``) values, each (T, K, 5); step ``dt`` (T,),
+    rate factor ``rho`` (T, K, 5); ``init`` and ``reset`` (T, K, 5) bool."""
     t_len, k = len(track), track.num_parts
     ch = _Channels(k, noise, frame_size)
     z_all = _measurements(track.xy, track.angle_deg, track.scale)
     r_all = _r_scale(track.confidence, noise)
-    xp = np.zeros((t_len, k, 5, 2))
-    Pp = np.zeros((t_len, k, 5, 3))
-    xf = np.zeros((t_len, k, 5, 2))
-    Pf = np.zeros((t_len, k, 5, 3))
-    dts = np.zeros(t_len)
-    rhos = np.ones((t_len, k, 5))
-    init = np.zeros((t_len, k, 5), bool)
-    reset = np.zeros((t_len, k, 5), bool)
+    names = ("x0", "x1", "p00", "p01", "p11")
+    out = {f"{n}{s}": np.zeros((t_len, k, 5)) for n in names for s in "pf"}
+    out["dt"] = np.zeros(t_len)
+    out["rho"] = np.ones((t_len, k, 5))
+    out["init"] = np.zeros((t_len, k, 5), bool)
+    out["reset"] = np.zeros((t_len, k, 5), bool)
+    vis_all = np.asarray(track.visible, bool)
     for t in range(t_len):
-        vis = track.visible[t]
+        vis = vis_all[t]
         if t > 0:
-            dts[t] = max(float(track.time_s[t] - track.time_s[t - 1]), 0.0)
-            rhos[t] = ch.predict(dts[t], ~vis)
-        xp[t], Pp[t] = ch.x, ch.P
-        _, fresh = ch.update(z_all[t].copy(), r_all[t], vis)
-        xf[t], Pf[t] = ch.x, ch.P
-        init[t], reset[t] = ch.init, fresh
-    return {"xp": xp, "Pp": Pp, "xf": xf, "Pf": Pf, "dt": dts, "rho": rhos, "init": init, "reset": reset}
+            out["dt"][t] = max(float(track.time_s[t] - track.time_s[t - 1]), 0.0)
+            out["rho"][t] = ch.predict(out["dt"][t], ~vis)
+        for n in names:
+            out[n + "p"][t] = getattr(ch, n)
+        out["reset"][t] = ch.update(z_all[t].copy(), r_all[t], vis)
+        for n in names:
+            out[n + "f"][t] = getattr(ch, n)
+        out["init"][t] = ch.init
+    return out
 
 
-def _rts(fw: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Rauch–Tung–Striebel backward pass over the forward results (per channel, 2×2).
+def _rts(fw: dict) -> np.ndarray:
+    """Rauch–Tung–Striebel backward pass over the forward results (per channel, 2×2):
+    ``C = Pf[t] Fᵀ Pp[t+1]⁻¹``, ``xs[t] = xf[t] + C (xs[t+1] − xp[t+1])``,
+    ``Ps[t] = Pf[t] + C (Ps[t+1] − Pp[t+1]) Cᵀ``.
 
     Links t → t+1 are cut where the channel was (re)initialised at t+1 or not yet initialised
     at t. Frames before a channel's first measurement take its first smoothed value.
+
+    Returns:
+        (T, K, 5) smoothed values.
     """
-    xf, Pf, xp, Pp = fw["xf"], fw["Pf"], fw["xp"], fw["Pp"]
     init, reset, dts, rhos = fw["init"], fw["reset"], fw["dt"], fw["rho"]
-    xs, Ps = xf.copy(), Pf.copy()
-    t_len = xf.shape[0]
+    xs0, xs1 = fw["x0f"].copy(), fw["x1f"].copy()
+    ps00, ps01, ps11 = fw["p00f"].copy(), fw["p01f"].copy(), fw["p11f"].copy()
+    t_len = xs0.shape[0]
     for t in range(t_len - 2, -1, -1):
         dt, rho = dts[t + 1], rhos[t + 1]
         link = init[t] & ~reset[t + 1]
-        f00, f01, f11 = 1.0, dt, rho
-        # C = Pf[t] Fᵀ Pp[t+1]⁻¹ (2×2)
-        a00, a01, a11 = Pf[t][..., 0], Pf[t][..., 1], Pf[t][..., 2]
-        # Pf Fᵀ = [[a00 + dt a01, rho a01], [a01 + dt a11, rho a11]]
-        m00, m01 = a00 + f01 * a01, f11 * a01
-        m10, m11 = a01 + f01 * a11, f11 * a11
-        b00, b01, b11 = Pp[t + 1][..., 0], Pp[t + 1][..., 1], Pp[t + 1][..., 2]
+        a00, a01, a11 = fw["p00f"][t], fw["p01f"][t], fw["p11f"][t]
+        # Pf Fᵀ = [[a00 + dt a01, ρ a01], [a01 + dt a11, ρ a11]]
+        m00, m01 = a00 + dt * a01, rho * a01
+        m10, m11 = a01 + dt * a11, rho * a11
+        b00, b01, b11 = fw["p00p"][t + 1], fw["p01p"][t + 1], fw["p11p"][t + 1]
         det = b00 * b11 - b01 * b01
         det = np.where(np.abs(det) < 1e-300, 1e-300, det)
         i00, i01, i11 = b11 / det, -b01 / det, b00 / det
-        c00, c01 = m00 * i00 + m01 * i01, m00 * i01 + m01 * i11
-        c10, c11 = m10 * i00 + m11 * i01, m10 * i01 + m11 * i11
-        d0 = xs[t + 1][..., 0] - xp[t + 1][..., 0]
-        d1 = xs[t + 1][..., 1] - xp[t + 1][..., 1]
-        e00 = Ps[t + 1][..., 0] - b00
-        e01 = Ps[t + 1][..., 1] - b01
-        e11 = Ps[t + 1][..., 2] - b11
+        c00, c01 = (m00 * i00 + m01 * i01) * link, (m00 * i01 + m01 * i11) * link
+        c10, c11 = (m10 * i00 + m11 * i01) * link, (m10 * i01 + m11 * i11) * link
+        d0 = xs0[t + 1] - fw["x0p"][t + 1]
+        d1 = xs1[t + 1] - fw["x1p"][t + 1]
+        e00, e01, e11 = ps00[t + 1] - b00, ps01[t + 1] - b01, ps11[t + 1] - b11
+        xs0[t] += c00 * d0 + c01 * d1
+        xs1[t] += c10 * d0 + c11 * d1
         # C E Cᵀ
-        g00 = c00 * (c00 * e00 + c01 * e01) + c01 * (c00 * e01 + c01 * e11)
-        g01 = c00 * (c10 * e00 + c11 * e01) + c01 * (c10 * e01 + c11 * e11)
-        g11 = c10 * (c10 * e00 + c11 * e01) + c11 * (c10 * e01 + c11 * e11)
-        xs[t][..., 0] = np.where(link, xf[t][..., 0] + c00 * d0 + c01 * d1, xf[t][..., 0])
-        xs[t][..., 1] = np.where(link, xf[t][..., 1] + c10 * d0 + c11 * d1, xf[t][..., 1])
-        Ps[t][..., 0] = np.where(link, a00 + g00, a00)
-        Ps[t][..., 1] = np.where(link, a01 + g01, a01)
-        Ps[t][..., 2] = np.where(link, a11 + g11, a11)
+        u0, u1 = c00 * e00 + c01 * e01, c00 * e01 + c01 * e11
+        v0, v1 = c10 * e00 + c11 * e01, c10 * e01 + c11 * e11
+        ps00[t] += u0 * c00 + u1 * c01
+        ps01[t] += u0 * c10 + u1 * c11
+        ps11[t] += v0 * c10 + v1 * c11
     # Hold the first smoothed value before each channel's first measurement.
     any_init = init.any(axis=0)
     first = np.argmax(init, axis=0)  # (K, 5)
-    t_idx = np.arange(t_len)[:, None, None]
-    before = (t_idx < first[None]) & any_init[None]
-    first_vals = np.take_along_axis(xs[..., 0], first[None], axis=0)[0]
-    xs[..., 0] = np.where(before, first_vals[None], xs[..., 0])
-    xs[..., 1] = np.where(before, 0.0, xs[..., 1])
-    return xs, Ps
+    before = (np.arange(t_len)[:, None, None] < first[None]) & any_init[None]
+    first_vals = np.take_along_axis(xs0, first[None], axis=0)[0]
+    return np.where(before, first_vals[None], xs0)
 
 
 def _track_from_values(track: Track, values: np.ndarray, have: np.ndarray) -> Track:
@@ -389,7 +425,7 @@ def filter_track(track: Track, noise: KalmanNoise, frame_size: tuple[int, int]) 
     if len(track) == 0:
         return track
     fw = _forward(track, noise, frame_size)
-    return _track_from_values(track, fw["xf"][..., 0], fw["init"])
+    return _track_from_values(track, fw["x0f"], fw["init"])
 
 
 def smooth_track(track: Track, noise: KalmanNoise, frame_size: tuple[int, int]) -> Track:
@@ -407,8 +443,7 @@ def smooth_track(track: Track, noise: KalmanNoise, frame_size: tuple[int, int]) 
     if len(track) == 0:
         return track
     fw = _forward(track, noise, frame_size)
-    xs, _ = _rts(fw)
-    return _track_from_values(track, xs[..., 0], np.broadcast_to(fw["init"].any(axis=0), fw["init"].shape))
+    return _track_from_values(track, _rts(fw), np.broadcast_to(fw["init"].any(axis=0), fw["init"].shape))
 
 
 # ---------------------------------------------------------------------------------- factories

@@ -198,7 +198,7 @@ class JointAccumulator:
         self.sbd += np.einsum("nab,nbij,nabj->abi", w, rt, d)
         self.sdd += np.einsum("nab,nabj,nabj->ab", w, d, d)
 
-    def solve(self, pairs: np.ndarray, prior: np.ndarray | None = None, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    def solve(self, pairs: np.ndarray, prior: np.ndarray | None = None, ridge: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
         """Joint offsets for the given pairs.
 
         Args:
@@ -316,7 +316,7 @@ class Skeleton:
 
 
 def fit_skeleton(contacts: ContactAccumulator | None, joints: JointAccumulator, *, edges=None,
-                 min_touch: float = 0.2, tree: bool = True, ridge: float = 1e-3) -> Skeleton:
+                 min_touch: float = 0.2, tree: bool = True, ridge: float = 1e-4) -> Skeleton:
     """Choose the edges (given ``edges``, else from ``contacts``) and fit their joints.
 
     Args:

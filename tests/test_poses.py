@@ -1,0 +1,159 @@
+"""Pose extraction on known masks and transforms (letterboxed non-square sources)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.preprocess import Letterbox
+from engine.types import PartOutput
+from tests.fakes import transforms_from_poses
+from tracker.poses import PoseConfig, PoseExtractor, labels_at_source, poses_from_output
+
+SRC_H, SRC_W, S, M = 120, 160, 64, 64  # 4:3 source: letterbox pads top and bottom
+
+
+def ellipse_masks(parts, lb: Letterbox, mask=M, soft=0.95):
+    """Masks (1, K+1, m, m) with each part an ellipse (cx, cy, a, b, angle_deg CCW) given in
+    source pixels, evaluated at the mask pixel centres mapped to the source."""
+    k = len(parts)
+    cols = (2 * np.arange(mask) + 1) / mask - 1
+    grid = np.stack(np.meshgrid(cols, cols), -1)  # (m, m, 2) normalised, [..., 0] = x
+    src = lb.norm_to_source(grid)
+    lab = np.zeros((mask, mask), np.int64)
+    for i, (cx, cy, a, b, ang) in enumerate(parts):
+        d1 = np.array([np.cos(np.radians(ang)), -np.sin(np.radians(ang))])
+        d2 = np.array([np.sin(np.radians(ang)), np.cos(np.radians(ang))])
+        rel = src - [cx, cy]
+        inside = (rel @ d1 / a) ** 2 + (rel @ d2 / b) ** 2 <= 1.0
+        lab[inside] = i + 1
+    m = np.full((k + 1, mask, mask), (1 - soft) / k, np.float32)
+    m[lab, np.arange(mask)[:, None], np.arange(mask)[None, :]] = soft
+    return m[None], lab
+
+
+def make_output(parts, lb, axes_scale=0.5, transform_angles=None, centre_offset=(0.0, 0.0)):
+    masks, lab = ellipse_masks(parts, lb)
+    p = np.asarray(parts, np.float64)
+    angles = p[:, 4] if transform_angles is None else np.asarray(transform_angles, np.float64)
+    tf = transforms_from_poses(p[:, :2] + centre_offset, angles, p[:, 2:4] * axes_scale, lb)
+    return PartOutput(masks, tf[None]), lab
+
+
+@pytest.fixture
+def lb():
+    return Letterbox.fit(SRC_H, SRC_W, S)
+
+
+PARTS = [(50.0, 60.0, 30.0, 10.0, 30.0), (115.0, 40.0, 14.0, 14.0, -100.0)]
+
+
+def test_centre_angle_scale_area_from_known_masks(lb):
+    out, _ = make_output(PARTS, lb)
+    (p,) = poses_from_output(out, lb, [7], [0.28])
+    assert p.index == 7 and p.time_s == pytest.approx(0.28)
+    np.testing.assert_allclose(p.xy, [[50, 60], [115, 40]], atol=0.6)  # centroid (mask px = 2.5 src px)
+    np.testing.assert_allclose(p.angle_deg, [30, -100], atol=1e-4)  # from the transform, CCW on screen
+    # transform axes are half the semi-axes here (A Aᵀ = Σ for a uniform ellipse)
+    np.testing.assert_allclose(p.scale, [[15, 5], [7, 7]], rtol=1e-3)
+    np.testing.assert_allclose(p.area_px, [np.pi * 30 * 10, np.pi * 14 * 14], rtol=0.08)
+    assert p.visible.all()
+    assert (p.confidence > 0.75).all()
+
+
+def test_geometry_from_mask_covariance(lb):
+    out, _ = make_output(PARTS[:1], lb, transform_angles=[35.0])  # transform slightly off
+    ex = PoseExtractor(lb, (M, M), PoseConfig(geometry="mask"))
+    (p,) = ex(out, [0], [0.0])
+    # principal axis of the mask (30°), signed like the transform; std of a uniform ellipse = a/2
+    assert p.angle_deg[0] == pytest.approx(30.0, abs=2.0)
+    np.testing.assert_allclose(p.scale[0], [15.0, 5.0], rtol=0.08)
+
+
+def test_mask_geometry_keeps_the_transform_direction(lb):
+    """The covariance cannot tell 30° from −150°: the transform's direction decides."""
+    out, _ = make_output(PARTS[:1], lb, transform_angles=[-150.0 + 3])
+    (p,) = PoseExtractor(lb, (M, M), PoseConfig(geometry="mask"))(out, [0], [0.0])
+    assert p.angle_deg[0] == pytest.approx(-150.0, abs=2.0)
+
+
+def test_position_from_transform(lb):
+    out, _ = make_output(PARTS, lb, centre_offset=(3.0, -2.0))
+    (p,) = PoseExtractor(lb, (M, M), PoseConfig(position="transform"))(out, [0], [0.0])
+    np.testing.assert_allclose(p.xy, [[53, 58], [118, 38]], atol=1e-3)
+
+
+def test_confidence_drops_when_transform_disagrees_with_mask(lb):
+    good, _ = make_output(PARTS[:1], lb)
+    rotated, _ = make_output(PARTS[:1], lb, transform_angles=[120.0])  # axes across the mask
+    shifted, _ = make_output(PARTS[:1], lb, centre_offset=(20.0, 0.0))
+    ex = PoseExtractor(lb, (M, M))
+    c = [ex(o, [0], [0.0])[0].confidence[0] for o in (good, rotated, shifted)]
+    assert c[0] > 0.8 and c[1] < 0.6 * c[0] and c[2] < 0.5 * c[0]
+
+
+def test_uncertain_masks_lower_confidence(lb):
+    crisp, _ = make_output(PARTS[:1], lb)
+    masks, _ = ellipse_masks(PARTS[:1], lb, soft=0.6)
+    vague = PartOutput(masks, crisp.transforms)
+    ex = PoseExtractor(lb, (M, M))
+    assert ex(vague, [0], [0.0])[0].confidence[0] < 0.6 * ex(crisp, [0], [0.0])[0].confidence[0]
+
+
+def test_tiny_and_missing_parts_are_not_visible(lb):
+    parts = [PARTS[0], (120.0, 90.0, 1.5, 1.5, 0.0), (10.0, 10.0, 0.1, 0.1, 0.0)]  # big, tiny, absent
+    out, lab = make_output(parts, lb)
+    assert (lab == 3).sum() == 0 and 0 < (lab == 2).sum() < 4
+    (p,) = poses_from_output(out, lb, [0], [0.0])
+    assert p.visible.tolist() == [True, False, False]
+    assert p.area_px[2] == 0 and p.confidence[2] == 0
+    np.testing.assert_allclose(p.xy[2], [10, 10], atol=1e-3)  # no pixels: the transform's centre
+
+
+def test_letterbox_padding_is_ignored(lb):
+    out, _ = make_output(PARTS[:1], lb)
+    m = out.masks.copy()
+    m[0, :, :4, :] = 0.0  # rows of the padding band (4:3 in a square: 8 rows top at 64)
+    m[0, 1, :4, :] = 1.0  # claim them for part 1
+    (p,) = PoseExtractor(lb, (M, M))(PartOutput(m, out.transforms), [0], [0.0])
+    np.testing.assert_allclose(p.xy[0], [50, 60], atol=0.6)
+    np.testing.assert_allclose(p.area_px[0], np.pi * 300, rtol=0.08)
+
+
+def test_batch_matches_single_frames(lb):
+    a, _ = make_output(PARTS, lb)
+    b, _ = make_output([(60.0, 70.0, 25.0, 8.0, 80.0), PARTS[1]], lb)
+    batch = PartOutput(np.concatenate([a.masks, b.masks]), np.concatenate([a.transforms, b.transforms]))
+    ex = PoseExtractor(lb, (M, M))
+    both = ex(batch, [0, 1], [0.0, 0.04])
+    one = ex(b, [1], [0.04])[0]
+    np.testing.assert_allclose(both[1].xy, one.xy)
+    np.testing.assert_allclose(both[1].confidence, one.confidence)
+
+
+def test_errors(lb):
+    out, _ = make_output(PARTS, lb)
+    with pytest.raises(ValueError, match="built for"):
+        PoseExtractor(lb, (32, 32))(out, [0], [0.0])
+    with pytest.raises(ValueError, match="indices"):
+        PoseExtractor(lb, (M, M))(out, [0, 1], [0.0])
+    with pytest.raises(ValueError):
+        PoseConfig(position="middle")
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+def test_labels_at_source(lb, smooth):
+    out, _ = make_output(PARTS, lb)
+    labels = labels_at_source(out.masks[0], lb, smooth=smooth)
+    assert labels.shape == (SRC_H, SRC_W) and labels.dtype == np.uint8
+    assert labels[60, 50] == 1 and labels[40, 115] == 2 and labels[5, 5] == 0
+    area = (labels == 1).sum()
+    assert area == pytest.approx(np.pi * 300, rel=0.1)
+
+
+def test_labels_at_source_from_label_map(lb):
+    out, _ = make_output(PARTS, lb)
+    small = out.masks[0].argmax(0).astype(np.uint8)
+    soft = labels_at_source(out.masks[0], lb)
+    from_map = labels_at_source(small, lb, smooth=True, num_parts=2)
+    assert (soft == from_map).mean() > 0.97
