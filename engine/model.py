@@ -5,9 +5,10 @@ Structure (S = input side, h = w = S / ``latent_stride``):
 * **Encoder E** — a small U-Net of strided 3×3 convolutions (S → S/16 and back up to h)
   followed by a 1×1 head giving K+1 latent maps ``V_k`` of ``latent_channels`` channels each
   (slot 0 = background). Cost is dominated by the up path at resolution h.
-* **Segment decoder D** — shared by all slots and *pointwise* (1×1 convolutions): each latent
-  vector ``V_k(u)`` → depth ``D_k(u)`` and part colour ``P_k(u)``. Being pointwise, decoding
-  commutes with warping, so retargeting latent maps (training) and decoding at h×h is cheap.
+* **Segment decoder D** — shared by all slots and *pointwise* (a per-pixel MLP, i.e. 1×1
+  convolutions): each latent vector ``V_k(u)`` → depth ``D_k(u)`` and part colour ``P_k(u)``.
+  Being pointwise, decoding commutes with warping, ``D(V∘T⁻¹) = D(V)∘T⁻¹``, so training
+  decodes each frame once at h×h and retargets the decoded depth and part images.
   Masks ``M_k = softmax_k(D_k)``; reconstruction ``Ĩ = Σ_k M_k P_k``.
 * **Transforms T_k** — ``t_k`` is the centroid of mask k (so the part centre always lies on its
   mask); ``A_k = R(θ_k)·diag(s_k)`` comes from a per-part regression head over the
@@ -53,8 +54,8 @@ class NetConfig:
     input_size: int = 128
     latent_stride: int = 4
     widths: tuple[int, int, int, int] = (16, 32, 48, 64)
-    latent_channels: int = 16
-    decoder_hidden: int = 32
+    latent_channels: int = 8
+    decoder_hidden: int = 16
     head_hidden: int = 32
     init_scale: float = 0.12
 
@@ -152,23 +153,27 @@ class PartNet(nn.Module):
         return u2
 
     def latents(self, feats: torch.Tensor) -> torch.Tensor:
-        """Features → latent maps ``V`` of shape ``(N, K+1, C_v, h, w)``."""
+        """Features ``(N, C_f, h, w)`` → latent vectors ``V`` laid out ``(N, h, w, K+1, C_v)``
+        (channels last, so the pointwise decoder is a plain matrix product)."""
         n, _, h, w = feats.shape
-        return self.latent_head(feats).view(n, self.config.num_parts + 1, self.config.latent_channels, h, w)
+        v = self.latent_head(feats).permute(0, 2, 3, 1)
+        return v.reshape(n, h, w, self.config.num_parts + 1, self.config.latent_channels)
+
+    def _hidden(self, v: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(F.linear(v, self.dec_hidden.weight[:, :, 0, 0], self.dec_hidden.bias), 0.1)
 
     def decode_depth(self, v: torch.Tensor) -> torch.Tensor:
-        """Latent maps ``(N, K+1, C_v, h, w)`` → depth logits ``(N, K+1, h, w)``."""
-        n, k1, c, h, w = v.shape
-        hid = F.leaky_relu(self.dec_hidden(v.reshape(n * k1, c, h, w)), 0.1)
-        return self.dec_depth(hid).view(n, k1, h, w)
+        """Latents ``(N, h, w, K+1, C_v)`` → depth logits ``(N, K+1, h, w)``."""
+        d = F.linear(self._hidden(v), self.dec_depth.weight[:, :, 0, 0], self.dec_depth.bias)
+        return d[..., 0].permute(0, 3, 1, 2)
 
     def decode(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latent maps → (depth logits ``(N, K+1, h, w)``, part images ``(N, K+1, 3, h, w)``
-        in [-1, 1]). Training only (the part images are not in the inference graph)."""
-        n, k1, c, h, w = v.shape
-        hid = F.leaky_relu(self.dec_hidden(v.reshape(n * k1, c, h, w)), 0.1)
-        depth = self.dec_depth(hid).view(n, k1, h, w)
-        rgb = torch.tanh(self.dec_rgb(hid)).view(n, k1, 3, h, w)
+        """Latents ``(N, h, w, K+1, C_v)`` → (depth logits ``(N, K+1, h, w)``, part images
+        ``(N, K+1, 3, h, w)`` in [-1, 1]). Training only (part images are not in the
+        inference graph)."""
+        hid = self._hidden(v)
+        depth = F.linear(hid, self.dec_depth.weight[:, :, 0, 0], self.dec_depth.bias)[..., 0].permute(0, 3, 1, 2)
+        rgb = torch.tanh(F.linear(hid, self.dec_rgb.weight[:, :, 0, 0], self.dec_rgb.bias)).permute(0, 3, 4, 1, 2)
         return depth, rgb
 
     def moments(self, masks: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -214,7 +219,7 @@ class PartNet(nn.Module):
             image: uint8 ``(N, S, S, 3)`` RGB, or float ``(N, 3, S, S)`` already normalised.
 
         Returns:
-            dict with ``latents`` (N, K+1, C_v, h, w), ``depth`` (N, K+1, h, w),
+            dict with ``latents`` (N, h, w, K+1, C_v), ``depth`` (N, K+1, h, w),
             ``parts`` (N, K+1, 3, h, w) in [-1, 1], ``masks`` (N, K+1, h, w),
             ``transforms`` (N, K, 6), ``features`` (N, C_f, h, w).
         """

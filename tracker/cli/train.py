@@ -1,12 +1,119 @@
-"""`parttrack train` (placeholder until its owner lands it)."""
+"""`parttrack train VIDEO [VIDEO ...] -o trained/NAME`: learn a subject's parts from its video.
 
-from engine.errors import ParttrackError
+Thin layer over :func:`engine.train.train_bundle`; frames are decoded with
+:func:`tracker.sources.open_source` and letterboxed to the model input while reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import BackendUnavailable, InputError, ParttrackError
 
 
 def add_parser(sub):
-    p = sub.add_parser("train", help="(train: being built)")
+    p = sub.add_parser("train", help="learn the parts of a subject from its video (unsupervised)",
+                       description="Train a part model on one or more videos of the same subject, without "
+                                   "labels, and write a model bundle. Interrupt with Ctrl-C at any time: a "
+                                   "checkpoint is saved and --resume continues it.")
+    p.add_argument("videos", nargs="+", help="video files (or image folders) of the subject")
+    p.add_argument("-o", "--output", required=True, help="bundle folder to write, e.g. trained/my_model")
+    p.add_argument("--parts", type=int, default=10, help="number of parts K (default 10)")
+    p.add_argument("--size", type=int, default=128, help="model input side in pixels, multiple of 16 (default 128)")
+    p.add_argument("--minutes", type=float, default=20.0, help="training time budget in minutes (default 20)")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps (default: time budget only)")
+    p.add_argument("--batch", type=int, default=8, help="frame pairs per step (default 8)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--max-frames", type=int, default=3000, help="use at most this many frames per video")
+    p.add_argument("--moving-camera", action="store_true",
+                   help="do not assume a static camera (the background is decoded per frame)")
+    p.add_argument("--run-dir", default=None,
+                   help="folder for checkpoints, log and mask snapshots (default OUTPUT/checkpoints)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in the run folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def run(args):
-    raise ParttrackError("`parttrack train` is not built yet")
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    if path.is_file():
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def load_training_frames(videos: list[str], size: int, max_frames: int) -> tuple[np.ndarray, tuple[dict, ...]]:
+    """Decode and letterbox every video; returns ((T, S, S, 3) uint8, video records).
+
+    Raises:
+        InputError: unreadable video, or too few frames in total.
+    """
+    from engine.preprocess import Letterbox
+    from engine.train import MIN_FRAMES
+    from tracker.sources import open_source
+
+    frames, records = [], []
+    for spec in videos:
+        count = 0
+        with open_source(spec) as src:
+            if src.is_live:
+                raise InputError(f"{spec} is a camera; training needs recorded video")
+            lb = None
+            for frame in src:
+                if lb is None or (lb.src_h, lb.src_w) != frame.image.shape[:2]:
+                    lb = Letterbox.fit(frame.height, frame.width, size)
+                frames.append(lb.apply(frame.image))
+                count += 1
+                if count >= max_frames:
+                    break
+        if count == 0:
+            raise InputError(f"{spec} has no frames", "check the file plays in a video player")
+        records.append({"name": Path(str(spec)).name, "sha256": _sha256(Path(str(spec))), "frames": count})
+    if len(frames) < MIN_FRAMES:
+        raise InputError(f"training needs at least {MIN_FRAMES} frames, the video(s) have {len(frames)}",
+                         "use a longer video (a few seconds of the subject moving)")
+    return np.stack(frames), tuple(records)
+
+
+def run(args) -> int:
+    try:
+        import torch
+    except ImportError:
+        raise BackendUnavailable("training needs torch", "install the train extra: pip install 'parttrack[train]'") from None
+    from engine.model import NetConfig
+    from engine.train import TrainConfig, train_bundle
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable("--device cuda was asked for but torch sees no CUDA GPU", "use --device cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        net_cfg = NetConfig(num_parts=args.parts, input_size=args.size)
+    except ValueError as exc:
+        raise ParttrackError(f"invalid model settings: {exc}", "use --size a multiple of 16 and --parts >= 1") from None
+    if args.minutes is not None and args.minutes <= 0 or args.steps is not None and args.steps <= 0:
+        raise ParttrackError("--minutes and --steps must be positive")
+    frames, records = load_training_frames(args.videos, args.size, args.max_frames)
+    out = Path(args.output)
+    run_dir = Path(args.run_dir) if args.run_dir else out / "checkpoints"
+    tcfg = TrainConfig(steps=args.steps, minutes=args.minutes, batch=args.batch, lr=args.lr, seed=args.seed,
+                       device=args.device, static_background=not args.moving_camera)
+    print(f"parttrack: training K={args.parts} parts at {args.size}x{args.size} on {len(frames)} frames "
+          f"({args.device}); checkpoints in {run_dir}", file=sys.stderr)
+    try:
+        bundle = train_bundle(frames, out, net_cfg, tcfg, run_dir, resume=args.resume, training_videos=records,
+                              progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"parttrack: interrupted; checkpoint saved in {run_dir}", file=sys.stderr)
+        print(f"parttrack: hint: rerun the same command with --resume to continue", file=sys.stderr)
+        return 130
+    print(f"parttrack: wrote {bundle}; name its parts with `parttrack label {bundle} --name 1=...`")
+    return 0

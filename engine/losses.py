@@ -1,0 +1,128 @@
+"""The training losses of the co-part method (Gao, Wang, Liu, Chen, ICML 2021, Sec. 3.3).
+
+All images are float ``(N, 3, h, w)`` in [-1, 1]; masks ``(N, K+1, h, w)`` softmax over slots
+(slot 0 = background); transforms ``(N, K, 6)`` 6-tuples or ``(N, K, 2, 3)`` matrices in
+normalised coordinates (see :mod:`engine.warp`). Every loss is a scalar tensor, 0 for a
+perfect input.
+
+The paper's perceptual term φ is a pretrained VGG-19, which cannot be downloaded here; it is
+replaced by a structural-similarity term on an image pyramid (1 − SSIM with 3×3 windows,
+Wang et al. 2004), which needs no weights.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from engine.warp import compose, tuple_to_matrix
+
+
+def pyramid(img: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """``levels`` images, each half the size of the previous (2×2 average pooling)."""
+    out = [img]
+    for _ in range(levels - 1):
+        if min(out[-1].shape[-2:]) < 2:
+            break
+        out.append(F.avg_pool2d(out[-1], 2))
+    return out
+
+
+def image_gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences along x ``(N, C, h, w-1)`` and y ``(N, C, h-1, w)``."""
+    return img[..., :, 1:] - img[..., :, :-1], img[..., 1:, :] - img[..., :-1, :]
+
+
+def gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """‖∇a − ∇b‖₁ (mean over pixels)."""
+    ax, ay = image_gradients(a)
+    bx, by = image_gradients(b)
+    return (ax - bx).abs().mean() + (ay - by).abs().mean()
+
+
+def ssim_distance(a: torch.Tensor, b: torch.Tensor, c1: float = 0.01 ** 2, c2: float = 0.03 ** 2) -> torch.Tensor:
+    """Mean (1 − SSIM)/2 with 3×3 windows (Wang et al. 2004), images in [-1, 1]. 0 iff a = b."""
+    a, b = (a + 1) / 2, (b + 1) / 2
+    pad = lambda x: F.pad(x, (1, 1, 1, 1), mode="replicate")  # noqa: E731
+    mu_a, mu_b = F.avg_pool2d(pad(a), 3, 1), F.avg_pool2d(pad(b), 3, 1)
+    var_a = F.avg_pool2d(pad(a * a), 3, 1) - mu_a ** 2
+    var_b = F.avg_pool2d(pad(b * b), 3, 1) - mu_b ** 2
+    cov = F.avg_pool2d(pad(a * b), 3, 1) - mu_a * mu_b
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return ((1 - ssim) / 2).clamp(0, 1).mean()
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, w_l1: float = 1.0, w_grad: float = 5.0,
+                        w_perc: float = 10.0, levels: int = 3) -> torch.Tensor:
+    """``λ1‖I−Ĩ‖₁ + λ2‖∇I−∇Ĩ‖₁ + λ3 φ(I, Ĩ)``, each averaged over an image pyramid of
+    ``levels`` scales; φ = :func:`ssim_distance`. A weight of 0 skips that term."""
+    loss = pred.new_zeros(())
+    pp, tp = pyramid(pred, levels), pyramid(target, levels)
+    for p, t in zip(pp, tp):
+        if w_l1:
+            loss = loss + w_l1 * (p - t).abs().mean()
+        if w_grad:
+            loss = loss + w_grad * gradient_l1(p, t)
+        if w_perc and min(p.shape[-2:]) >= 3:
+            loss = loss + w_perc * ssim_distance(p, t)
+    return loss / len(pp)
+
+
+def assemble(masks: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
+    """``Ĩ = Σ_k M_k ⊙ P_k``: masks ``(N, K+1, h, w)``, part images ``(N, K+1, 3, h, w)`` →
+    ``(N, 3, h, w)``."""
+    return (masks.unsqueeze(2) * parts).sum(1)
+
+
+def background_loss(masks: torch.Tensor) -> torch.Tensor:
+    """``‖M_0 − 1‖₁ + Σ_k ‖M_k‖₁`` (mean over pixels): pushes pixels no part needs to the
+    background slot."""
+    return (1 - masks[:, 0]).abs().mean() + masks[:, 1:].abs().sum(1).mean()
+
+
+def mask_moments(masks: torch.Tensor, threshold: float = 0.0, eps: float = 1e-6
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Centroid ``(N, K, 2)``, covariance ``(N, K, 2, 2)`` and mass ``(N, K)`` of the K
+    foreground masks over pixels with ``M_k > threshold`` (normalised coords, align_corners=False)."""
+    m = masks[:, 1:]
+    if threshold > 0:
+        m = m * (m > threshold).to(m.dtype)
+    h, w = m.shape[-2:]
+    xs = ((torch.arange(w, dtype=m.dtype, device=m.device) * 2 + 1) / w - 1).view(1, 1, 1, w)
+    ys = ((torch.arange(h, dtype=m.dtype, device=m.device) * 2 + 1) / h - 1).view(1, 1, h, 1)
+    mass = m.sum((2, 3))
+    total = mass + eps
+    cx, cy = (m * xs).sum((2, 3)) / total, (m * ys).sum((2, 3)) / total
+    dx, dy = xs - cx[..., None, None], ys - cy[..., None, None]
+    cxx, cxy, cyy = ((m * dx * dx).sum((2, 3)) / total, (m * dx * dy).sum((2, 3)) / total,
+                     (m * dy * dy).sum((2, 3)) / total)
+    cov = torch.stack([torch.stack([cxx, cxy], -1), torch.stack([cxy, cyy], -1)], -2)
+    return torch.stack([cx, cy], -1), cov, mass
+
+
+def transformation_losses(transforms: torch.Tensor, masks: torch.Tensor, threshold: float = 0.02
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(translation loss ‖t_k − c_k‖₁, covariance loss ‖A_k A_kᵀ − Σ_k‖_F), averaged over parts,
+    with centroid c_k and covariance Σ_k of mask k over pixels with ``M_k > threshold``."""
+    centroid, cov, _ = mask_moments(masks, threshold)
+    m = tuple_to_matrix(transforms)
+    a = m[..., :2]
+    t_loss = (m[..., 2] - centroid).abs().sum(-1).mean()
+    c_loss = torch.sqrt(((a @ a.transpose(-1, -2) - cov) ** 2).sum((-1, -2)) + 1e-12).mean()
+    return t_loss, c_loss
+
+
+def equivariance_loss(warp_m: torch.Tensor, transforms: torch.Tensor, transforms_warped: torch.Tensor) -> torch.Tensor:
+    """``‖T^w ∘ T_k − T_k^w‖₁``: ``warp_m`` ``(N, 2, 3)`` the random warp applied to the image,
+    ``transforms`` ``(N, K, 6)`` on the image, ``transforms_warped`` ``(N, K, 6)`` on the warped
+    image."""
+    k = transforms.shape[1]
+    expect = compose(warp_m[:, None].expand(-1, k, -1, -1), tuple_to_matrix(transforms))
+    return (expect - tuple_to_matrix(transforms_warped)).abs().sum((-1, -2)).mean()
+
+
+def concentration_loss(masks: torch.Tensor) -> torch.Tensor:
+    """Spread of each foreground mask around its centroid, ``Σ_k (σ²_x + σ²_y)`` averaged over
+    parts (normalised units²)."""
+    _, cov, _ = mask_moments(masks)
+    return (cov[..., 0, 0] + cov[..., 1, 1]).mean()

@@ -1,0 +1,463 @@
+"""Unsupervised training of the co-part network on frames of one subject (Gao et al. 2021).
+
+One step (paper Sec. 3): sample B frame pairs (source s, target t) of the same video; encode
+both (latent maps V_k, masks, transforms T_k); retarget each part's latent map from s to t,
+``Ṽ_k = T_k^t ∘ (T_k^s)⁻¹ ∘ V_k^s`` (a ``grid_sample``; the background slot is not moved);
+because the decoder is pointwise this equals warping the *decoded* depth and part image,
+which is what is computed (one decoder pass per frame); assemble the retargeted target and the recovered source; losses
+(:mod:`engine.losses`): reconstruction of the target (and ×``source`` of the source),
+background, translation, covariance, equivariance (an extra encoder pass on a randomly warped
+target) and concentration. Reconstruction is compared at the latent resolution h×h on an
+image pyramid (decoding at full resolution was ~10× slower on the CPU, see NOTES.md).
+
+Static-camera cue (``static_background``): the background slot's part image is a learned
+image initialised to the per-pixel temporal median of the training frames, instead of being
+decoded from the source frame; the background stays where it is in the target.
+
+Weights of 0 switch a loss off (and skip its computation). The config, checkpoints
+(``checkpoint.pt``, plain tensors, loaded with ``weights_only=True``), a CSV log and mask
+snapshots (``snapshots/step_XXXXXX.png``) go to the run folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine import losses as L
+from engine.bundle import default_part_colors
+from engine.errors import InputError, OutputError
+from engine.model import NetConfig, PartNet, build_network
+from engine.warp import compose, invert, random_warps, tuple_to_matrix, warp
+
+#: Depth logit given to warped part maps outside the source frame (grid_sample pads zeros).
+_DEPTH_PAD = 20.0
+
+#: Fewest frames a training video may have (pairs need motion between distinct frames).
+MIN_FRAMES = 8
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Loss weights (the authors' public configuration, φ replaced by pyramid SSIM).
+
+    A weight of 0 switches that loss off."""
+
+    perceptual: float = 10.0
+    l1: float = 1.0
+    gradient: float = 5.0
+    source: float = 0.1          # factor on the recovered-source reconstruction
+    background: float = 0.5
+    translation: float = 1.0
+    covariance: float = 0.1
+    equivariance: float = 0.02
+    concentration: float = 0.35
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (the ``training`` section of config.json).
+
+    Attributes:
+        steps: stop after this many optimiser steps (None: only the time budget).
+        minutes: wall-clock budget in minutes (None: only ``steps``).
+        batch: frame pairs per step.
+        lr: Adam learning rate.
+        seed: sampling and initialisation seed.
+        pyramid_levels: scales of the reconstruction pyramid.
+        static_background: learn one background image (static camera) instead of decoding it.
+        max_pair_gap: largest frame distance between source and target (None: any pair).
+        equivariance_every: run the warped-target encoder pass every n steps (cost control).
+        background_warmup: the background loss is off for this many steps, then ramps up
+            linearly over as many more (early on it drives every pixel to the background slot
+            before the part images have learnt any appearance).
+        snapshot_every, checkpoint_every: steps between mask snapshots / checkpoints.
+        warp_rotation_deg, warp_scale, warp_shift: range of the equivariance warps.
+        device: ``"cpu"`` or ``"cuda"``.
+    """
+
+    steps: int | None = 3000
+    minutes: float | None = None
+    batch: int = 8
+    lr: float = 1e-3
+    seed: int = 0
+    pyramid_levels: int = 3
+    static_background: bool = True
+    max_pair_gap: int | None = None
+    equivariance_every: int = 1
+    background_warmup: int = 300
+    snapshot_every: int = 250
+    checkpoint_every: int = 250
+    warp_rotation_deg: float = 15.0
+    warp_scale: float = 0.1
+    warp_shift: float = 0.1
+    device: str = "cpu"
+    weights: LossWeights = field(default_factory=LossWeights)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        data = dict(data)
+        w = LossWeights(**data.pop("weights", {}))
+        known = {f.name for f in fields(cls)}
+        return cls(weights=w, **{k: v for k, v in data.items() if k in known})
+
+
+def prepare_frames(frames: np.ndarray | list[np.ndarray], size: int) -> np.ndarray:
+    """Letterbox source frames to the square model input.
+
+    Args:
+        frames: ``(T, H, W, 3)`` uint8 RGB (or a list of such arrays of any sizes).
+        size: S.
+
+    Returns:
+        ``(T, S, S, 3)`` uint8.
+
+    Raises:
+        InputError: fewer than :data:`MIN_FRAMES` frames.
+    """
+    from engine.preprocess import Letterbox
+
+    out = []
+    for f in frames:
+        lb = Letterbox.fit(f.shape[0], f.shape[1], size)
+        out.append(lb.apply(np.ascontiguousarray(f)))
+    if len(out) < MIN_FRAMES:
+        raise InputError(f"training needs at least {MIN_FRAMES} frames, got {len(out)}",
+                         "use a longer video (a few seconds of the subject moving)")
+    return np.stack(out)
+
+
+def _to_float(img_u8: torch.Tensor) -> torch.Tensor:
+    return img_u8.permute(0, 3, 1, 2).to(torch.float32) * (2.0 / 255.0) - 1.0
+
+
+class Trainer:
+    """Holds the network, optimiser, frames and run folder; :meth:`run` trains.
+
+    Args:
+        frames: ``(T, S, S, 3)`` uint8 letterboxed training frames.
+        net_config, train_config: see :class:`NetConfig`, :class:`TrainConfig`.
+        run_dir: run folder (config.json, checkpoint.pt, log.csv, snapshots/).
+    """
+
+    def __init__(self, frames: np.ndarray, net_config: NetConfig, train_config: TrainConfig,
+                 run_dir: str | Path) -> None:
+        if frames.ndim != 4 or frames.shape[1:] != (net_config.input_size, net_config.input_size, 3):
+            raise ValueError(f"frames must be (T, {net_config.input_size}, {net_config.input_size}, 3), "
+                             f"got {frames.shape}")
+        if len(frames) < MIN_FRAMES:
+            raise InputError(f"training needs at least {MIN_FRAMES} frames, got {len(frames)}")
+        self.cfg, self.tcfg = net_config, train_config
+        self.device = torch.device(train_config.device)
+        self.run_dir = Path(run_dir)
+        try:
+            (self.run_dir / "snapshots").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the run folder {self.run_dir} ({exc.strerror})") from None
+        torch.manual_seed(train_config.seed)
+        self.rng = np.random.default_rng(train_config.seed)
+        self.frames = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        self.net = build_network(net_config).to(self.device)
+        h, w = net_config.mask_size
+        med = np.median(frames[:: max(1, len(frames) // 64)], axis=0).astype(np.float32)
+        med = cv2.resize(med, (w, h), interpolation=cv2.INTER_AREA) * (2.0 / 255.0) - 1.0
+        self.background = torch.nn.Parameter(torch.from_numpy(med).permute(2, 0, 1).contiguous().to(self.device))
+        params = list(self.net.parameters()) + ([self.background] if train_config.static_background else [])
+        self.opt = torch.optim.Adam(params, lr=train_config.lr)
+        self.step = 0
+        self.elapsed_s = 0.0
+        self.snap_idx = np.linspace(0, len(frames) - 1, 4).round().astype(int)
+        self.write_config()
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return {"network": self.cfg.to_dict(), "training": asdict(self.tcfg)}
+
+    def write_config(self) -> None:
+        (self.run_dir / "config.json").write_text(json.dumps(self.config_dict(), indent=2) + "\n")
+
+    def save_checkpoint(self) -> Path:
+        path = self.run_dir / "checkpoint.pt"
+        tmp = path.with_suffix(".pt.tmp")
+        torch.save({"net": self.net.state_dict(), "opt": self.opt.state_dict(), "background": self.background.data,
+                    "step": torch.tensor(self.step), "elapsed_s": torch.tensor(self.elapsed_s),
+                    "rng": torch.from_numpy(np.frombuffer(json.dumps(self.rng.bit_generator.state).encode(), np.uint8).copy()),
+                    "torch_rng": torch.get_rng_state()}, tmp)
+        tmp.replace(path)
+        return path
+
+    def load_checkpoint(self, path: str | Path | None = None) -> bool:
+        """Resume from ``run_dir/checkpoint.pt`` (or ``path``); False if there is none."""
+        path = Path(path) if path else self.run_dir / "checkpoint.pt"
+        if not path.is_file():
+            return False
+        ck = torch.load(path, map_location=self.device, weights_only=True)
+        self.net.load_state_dict(ck["net"])
+        self.opt.load_state_dict(ck["opt"])
+        self.background.data.copy_(ck["background"])
+        self.step = int(ck["step"])
+        self.elapsed_s = float(ck["elapsed_s"])
+        self.rng.bit_generator.state = json.loads(bytes(ck["rng"].numpy()).decode())
+        torch.set_rng_state(ck["torch_rng"])
+        return True
+
+    # -- one step ------------------------------------------------------------------------
+    def sample_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n, b = len(self.frames), self.tcfg.batch
+        src = self.rng.integers(0, n, b)
+        gap = self.tcfg.max_pair_gap or n
+        tgt = np.clip(src + self.rng.integers(-gap, gap + 1, b), 0, n - 1)
+        return self.frames[torch.from_numpy(src)], self.frames[torch.from_numpy(tgt)]
+
+    def losses(self, src_u8: torch.Tensor, tgt_u8: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], dict]:
+        """Total loss, its terms, and the tensors used (for snapshots)."""
+        w, net, tc = self.tcfg.weights, self.net, self.tcfg
+        b = src_u8.shape[0]
+        k = self.cfg.num_parts
+        h, wd = self.cfg.mask_size
+        x = _to_float(torch.cat([src_u8, tgt_u8]))
+        enc = net.encode(x)
+        tf_s, tf_t = enc["transforms"][:b], enc["transforms"][b:]
+        small = F.interpolate(x, size=(h, wd), mode="area")
+        img_s, img_t = small[:b], small[b:]
+
+        # Retarget: Ṽ_k = T_k^t ∘ (T_k^s)^-1 ∘ V_k^s, background slot unchanged. D is pointwise,
+        # so decoding commutes with the warp: warp the decoded depth and part image instead.
+        rel = compose(tuple_to_matrix(tf_t), invert(tuple_to_matrix(tf_s)))          # (b, K, 2, 3)
+        depth_s, parts_src = enc["depth"][:b], enc["parts"][:b]
+        stack = torch.cat([depth_s[:, 1:, None] + _DEPTH_PAD, parts_src[:, 1:]], 2)   # (b, K, 4, h, w)
+        moved = warp(stack.reshape(b * k, 4, h, wd), rel.reshape(b * k, 2, 3)).view(b, k, 4, h, wd)
+        depth_st = torch.cat([depth_s[:, :1], moved[:, :, 0] - _DEPTH_PAD], 1)
+        parts_st = torch.cat([parts_src[:, :1], moved[:, :, 1:]], 1)
+        masks_st = torch.softmax(depth_st, 1)
+        parts_s = enc["parts"][:b]
+        if tc.static_background:
+            bg = self.background.expand(b, -1, -1, -1)
+            parts_st = torch.cat([bg[:, None], parts_st[:, 1:]], 1)
+            parts_s = torch.cat([bg[:, None], parts_s[:, 1:]], 1)
+        rec_t = L.assemble(masks_st, parts_st)
+        terms: dict[str, torch.Tensor] = {}
+        terms["rec_target"] = L.reconstruction_loss(rec_t, img_t, w.l1, w.gradient, w.perceptual, tc.pyramid_levels)
+        rec_s = L.assemble(enc["masks"][:b], parts_s)
+        if w.source:
+            terms["rec_source"] = w.source * L.reconstruction_loss(rec_s, img_s, w.l1, w.gradient, w.perceptual,
+                                                                   tc.pyramid_levels)
+        masks_all = enc["masks"]
+        ramp = min(1.0, max(0.0, self.step / max(1, tc.background_warmup) - 1.0)) if tc.background_warmup else 1.0
+        if w.background and ramp > 0:
+            terms["background"] = w.background * ramp * L.background_loss(masks_all)
+        if w.translation or w.covariance:
+            t_loss, c_loss = L.transformation_losses(enc["transforms"], masks_all)
+            if w.translation:
+                terms["translation"] = w.translation * t_loss
+            if w.covariance:
+                terms["covariance"] = w.covariance * c_loss
+        if w.concentration:
+            terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
+        if w.equivariance and self.step % max(1, tc.equivariance_every) == 0:
+            wm = random_warps(b, tc.warp_rotation_deg, tc.warp_scale, tc.warp_shift).to(x.device)
+            x_w = warp(x[b:], wm, padding_mode="border")
+            feats_w = net.features(x_w)
+            masks_w = torch.softmax(net.decode_depth(net.latents(feats_w)), 1)
+            tf_w = net.transforms(feats_w, masks_w)
+            terms["equivariance"] = w.equivariance * L.equivariance_loss(wm, tf_t, tf_w)
+        total = sum(terms.values())
+        info = {"src": img_s, "tgt": img_t, "rec_t": rec_t, "masks_st": masks_st, "rec_s": rec_s}
+        return total, {k_: float(v_.detach()) for k_, v_ in terms.items()}, info
+
+    def train_step(self) -> dict[str, float]:
+        self.net.train()
+        src, tgt = self.sample_pairs()
+        total, terms, _ = self.losses(src, tgt)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        self.step += 1
+        terms["total"] = float(total.detach())
+        return terms
+
+    # -- snapshots -----------------------------------------------------------------------
+    @torch.no_grad()
+    def snapshot(self, path: str | Path | None = None) -> Path:
+        """PNG: rows = 4 frames spread over the video; columns = frame, part labels (argmax,
+        background black) blended on the frame, recovered-source reconstruction."""
+        self.net.eval()
+        imgs = self.frames[torch.from_numpy(self.snap_idx)]
+        enc = self.net.encode(imgs)
+        parts = enc["parts"]
+        if self.tcfg.static_background:
+            parts = torch.cat([self.background.expand(len(imgs), -1, -1, -1)[:, None], parts[:, 1:]], 1)
+        rec = L.assemble(enc["masks"], parts)
+        s = self.cfg.input_size
+        colors = np.array([(0, 0, 0)] + list(default_part_colors(self.cfg.num_parts)), np.uint8)
+        rows = []
+        for i in range(len(imgs)):
+            frame = imgs[i].cpu().numpy()
+            lab = enc["masks"][i].argmax(0).cpu().numpy()
+            lab = cv2.resize(lab.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST)
+            blend = np.where(lab[..., None] > 0, (0.35 * frame + 0.65 * colors[lab]).astype(np.uint8), frame // 3)
+            r = ((rec[i].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+            r = cv2.resize(r, (s, s), interpolation=cv2.INTER_NEAREST)
+            rows.append(np.concatenate([frame, blend, r], 1))
+        out = Path(path) if path else self.run_dir / "snapshots" / f"step_{self.step:06d}.png"
+        cv2.imwrite(str(out), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+        return out
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, progress: bool = True, on_step=None) -> dict:
+        """Train until ``steps`` or ``minutes`` is reached (whichever first). Ctrl-C saves a
+        checkpoint and re-raises KeyboardInterrupt.
+
+        Returns:
+            {"steps", "elapsed_s", "last": last loss terms}.
+        """
+        from tqdm import tqdm
+
+        tc = self.tcfg
+        limit_s = tc.minutes * 60 if tc.minutes else math.inf
+        max_steps = tc.steps if tc.steps else 10 ** 9
+        log_path = self.run_dir / "log.csv"
+        new_log = not log_path.exists()
+        bar = tqdm(total=None if max_steps >= 10 ** 9 else max_steps, initial=self.step, disable=not progress,
+                   desc="train", unit="step", dynamic_ncols=True)
+        last: dict[str, float] = {}
+        start = time.perf_counter() - self.elapsed_s
+        try:
+            with open(log_path, "a", newline="") as fh:
+                writer = None
+                while self.step < max_steps and self.elapsed_s < limit_s:
+                    last = self.train_step()
+                    self.elapsed_s = time.perf_counter() - start
+                    if writer is None:
+                        writer = csv.writer(fh)
+                        if new_log:
+                            writer.writerow(["step", "elapsed_s"] + sorted(last))
+                        keys = sorted(last)
+                    writer.writerow([self.step, f"{self.elapsed_s:.1f}"] + [f"{last.get(k_, 0.0):.5f}" for k_ in keys])
+                    bar.update(1)
+                    bar.set_postfix({k_: f"{v:.3f}" for k_, v in last.items() if k_ in ("total", "rec_target", "background")})
+                    if self.step % tc.snapshot_every == 0:
+                        self.snapshot()
+                        fh.flush()
+                    if self.step % tc.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if on_step is not None:
+                        on_step(self, last)
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            raise
+        finally:
+            bar.close()
+        self.save_checkpoint()
+        self.snapshot()
+        return {"steps": self.step, "elapsed_s": self.elapsed_s, "last": last}
+
+
+def network_from_trainer(trainer: Trainer) -> PartNet:
+    """The trained network in eval mode on the CPU (for export)."""
+    return trainer.net.eval().cpu()
+
+
+def mask_statistics(net: PartNet, frames: np.ndarray, batch: int = 32) -> dict:
+    """Quality figures of a trained network on (letterboxed) frames, no ground truth needed.
+
+    Returns:
+        {"foreground_fraction": mean share of pixels not on the background,
+         "part_area": K mean shares of pixels won by each part (argmax),
+         "dead_parts": 1-based ids of parts that win < 0.1 % of the pixels,
+         "label_flicker": mean share of foreground pixels whose label changes between
+         consecutive frames}.
+    """
+    net = net.eval()
+    labels = []
+    with torch.no_grad():
+        for i in range(0, len(frames), batch):
+            masks, _ = net(torch.from_numpy(frames[i:i + batch]).to(next(net.parameters()).device))
+            labels.append(masks.argmax(1).cpu().numpy())
+    lab = np.concatenate(labels)
+    k = net.config.num_parts
+    area = [float((lab == i + 1).mean()) for i in range(k)]
+    fg = lab > 0
+    change = (lab[1:] != lab[:-1]) & (fg[1:] | fg[:-1])
+    flicker = float(change.sum() / max(1, (fg[1:] | fg[:-1]).sum()))
+    return {"foreground_fraction": float(fg.mean()), "part_area": [round(a, 5) for a in area],
+            "dead_parts": [i + 1 for i, a in enumerate(area) if a < 1e-3], "label_flicker": round(flicker, 4)}
+
+
+def train_bundle(frames: np.ndarray, out_dir: str | Path, net_config: NetConfig, train_config: TrainConfig,
+                 run_dir: str | Path, resume: bool = False, training_videos: tuple[dict, ...] = (),
+                 part_names: tuple[str, ...] = (), progress: bool = True, notes_extra: str = "") -> Path:
+    """Train on letterboxed frames and write a bundle (:func:`engine.export.export_bundle`).
+
+    Args:
+        frames: ``(T, S, S, 3)`` uint8 (see :func:`prepare_frames`).
+        out_dir: bundle folder to write.
+        net_config, train_config: settings; they are saved in ``run_dir/config.json``.
+        run_dir: checkpoints, log, snapshots.
+        resume: continue from ``run_dir/checkpoint.pt``.
+        training_videos: [{"name", "sha256", "frames"}] for the bundle metadata.
+        part_names: optional K names.
+
+    Raises:
+        OutputError: ``run_dir`` holds a checkpoint and ``resume`` is False, or a checkpoint of
+            a different network configuration.
+        KeyboardInterrupt: after saving a checkpoint (resume with ``resume=True``).
+    """
+    from engine.bundle import BundleMeta
+    from engine.export import export_bundle
+    from engine.model import count_macs
+
+    run_dir = Path(run_dir)
+    ck = run_dir / "checkpoint.pt"
+    if ck.exists() and not resume:
+        raise OutputError(f"{run_dir} already holds a training checkpoint",
+                          "pass --resume to continue it, or choose another run folder / output")
+    if resume and ck.exists():
+        old = json.loads((run_dir / "config.json").read_text()).get("network", {})
+        if old != json.loads(json.dumps(net_config.to_dict())):
+            raise OutputError(f"the checkpoint in {run_dir} was made with a different network "
+                              f"configuration ({old})", "resume with the same --parts/--size, or start a new run")
+    trainer = Trainer(frames, net_config, train_config, run_dir)
+    if resume:
+        trainer.load_checkpoint()
+    result = trainer.run(progress=progress)
+    net = network_from_trainer(trainer)
+    stats = mask_statistics(net, frames)
+    last = {k: round(v, 4) for k, v in result["last"].items()}
+    meta = BundleMeta(num_parts=net_config.num_parts, input_size=net_config.input_size,
+                      mask_size=net_config.mask_size, part_names=part_names,
+                      training_videos=training_videos,
+                      extra={"training_steps": result["steps"], "training_wall_s": round(result["elapsed_s"], 1),
+                             "final_losses": last, "mask_statistics": stats})
+    names = ", ".join(v.get("name", "?") for v in training_videos) or "(frames)"
+    notes = f"""# Model bundle
+
+Trained unsupervised by `parttrack train` (co-part segmentation through assembly, Gao et al.
+ICML 2021, adapted for real-time CPU inference; see engine/model.py and engine/train.py).
+
+- Training video(s): {names} — {len(frames)} frames at {net_config.input_size}×{net_config.input_size}.
+- K = {net_config.num_parts} parts, masks {net_config.mask_size[0]}×{net_config.mask_size[1]},
+  {count_macs(net_config) / 1e6:.1f} MMAC per frame.
+- {result['steps']} steps of batch {train_config.batch} in {result['elapsed_s'] / 60:.1f} min
+  on {train_config.device}.
+- Final losses: {json.dumps(last)}
+
+## Quality (measured on the training frames, no ground truth)
+
+- Foreground share of pixels: {stats['foreground_fraction']:.3f}
+- Share of pixels per part: {stats['part_area']}
+- Parts that never win a pixel (dead): {stats['dead_parts'] or 'none'}
+- Label flicker between consecutive frames (share of foreground pixels): {stats['label_flicker']}
+
+Part order is arbitrary: name the parts with `parttrack label {Path(out_dir)} --name 1=...`.
+{notes_extra}"""
+    return export_bundle(net, trainer.config_dict(), meta, out_dir, notes)

@@ -1,0 +1,98 @@
+"""Each loss is zero (or minimal) on an ideal input and positive on a bad one (engine.losses)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from engine import losses as L
+from engine.warp import compose, random_warps, tuple_to_matrix
+
+
+def _img(seed=0, n=2, h=16):
+    return torch.rand(n, 3, h, h, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_reconstruction_zero_iff_equal():
+    a, b = _img(0), _img(1)
+    assert L.reconstruction_loss(a, a).item() < 1e-6
+    assert L.reconstruction_loss(a, b).item() > 0.1
+    # each term alone detects a difference; a weight of 0 switches a term off
+    for w in ((1, 0, 0), (0, 1, 0), (0, 0, 1)):
+        assert L.reconstruction_loss(a, b, *w).item() > 0
+    assert L.reconstruction_loss(a, b, 0, 0, 0).item() == 0
+
+
+def test_ssim_distance_properties():
+    a = _img(2)
+    assert L.ssim_distance(a, a).item() < 1e-6
+    assert L.ssim_distance(a, -a).item() > L.ssim_distance(a, a * 0.9).item()
+
+
+def test_pyramid_halves():
+    sizes = [p.shape[-1] for p in L.pyramid(_img(h=32), 3)]
+    assert sizes == [32, 16, 8]
+
+
+def _masks(fg_slot_area: float):
+    """K=2 masks: part 1 owns a 4×4 block, part 2 a 2×8 bar, rest background."""
+    m = torch.zeros(1, 3, 16, 16)
+    m[0, 0] = 1
+    m[0, 0, 2:6, 2:6], m[0, 1, 2:6, 2:6] = 0, 1
+    m[0, 0, 10:12, 4:12], m[0, 2, 10:12, 4:12] = 0, 1
+    return m
+
+
+def test_background_loss_prefers_background():
+    m = _masks(0)
+    all_bg = torch.zeros_like(m)
+    all_bg[:, 0] = 1
+    assert L.background_loss(all_bg).item() == 0
+    assert L.background_loss(m).item() > 0
+
+
+def test_transformation_losses_zero_for_matching_moments():
+    m = _masks(0)
+    centroid, cov, _ = L.mask_moments(m)
+    # A = R(θ)·diag(s) with A Aᵀ = Σ: eigen-decomposition of each covariance
+    tfs = []
+    for k in range(2):
+        evals, evecs = torch.linalg.eigh(cov[0, k].double())
+        s = evals.clamp_min(0).sqrt()
+        th = math.atan2(evecs[1, 0].item(), evecs[0, 0].item())
+        tfs.append([s[0].item(), s[1].item(), math.sin(th), math.cos(th), *centroid[0, k].tolist()])
+    good = torch.tensor([tfs], dtype=torch.float32)
+    t_loss, c_loss = L.transformation_losses(good, m)
+    assert t_loss.item() < 1e-5 and c_loss.item() < 1e-4
+    bad = good.clone()
+    bad[..., 4] += 0.3
+    bad[..., 0] *= 2
+    t_bad, c_bad = L.transformation_losses(bad, m)
+    assert t_bad.item() > 0.2 and c_bad.item() > 1e-3
+
+
+def test_equivariance_loss():
+    tf = torch.tensor([[[0.2, 0.1, 0.0, 1.0, 0.1, -0.3], [0.3, 0.3, 0.6, 0.8, -0.2, 0.2]]])
+    wm = random_warps(1, generator=torch.Generator().manual_seed(3))
+    m = compose(wm[:, None].expand(-1, 2, -1, -1), tuple_to_matrix(tf))
+    # back to a 6-tuple: s = column norms of A, θ from the first column
+    sx, sy = m[..., :2, 0].norm(dim=-1), m[..., :2, 1].norm(dim=-1)
+    warped = torch.stack([sx, sy, m[..., 1, 0] / sx, m[..., 0, 0] / sx, m[..., 0, 2], m[..., 1, 2]], -1)
+    assert L.equivariance_loss(wm, tf, warped).item() < 1e-5
+    assert L.equivariance_loss(wm, tf, tf).item() > 1e-3
+
+
+def test_concentration_loss_prefers_compact_masks():
+    compact = _masks(0)
+    spread = compact.clone()
+    spread[0, 1, 14, 14], spread[0, 0, 14, 14] = 1, 0   # a far-away pixel joins part 1
+    assert L.concentration_loss(compact).item() < L.concentration_loss(spread).item()
+
+
+def test_assemble_picks_slot_images():
+    m = _masks(0)
+    parts = torch.stack([torch.full((3, 16, 16), v) for v in (-1.0, 0.0, 1.0)])[None]
+    out = L.assemble(m, parts)
+    assert out[0, :, 3, 3].tolist() == [0.0] * 3 and out[0, :, 11, 5].tolist() == [1.0] * 3
+    assert out[0, :, 0, 0].tolist() == [-1.0] * 3
