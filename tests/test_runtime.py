@@ -357,22 +357,43 @@ def test_default_cache_dir_is_outside_the_bundle(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "c"
 
 
-def test_fp16_onnx_conversion_keeps_io_types_and_accuracy(graph_bundle):
+@pytest.mark.parametrize("which", ["graph_bundle", "tiny_bundle"])
+def test_fp16_onnx_conversion_keeps_io_types_and_accuracy(which, request):
     import onnx
     import onnxruntime as ort
 
-    model = trtb.fp16_onnx(onnx.load(str(graph_bundle / "model.onnx")))
-    onnx.checker.check_model(model)
+    path = request.getfixturevalue(which) / "model.onnx"
+    fp32 = onnx.load(str(path))
+    model = trtb.fp16_onnx(fp32)
+    onnx.checker.check_model(model)  # SSA and topological order (the U-Net needed repairs)
     io = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]}
     assert io == {"image": onnx.TensorProto.UINT8, "masks": onnx.TensorProto.FLOAT,
                   "transforms": onnx.TensorProto.FLOAT}
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
-    masks, transforms = sess.run(["masks", "transforms"], {"image": images})
-    ref_m, ref_t = reference(images, 4)
-    np.testing.assert_allclose(masks, ref_m, atol=TOLERANCE["fp16"])
-    np.testing.assert_allclose(transforms, ref_t, atol=TOLERANCE["fp16"])
+    s = fp32.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    images = _real_frames(s, 3)
+    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        ["masks", "transforms"], {"image": images})
+    for half, full in zip(run(model), run(fp32)):
+        np.testing.assert_allclose(half, full, atol=TOLERANCE["fp16"])
+
+
+def test_topological_sort_repairs_order():
+    import onnx
+
+    from tests.runtime_graphs import make_graph
+
+    model = make_graph()
+    ref = [n.name for n in model.graph.node]
+    shuffled = list(reversed(model.graph.node))
+    del model.graph.node[:]
+    model.graph.node.extend(shuffled)
+    trtb._topological_sort(model.graph)
+    onnx.checker.check_model(model)
+    assert [n.name for n in model.graph.node][:3] == ref[:3]
+    model.graph.node[0].input[0] = "nowhere"
+    with pytest.raises(ValueError, match="nowhere"):
+        trtb._topological_sort(model.graph)
 
 
 class _FakeTRT(types.SimpleNamespace):

@@ -120,7 +120,49 @@ def fp16_onnx(model):
 
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    return convert_float_to_float16(copy.deepcopy(model), keep_io_types=True)
+    converted = convert_float_to_float16(copy.deepcopy(model), keep_io_types=True)
+    # Repairs for the converter's output (seen with onnxruntime 1.31 on a U-Net whose two Resize
+    # nodes share one scales initializer): one identical Cast per consumer, and Casts appended
+    # after the nodes that read them.
+    seen, unique = set(), []
+    for node in converted.graph.node:
+        key = node.SerializeToString(deterministic=True)
+        if key not in seen:
+            seen.add(key)
+            unique.append(node)
+    del converted.graph.node[:]
+    converted.graph.node.extend(unique)
+    _topological_sort(converted.graph)
+    return converted
+
+
+def _topological_sort(graph) -> None:
+    """Reorder ``graph.node`` in place so every node comes after the producers of its inputs
+    (ONNX requires it; TensorRT's parser reads nodes in order). Stable: independent nodes keep
+    their relative order.
+
+    Raises:
+        ValueError: if the graph has a cycle or reads a tensor nothing produces.
+    """
+    nodes = list(graph.node)
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    ordered, pending = [], nodes
+    while pending:
+        still = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                still.append(node)
+        if len(still) == len(pending):
+            produced = {o for node in nodes for o in node.output}
+            missing = sorted({n for node in still for n in node.input} - available - produced)
+            raise ValueError("ONNX graph cannot be ordered: " + (f"inputs {missing[:5]} are never produced"
+                                                                  if missing else "it has a cycle"))
+        pending = still
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 @dataclass(frozen=True)
