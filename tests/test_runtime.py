@@ -14,7 +14,7 @@ import pytest
 
 from engine.bundle import BundleMeta, load_bundle
 from engine.errors import BackendUnavailable, BundleError, ParttrackError
-from engine.runtime import BACKENDS, backend_status, create_runtime, parse_device
+from engine.runtime import BACKENDS, Runtime, backend_status, create_runtime, parse_device
 from engine.runtime import devices
 from engine.runtime.files import INT8_FILE, onnx_fingerprint
 from engine.runtime import tensorrt_backend as trtb
@@ -76,7 +76,7 @@ def test_backend_matches_torch_network(backend, tiny_bundle):
     bundle = load_bundle(tiny_bundle)
     net = load_network(bundle.config_path, bundle.weights_path)
     rt = create_runtime(bundle, backend=backend)
-    assert rt.name == backend and rt.meta.num_parts == 4
+    assert isinstance(rt, Runtime) and rt.name == backend and rt.meta.num_parts == 4
     tol = TOLERANCE[getattr(rt, "precision", "fp32")]
     random = np.random.default_rng(3).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     for images in (random, _real_frames(32, 5), random[:1]):  # random + real frames, batch 3, 5, 1
