@@ -298,14 +298,15 @@ def color_runtime_factory(options=None, workers: int = 1) -> ColorKeyRuntime:
 
 
 class FailingRuntime(ColorKeyRuntime):
-    """Raises on the n-th call of ``infer`` (to test error handling mid-video)."""
+    """Raises ``exc`` on the ``fail_at``-th call of ``infer`` (only that one), to test error
+    handling and interruption mid-video."""
 
     def __init__(self, fail_at: int = 2, exc: BaseException | None = None, **kw) -> None:
         super().__init__(**kw)
         self.fail_at, self.exc = fail_at, exc or RuntimeError("boom")
 
     def infer(self, images):
-        if self.calls + 1 >= self.fail_at:
+        if self.calls + 1 == self.fail_at:
             self.calls += 1
             raise self.exc
         return super().infer(images)

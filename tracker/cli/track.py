@@ -1,12 +1,72 @@
-"""`parttrack track` (placeholder until its owner lands it)."""
+"""`parttrack track PATH [PATH ...] -o OUT`: batch tracking of recorded videos
+(:func:`tracker.batch.run_batch`; on a Ray cluster :func:`tracker.ray_batch.run_batch_ray`)."""
 
-from engine.errors import ParttrackError
+from __future__ import annotations
+
+import sys
+import time
+
+DESCRIPTION = """\
+Track the parts of every video given (files, or folders of videos) and write one result
+folder per video: OUT/<video>/tracks.csv (smoothed part poses), joints.csv, track.json, and on
+request tracks_raw.csv, label-map PNGs, an overlay video and animation exports. A rerun skips
+videos whose folder is complete (done.json) and redoes interrupted ones; --force redoes all.
+A video that fails is reported at the end; the others are still tracked (exit status 1 if any
+failed)."""
 
 
 def add_parser(sub):
-    p = sub.add_parser("track", help="(track: being built)")
+    from tracker.kalman import SMOOTHERS
+
+    p = sub.add_parser("track", help="track videos in batch (tracks, joints, overlays, exports)",
+                       description=DESCRIPTION)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="video files and/or folders of videos")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (one sub-folder per video)")
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="model bundle folder (default: the shipped trained/bbb)")
+    p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt", "torch"),
+                   help="inference backend (default auto)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the backend's choice)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="local worker processes; CPU threads are split between them (default 1)")
+    p.add_argument("--smoother", default="offline", choices=SMOOTHERS,
+                   help="offline: Kalman filter + RTS smoother (default); online: causal filter as in "
+                        "the live viewer; none: raw poses")
+    p.add_argument("--raw", action="store_true", help="also write the unsmoothed poses (tracks_raw.csv)")
+    p.add_argument("--masks", action="store_true", help="write per-frame label-map PNGs (masks/NNNNNN.png)")
+    p.add_argument("--overlay", action="store_true", help="write overlay.mp4 (parts, axes, skeleton)")
+    p.add_argument("--export", action="append", default=[], metavar="FORMAT",
+                   help="animation export: ae, blender or all (repeatable)")
+    p.add_argument("--force", action="store_true", help="redo videos that are already done")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="frames per inference call (default 8)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="track at most N frames per video")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on a Ray cluster (ADDRESS, or a local Ray instance when omitted)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
-def run(args):
-    raise ParttrackError("`parttrack track` is not built yet")
+def run(args) -> int:
+    from tracker.batch import TrackOptions, discover_videos, run_batch, summarize
+
+    exports = tuple(args.export)
+    if exports:
+        from tracker.animation import _parse_formats
+
+        exports = _parse_formats(list(exports))  # unknown names fail now, not after tracking
+    if args.batch_size < 1:
+        from engine.errors import ParttrackError
+
+        raise ParttrackError(f"--batch-size must be at least 1, got {args.batch_size}")
+    options = TrackOptions(model=args.model, backend=args.backend, device=args.device, smoother=args.smoother,
+                           raw=args.raw, masks=args.masks, overlay=args.overlay, exports=exports, force=args.force,
+                           batch_size=args.batch_size, max_frames=args.max_frames)
+    t0 = time.perf_counter()
+    if args.ray is not None:
+        from tracker.ray_batch import run_batch_ray
+
+        results = run_batch_ray(discover_videos(args.paths), args.output, options, address=args.ray or None)
+    else:
+        results = run_batch(args.paths, args.output, options, workers=args.workers, progress=not args.no_progress)
+    print(summarize(results, args.output, time.perf_counter() - t0), file=sys.stdout)
+    return 1 if any(r.status == "failed" for r in results) else 0
