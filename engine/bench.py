@@ -229,15 +229,20 @@ def bench_pipeline(bundle: Bundle | str | Path, video: str | Path | None = None,
 
         with av.open(str(clip)) as container:
             width, height = container.streams.video[0].width, container.streams.video[0].height
+        options = TrackOptions()
         runs = []
         for i in range(max(1, repeats)):
             out = Path(tmp) / f"run{i}"
             t0 = time.perf_counter()
-            track_video(clip, out, TrackOptions(), runtime=runtime)
+            result = track_video(clip, out, options, runtime=runtime)
             runs.append(time.perf_counter() - t0)
+            status = getattr(result, "status", "done")
+            if status != "done":
+                return {"error": f"track_video ended with status {status!r}: {getattr(result, 'error', '')}"}
     runs_arr = np.array(runs)
     return {"video": str(video) if video else f"generated {width}x{height} clip", "frames": n, "width": width,
-            "height": height, "runs_s": [round(r, 4) for r in runs], "median_fps": float(n / np.median(runs_arr)),
+            "height": height, "batch_size": getattr(options, "batch_size", None),
+            "runs_s": [round(r, 4) for r in runs], "median_fps": float(n / np.median(runs_arr)),
             "best_fps": float(n / runs_arr.min()), "runtime": runtime.describe()}
 
 
@@ -282,7 +287,8 @@ def format_report(report: dict) -> str:
         if "error" in p:
             lines.append(f"pipeline: {p['error']}")
         else:
-            lines.append(f"pipeline (track_video, {p['video']}, {p['frames']} frames {p['width']}x{p['height']}): "
+            lines.append(f"pipeline (track_video, {p['video']}, {p['frames']} frames {p['width']}x{p['height']}, "
+                         f"batch {p['batch_size']}): "
                          f"{p['median_fps']:.0f} frames/s median, {p['best_fps']:.0f} best of {len(p['runs_s'])} "
                          f"[{p['runtime']}]")
     return "\n".join(lines)
