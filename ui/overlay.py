@@ -38,6 +38,9 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _SHIFT = 4  # sub-pixel bits for cv2 drawing calls: coordinates are multiplied by 2**_SHIFT
 _ONE = 1 << _SHIFT
 _OUTLINE = (0, 0, 0)
+# OpenCV's Hershey fonts are ASCII only: common symbols are spelled out, others become '?'.
+_ASCII = str.maketrans({"·": "|", "•": "|", "×": "x", "≈": "~", "°": "deg", "–": "-", "—": "-",
+                        "…": "...", "µ": "u", "θ": "theta"})
 _SKELETON = (255, 255, 255)
 
 
@@ -104,7 +107,8 @@ def draw_overlay(
         colors: K RGB triples, index i ↔ part id i+1; empty = the bundle default palette.
         names: K part names for the legend; empty = ``part1 … partK``.
         style: :class:`OverlayStyle`; ``None`` = defaults.
-        hud: text lines drawn top left.
+        hud: text lines drawn top left (OpenCV's fonts are ASCII: a few symbols such as
+            ``·``, ``×``, ``≈`` are transliterated, other non-ASCII characters become ``?``).
         scale: output size factor (> 0): the frame is resized by ``scale`` (linear) before
             drawing and every coordinate/length scaled to match, so text and lines stay sharp
             when a small video is shown large.
@@ -146,9 +150,9 @@ def draw_overlay(
     font_scale = style.font_scale or max(0.4, 0.5 * out_h / 480)
     if style.show_legend and k:
         visible = poses.visible if poses is not None else None
-        _draw_legend(out, names, colors, visible, font_scale)
+        _draw_legend(out, [_ascii(n) for n in names], colors, visible, font_scale)
     if style.show_hud and hud:
-        _draw_text_box(out, [str(s) for s in hud], font_scale, corner="left")
+        _draw_text_box(out, [_ascii(s) for s in hud], font_scale)
     return out
 
 
@@ -305,7 +309,11 @@ def _draw_legend(img, names, colors, visible, font_scale) -> None:
         cv2.putText(img, name, (x0 + 6 + sw + 6, y + 2 + text_h), _FONT, font_scale, text_color, th, cv2.LINE_AA)
 
 
-def _draw_text_box(img, lines, font_scale, corner="left") -> None:
+def _ascii(text) -> str:
+    return str(text).translate(_ASCII).encode("ascii", "replace").decode("ascii")
+
+
+def _draw_text_box(img, lines, font_scale) -> None:
     th = max(1, int(round(font_scale * 2)))
     (_, text_h), base = cv2.getTextSize("Ag", _FONT, font_scale, th)
     row = text_h + base + 4
