@@ -209,3 +209,67 @@ def test_summary_lines(tmp_path):
     text = summarize(res, tmp_path, 4.0)
     assert "videos: 2 (1 tracked, 1 already done, 0 failed)" in text
     assert "100 tracked" in text and "25.0 frames/s" in text and "warning: a.mp4" in text
+
+
+# ------------------------------------------------------------------------------ the CLI
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    pytest.importorskip("torch")
+    from tests.bundle_factory import make_tiny_bundle
+
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", num_parts=3, input_size=32)
+
+
+def test_cli_track_with_a_real_bundle(tmp_path, videos, tiny_bundle, capsys):
+    from tracker.cli import main
+
+    bad = videos[0].parent / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    code = main(["track", str(videos[0].parent), "-o", str(tmp_path / "out"), "--model", str(tiny_bundle),
+                 "--backend", "onnxruntime", "--raw", "--no-progress", "--export", "ae"])
+    cap = capsys.readouterr()
+    assert code == 1  # one video failed
+    assert "runtime: onnxruntime" in cap.err
+    assert "videos: 4 (3 tracked, 0 already done, 1 failed)" in cap.out and "broken.mp4" in cap.out
+    for v in videos:
+        folder = tmp_path / "out" / v.stem
+        track, names = read_tracks_csv(folder / "tracks.csv")
+        assert len(track) == N_FRAMES and len(names) == 3
+        assert (folder / "done.json").is_file() and list((folder / "ae").glob("part1_*.txt"))
+    bad.unlink()
+    assert main(["track", str(videos[0].parent), "-o", str(tmp_path / "out"), "--model", str(tiny_bundle),
+                 "--no-progress"]) == 0
+    assert "3 already done" in capsys.readouterr().out
+
+
+def test_cli_user_errors(tmp_path, videos, capsys):
+    from tracker.cli import main
+
+    assert main(["track", str(videos[0]), "-o", str(tmp_path / "o"), "--export", "maya", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "error: unknown export format 'maya'" in err and "hint:" in err and "Traceback" not in err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["track", str(videos[0]), "-o", str(blocker / "o"), "--no-progress"]) == 2
+    assert "cannot write to the output folder" in capsys.readouterr().err
+    assert main(["track", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pix_fmt, size", [("yuv420p", (64, 48)), ("yuv444p", (64, 48)), ("yuv420p", (33, 25))])
+def test_scaled_decoding_matches_the_source_module(tmp_path, pix_fmt, size):
+    """The pass-1 decoder (YUV planes area-resized, then one small colour conversion) gives
+    the frames tracker.sources.FileSource gives at that size (its fallback: exactly)."""
+    from engine.synthetic import render_video
+    from tracker.batch import _ScaledFileSource
+    from tracker.sources import FileSource
+
+    video = render_video(6, size=(160, 120), figure_seed=0, motion_seed=0)
+    path = write_video(tmp_path / "v.mp4", video.frames, pix_fmt=pix_fmt)
+    ref = list(FileSource(path, size=size))
+    got = list(_ScaledFileSource(path, size=size))
+    assert len(got) == len(ref) == 6
+    for a, b in zip(ref, got):
+        assert b.image.shape == (size[1], size[0], 3) and a.time_s == b.time_s
+        diff = np.abs(a.image.astype(int) - b.image).mean()
+        assert diff < 4.0 if (pix_fmt, size) == ("yuv420p", (64, 48)) else diff == 0

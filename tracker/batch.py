@@ -50,7 +50,7 @@ from tracker.io import JointsCSVWriter, TracksCSVWriter, VideoWriter, read_json,
 from tracker.kalman import KalmanNoise, make_factory
 from tracker.poses import PoseConfig, PoseExtractor, labels_at_source
 from tracker.skeleton import ContactAccumulator, skeleton_from_track
-from tracker.sources import VIDEO_EXTENSIONS, open_source
+from tracker.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FileSource, open_source
 
 DONE_FILE = "done.json"
 INFO_FILE = "track.json"
@@ -277,6 +277,42 @@ def _pad(small: np.ndarray, lb: Letterbox) -> np.ndarray:
     return np.ascontiguousarray(small)
 
 
+class _ScaledFileSource(FileSource):
+    """:class:`tracker.sources.FileSource` whose scaled frames (``size``) come from the
+    decoder's YUV 4:2:0 planes: each plane area-resized with OpenCV, then one small
+    YUV→RGB conversion — ~0.6 ms instead of ~2.6 ms for swscale's combined convert+scale
+    of a 640×480 frame (measured on the 2-core machine). Only for plain 8-bit yuv420p with
+    even sizes in BT.601/unspecified limited range (what swscale assumes too, so the model
+    sees the same colours); any other frame takes FileSource's own path."""
+
+    _BT601 = (2, 5, 6)  # AVCOL_SPC_UNSPECIFIED, BT470BG, SMPTE170M
+    _LIMITED = (0, 1)  # AVCOL_RANGE_UNSPECIFIED, MPEG
+
+    def _to_image(self, frame) -> np.ndarray:
+        size = self.size
+        if (size is not None and frame.format.name == "yuv420p" and not (frame.width | frame.height) & 1
+                and not (size[0] | size[1]) & 1 and frame.colorspace in self._BT601
+                and frame.color_range in self._LIMITED):
+            w, h = size
+            hh, ww = frame.height, frame.width
+            a = frame.to_ndarray(format="yuv420p")  # (1.5 H, W): Y, then U and V planes
+            q = hh // 4
+            y = cv2.resize(a[:hh], (w, h), interpolation=cv2.INTER_AREA)
+            u = cv2.resize(a[hh:hh + q].reshape(hh // 2, ww // 2), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            v = cv2.resize(a[hh + q:].reshape(hh // 2, ww // 2), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
+            return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+        return super()._to_image(frame)
+
+
+def _open_scaled(video: Path, size: tuple[int, int]):
+    """The pass-1 source: video files through :class:`_ScaledFileSource`, anything else
+    through :func:`tracker.sources.open_source`."""
+    if video.is_file() and video.suffix.lower() not in IMAGE_EXTENSIONS:  # open_source's file branch
+        return _ScaledFileSource(video, size=size, threaded=True)
+    return open_source(video, size=size, threaded=True)
+
+
 class _Progress:
     """Progress sink interface (no-op): ``start(name, total)``, ``advance(n)``, ``finish()``."""
 
@@ -417,7 +453,7 @@ class _VideoJob:
 
     def _pass1(self, raw_w, stream_w, online, labels_fh) -> None:
         opts = self.options
-        with open_source(self.video, size=self.lb.inner_size, threaded=True) as src:
+        with _open_scaled(self.video, self.lb.inner_size) as src:
             for batch in self._frames(src):
                 images = np.stack([_pad(f.image, self.lb) for f in batch])
                 out = self.runtime.infer(images)
