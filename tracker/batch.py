@@ -13,8 +13,9 @@
         done.json         written last: the folder is complete
 
 How it runs (the hot path is kept lean for throughput): frames are decoded with PyAV in
-threaded mode and scaled to the letterbox's inner size *during* colour conversion (no
-full-resolution RGB frame is ever made), padded to the model input, inferred in batches, and
+threaded mode and scaled to the letterbox's inner size straight from the decoder's YUV planes
+(no full-resolution RGB frame is ever made; :class:`_ScaledFileSource`), padded to the model
+input, inferred in batches, and
 turned into poses from the low-resolution masks; source-resolution label maps are only made
 for ``--masks``. Frames are streamed, never held: what is kept per frame is its K poses (and,
 for ``--overlay``, its mask-resolution label map, in a temporary file). The offline smoother
