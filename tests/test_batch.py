@@ -273,3 +273,24 @@ def test_scaled_decoding_matches_the_source_module(tmp_path, pix_fmt, size):
         assert b.image.shape == (size[1], size[0], 3) and a.time_s == b.time_s
         diff = np.abs(a.image.astype(int) - b.image).mean()
         assert diff < 4.0 if (pix_fmt, size) == ("yuv420p", (64, 48)) else diff == 0
+
+
+def test_cli_ray_flag_before_paths_keeps_the_path(tmp_path, videos, monkeypatch):
+    """`parttrack track --ray videos/ -o out`: argparse hands the folder to --ray."""
+    import sys
+    import types
+
+    from tracker.cli import main
+
+    seen = {}
+
+    def fake_run_batch_ray(vids, out_root, options, address=None):
+        seen.update(videos=vids, address=address)
+        return []
+
+    monkeypatch.setitem(sys.modules, "tracker.ray_batch", types.SimpleNamespace(run_batch_ray=fake_run_batch_ray))
+    assert main(["track", "--ray", str(videos[0].parent), "-o", str(tmp_path / "o")]) == 0
+    assert seen["address"] is None and len(seen["videos"]) == 3
+    assert main(["track", str(videos[0]), "--ray", "ray://head:10001", "-o", str(tmp_path / "o")]) == 0
+    assert seen["address"] == "ray://head:10001" and len(seen["videos"]) == 1
+    assert main(["track", "-o", str(tmp_path / "o")]) == 2  # no PATH at all

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 DESCRIPTION = """\
 Track the parts of every video given (files, or folders of videos) and write one result
@@ -20,7 +21,9 @@ def add_parser(sub):
 
     p = sub.add_parser("track", help="track videos in batch (tracks, joints, overlays, exports)",
                        description=DESCRIPTION)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="video files and/or folders of videos")
+    # nargs="*" (checked in run) so that `--ray PATH …`, where argparse takes PATH as the
+    # address, still parses and is put right.
+    p.add_argument("paths", nargs="*", metavar="PATH", help="video files and/or folders of videos")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (one sub-folder per video)")
     p.add_argument("--model", default=None, metavar="DIR",
                    help="model bundle folder (default: the shipped trained/bbb)")
@@ -41,7 +44,8 @@ def add_parser(sub):
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="frames per inference call (default 8)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="track at most N frames per video")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run on a Ray cluster (ADDRESS, or a local Ray instance when omitted)")
+                   help="run on a Ray cluster (ADDRESS such as ray://head:10001 or auto; a local Ray "
+                        "instance when omitted)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -61,6 +65,12 @@ def run(args) -> int:
     options = TrackOptions(model=args.model, backend=args.backend, device=args.device, smoother=args.smoother,
                            raw=args.raw, masks=args.masks, overlay=args.overlay, exports=exports, force=args.force,
                            batch_size=args.batch_size, max_frames=args.max_frames)
+    if args.ray and Path(args.ray).exists():  # `--ray videos/ -o out`: argparse took the path as ADDRESS
+        args.paths, args.ray = [args.ray, *args.paths], ""
+    if not args.paths:
+        from engine.errors import ParttrackError
+
+        raise ParttrackError("no videos given", "usage: parttrack track PATH [PATH ...] -o OUT")
     t0 = time.perf_counter()
     if args.ray is not None:
         from tracker.ray_batch import run_batch_ray
