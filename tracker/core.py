@@ -9,8 +9,9 @@ Conventions used by every stage and every exported file:
   measured **counter-clockwise as seen on screen** from the +x axis (i.e. from +x towards −y).
   Unwrapped angles (continuous over time) are used inside the Kalman filters only.
 * ``scale`` = (scale_x, scale_y): length in source pixels of the part's two axes (the
-  columns of its affine matrix A = R(θ)·diag(s_x, s_y)), i.e. the half-extent of the part
-  along its own axes.
+  columns of its affine matrix A = R(θ)·diag(s_x, s_y)). The paper's covariance loss ties
+  A·Aᵀ to the mask's covariance, so these are about the part's standard deviations along its
+  own axes (≈ half the half-extent of an elliptic part, ≈ 0.58 × that of a rectangle).
 * Time is in seconds from the video stream's timestamps (``time_s``), never index/fps.
 * Part ids are 1..K (0 = background); arrays indexed by part use index ``id - 1``.
 """
@@ -65,7 +66,7 @@ class PartPoses:
         time_s: frame time in seconds.
         xy: ``(K, 2)`` float64 part centres.
         angle_deg: ``(K,)`` float64 in (-180, 180], counter-clockwise on screen.
-        scale: ``(K, 2)`` float64 axis lengths in pixels (scale_x, scale_y).
+        scale: ``(K, 2)`` float64 axis lengths in pixels (scale_x, scale_y), see module doc.
         area_px: ``(K,)`` float64 mask area in source pixels.
         visible: ``(K,)`` bool, False when the part's mask is too small (pose predicted).
         confidence: ``(K,)`` float64 in [0, 1].
