@@ -204,7 +204,7 @@ def test_frames_arrive_and_the_window_shows_part_colours_where_the_part_is(qtbot
     assert abs(xs.mean() - (rect.x() + (cx + 0.5) * s)) < 3
     assert abs(ys.mean() - (rect.y() + (cy + 0.5) * s)) < 3
     side = np.sqrt(red.sum())
-    assert abs(side - SQUARE * s) < 3  # about the square's size on screen
+    assert abs(side - SQUARE * s) < 1.2 * s  # the square's size on screen (edges blend over ~1 source px)
 
 
 def test_toggles_change_the_picture(qtbot, video):

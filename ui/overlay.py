@@ -29,6 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -109,9 +112,10 @@ def draw_overlay(
         style: :class:`OverlayStyle`; ``None`` = defaults.
         hud: text lines drawn top left (OpenCV's fonts are ASCII: a few symbols such as
             ``·``, ``×``, ``≈`` are transliterated, other non-ASCII characters become ``?``).
-        scale: output size factor (> 0): the frame is resized by ``scale`` (linear) before
-            drawing and every coordinate/length scaled to match, so text and lines stay sharp
-            when a small video is shown large.
+        scale: output size factor (> 0): the frame is resized by ``scale`` and every
+            coordinate/length scaled to match, so lines and text stay sharp when a small video
+            is shown large. Masks are blended at the smaller of the two sizes (then resized
+            with the frame when enlarging: smooth mask edges, a quarter of the cost at 2×).
 
     Returns:
         A new ``(round(H·scale), round(W·scale), 3)`` uint8 RGB image, C-contiguous.
@@ -126,18 +130,24 @@ def draw_overlay(
         raise ValueError(f"scale must be positive, got {scale}")
     h, w, _ = image.shape
     out_w, out_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    if (out_w, out_h) != (w, h):
-        out = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-    else:
-        out = np.array(image, copy=True, order="C")
     sx, sy = out_w / w, out_h / h
-
     k = _num_parts(labels, poses, colors, names)
     colors = _part_colors(colors, k)
     names = tuple(str(n) for n in names) if names else tuple(f"part{i + 1}" for i in range(k))
     thick = style.line_thickness or max(2, int(round(min(out_h, out_w) / 240)))
 
-    if labels is not None and style.show_masks:
+    # masks are blended at the smaller of the source and output sizes (the costly step),
+    # lines and text are drawn at the output size (so they stay sharp)
+    out = image
+    masks = labels is not None and style.show_masks
+    if masks and out_w * out_h >= w * h:
+        out = blend_labels(out, labels, colors, style.mask_opacity, outlines=style.show_outlines)
+        masks = False
+    if (out_w, out_h) != (w, h):
+        out = cv2.resize(out, (out_w, out_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    elif out is image:
+        out = np.array(image, copy=True, order="C")
+    if masks:
         out = blend_labels(out, labels, colors, style.mask_opacity, outlines=style.show_outlines)
 
     centres = None
@@ -166,8 +176,8 @@ def blend_labels(image: np.ndarray, labels: np.ndarray, colors, opacity: float,
         labels: ``(h, w)`` uint8 label map (0 = background); resized (nearest) to H×W.
         colors: RGB triples, index i ↔ label i+1; labels beyond them are drawn grey.
         opacity: part colour weight in [0, 1].
-        outlines: also paint pixels on a part boundary (3×3 neighbourhood with another label)
-            in the full part colour (the larger label wins on part–part boundaries).
+        outlines: also paint a part's boundary pixels (those whose 3×3 neighbourhood holds
+            another label) in the full part colour.
 
     Returns:
         ``(H, W, 3)`` uint8 RGB.
@@ -178,19 +188,19 @@ def blend_labels(image: np.ndarray, labels: np.ndarray, colors, opacity: float,
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
     if labels.shape != (h, w):
         labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
-    lut = np.full((256, 1, 3), 128, dtype=np.uint8)
-    lut[0] = 0
+    lut = np.full((3, 256), 128, dtype=np.uint8)  # per channel: label -> colour value
+    lut[:, 0] = 0
     if len(colors):
-        lut[1:len(colors) + 1, 0] = np.asarray(colors, dtype=np.uint8)[:255]
-    colour = cv2.LUT(cv2.merge([labels, labels, labels]), lut)
+        lut[:, 1:len(colors) + 1] = np.asarray(colors, dtype=np.uint8)[:255].T
+    colour = cv2.merge([cv2.LUT(labels, lut[c]) for c in range(3)])
     blended = cv2.addWeighted(image, 1.0 - float(opacity), colour, float(opacity), 0.0)
     out = image.copy()
     out = cv2.copyTo(blended, labels, out)
-    if outlines:
+    if outlines:  # a part's own boundary pixels: its 3x3 neighbourhood holds another label
         kernel = np.ones((3, 3), np.uint8)
-        hi = cv2.dilate(labels, kernel)
-        edge = (hi != cv2.erode(labels, kernel)).view(np.uint8)
-        out = cv2.copyTo(cv2.LUT(cv2.merge([hi, hi, hi]), lut), edge, out)
+        edge = cv2.compare(cv2.dilate(labels, kernel), cv2.erode(labels, kernel), cv2.CMP_NE)
+        edge = cv2.bitwise_and(edge, labels)  # nonzero only inside parts
+        out = cv2.copyTo(colour, edge, out)
     return out
 
 
@@ -217,11 +227,13 @@ def _to_out(xy: np.ndarray, sx: float, sy: float) -> np.ndarray:
 
 
 def _fx(p) -> tuple[int, int]:
-    return int(round(p[0] * _ONE)), int(round(p[1] * _ONE))
+    """A point as cv2 fixed-point integers (``_SHIFT`` fractional bits)."""
+    return int(math.floor(float(p[0]) * _ONE + 0.5)), int(math.floor(float(p[1]) * _ONE + 0.5))
 
 
 def _finite(*pts) -> bool:
-    return all(np.all(np.isfinite(p)) and np.all(np.abs(p) < 1e6) for p in pts)
+    """All coordinates finite and within OpenCV's drawable range."""
+    return all(math.isfinite(v) and abs(v) < 1e6 for p in pts for v in (float(p[0]), float(p[1])))
 
 
 def _line(img, p, q, color, thick, outline=True) -> None:
@@ -235,10 +247,12 @@ def _dashed(img, p, q, color, thick, dash) -> None:
     length = float(np.hypot(*(q - p)))
     dash = max(dash, 2.5 * (thick + 2))  # gaps stay visible between the outlined dashes
     n = max(1, int(length // dash))
-    segments = [(p + (q - p) * (i / n), p + (q - p) * (min(i + 1, n) / n)) for i in range(0, n, 2)]
-    for col, t in ((_OUTLINE, thick + 2), (color, thick)):
-        for a, b in segments:
-            cv2.line(img, _fx(a), _fx(b), col, t, cv2.LINE_AA, _SHIFT)
+    starts = np.arange(0, n, 2)
+    ends = np.minimum(starts + 1, n)
+    seg = p + (q - p) * (np.stack([starts, ends], axis=1)[..., None] / n)  # (m, 2 ends, xy)
+    seg = np.floor(seg * _ONE + 0.5).astype(np.int32)
+    for col, t in ((_OUTLINE, thick + 2), (color, thick)):  # one call per colour for all dashes
+        cv2.polylines(img, list(seg), False, col, t, cv2.LINE_AA, _SHIFT)
 
 
 def _dot(img, p, radius, color) -> None:
@@ -288,10 +302,10 @@ def _draw_skeleton(img, centres, joints: JointPositions, sx, sy, thick) -> None:
 def _draw_legend(img, names, colors, visible, font_scale) -> None:
     lines = list(names)
     th = max(1, int(round(font_scale * 2)))
-    (_, text_h), base = cv2.getTextSize("Ag", _FONT, font_scale, th)
+    (_, text_h), base = _text_size("Ag", _FONT, font_scale, th)
     row = text_h + base + 4
     sw = text_h  # swatch side
-    widths = [cv2.getTextSize(n, _FONT, font_scale, th)[0][0] for n in lines]
+    widths = [_text_size(n, _FONT, font_scale, th)[0][0] for n in lines]
     box_w = sw + 6 + max(widths) + 12
     box_h = row * len(lines) + 8
     h, w, _ = img.shape
@@ -309,15 +323,20 @@ def _draw_legend(img, names, colors, visible, font_scale) -> None:
         cv2.putText(img, name, (x0 + 6 + sw + 6, y + 2 + text_h), _FONT, font_scale, text_color, th, cv2.LINE_AA)
 
 
+@lru_cache(maxsize=512)
+def _text_size(text: str, font: int, scale: float, thickness: int):
+    return cv2.getTextSize(text, font, scale, thickness)
+
+
 def _ascii(text) -> str:
     return str(text).translate(_ASCII).encode("ascii", "replace").decode("ascii")
 
 
 def _draw_text_box(img, lines, font_scale) -> None:
     th = max(1, int(round(font_scale * 2)))
-    (_, text_h), base = cv2.getTextSize("Ag", _FONT, font_scale, th)
+    (_, text_h), base = _text_size("Ag", _FONT, font_scale, th)
     row = text_h + base + 4
-    box_w = max(cv2.getTextSize(s, _FONT, font_scale, th)[0][0] for s in lines) + 12
+    box_w = max(_text_size(s, _FONT, font_scale, th)[0][0] for s in lines) + 12
     box_h = row * len(lines) + 6
     x0, y0 = 6, 6
     _shade(img, x0, y0, box_w, box_h)
