@@ -94,6 +94,15 @@ def test_axes_drawn_at_the_pose_angle(angle):
         assert not near(out[int(round(y)), int(round(x))], GREEN, tol=60), (angle, x, y)
 
 
+def test_axis_length_is_gain_times_scale():
+    p = poses([[40.0, 60.0]], [0.0], [[15.0, 2.0]])
+    for gain, inside, outside in ((2.0, 68.0, 76.0), (1.0, 52.0, 60.0)):
+        style = OverlayStyle(show_legend=False, line_thickness=3, axis_gain=gain)
+        out = draw_overlay(gray(), poses=p, colors=(GREEN,), style=style)
+        assert near(out[60, int(inside)], GREEN), gain
+        assert not near(out[60, int(outside)], GREEN, tol=60), gain
+
+
 def test_second_axis_is_first_turned_clockwise_on_screen():
     p = poses([[80.0, 60.0]], [0.0], [[10.0, 40.0]])
     out = draw_overlay(gray(), poses=p, colors=(BLUE,), style=OverlayStyle(show_legend=False, line_thickness=3))

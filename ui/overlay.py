@@ -9,9 +9,10 @@ pixel centres at integers); ``angle_deg`` is the direction of a part's first axi
 counter-clockwise *as seen on screen* from +x, so in image coordinates the first axis points
 along ``d1 = (cos a, −sin a)``. The second axis is the second column of
 ``A = R(θ)·diag(s_x, s_y)`` in the y-down image frame (θ = −a), i.e. ``d2 = (sin a, cos a)``:
-the first axis turned 90° clockwise on screen (straight down when a = 0). ``scale`` holds the
-half-extents, so the axes are drawn from the centre to ``xy + scale_x·d1`` (arrow) and
-``xy + scale_y·d2`` (plain line).
+the first axis turned 90° clockwise on screen (straight down when a = 0). ``scale`` is about
+the part's standard deviation along each axis, so the axes are drawn from the centre to
+``xy + g·scale_x·d1`` (arrow) and ``xy + g·scale_y·d2`` (plain line) with
+``g = OverlayStyle.axis_gain`` (2 by default: about the edge of the part).
 
 What is drawn (each switchable in :class:`OverlayStyle`):
 
@@ -57,6 +58,8 @@ class OverlayStyle:
         show_outlines: draw part boundaries (where the label changes) at full colour
             (only with ``show_masks``).
         show_axes: draw each part's pose axes.
+        axis_gain: axes are drawn ``axis_gain × scale`` long (scale ≈ the part's standard
+            deviation along the axis, so 2 reaches about the part's edge).
         show_invisible: also draw axes of parts flagged not visible (dashed, faded).
         show_skeleton: draw centre–joint–centre lines and joint dots.
         show_legend: draw the part legend.
@@ -72,6 +75,7 @@ class OverlayStyle:
     show_masks: bool = True
     show_outlines: bool = True
     show_axes: bool = True
+    axis_gain: float = 2.0
     show_invisible: bool = True
     show_skeleton: bool = True
     show_legend: bool = True
@@ -263,7 +267,7 @@ def _dot(img, p, radius, color) -> None:
 
 def _draw_axes(img, poses: PartPoses, centres, sx, sy, colors, thick, style: OverlayStyle) -> None:
     d1, d2 = axis_directions(poses.angle_deg)
-    scale = np.abs(np.asarray(poses.scale, dtype=np.float64))
+    scale = np.abs(np.asarray(poses.scale, dtype=np.float64)) * float(style.axis_gain)
     for i in range(poses.num_parts):
         c = centres[i]
         # scale the axis vectors (not just the lengths): handles sx != sy correctly.
