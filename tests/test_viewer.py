@@ -459,3 +459,11 @@ def test_cli_plays_a_video_with_a_real_bundle_and_records(qapp, tiny_bundle, vid
     assert "runtime: onnxruntime" in err and "viewer: 8 frames tracked" in err
     track, names = read_tracks_csv(csv_path)
     assert len(track) == 8 and len(names) == 3
+
+
+def test_cli_missing_model_is_an_error_line(capsys, video, tmp_path):
+    from tracker.cli import main
+
+    assert main(["--video", str(video), "--model", str(tmp_path / "no_model")]) == 2
+    err = capsys.readouterr().err
+    assert "error: model bundle" in err and "does not exist" in err and "Traceback" not in err

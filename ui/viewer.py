@@ -506,6 +506,7 @@ class VideoView(QtWidgets.QWidget):
 
     def set_aspect(self, width: int, height: int) -> None:
         self._aspect = width / max(height, 1)
+        self.updateGeometry()
 
     def target_rect(self) -> QtCore.QRect:
         """Where the video goes: the largest rectangle of the video's aspect ratio, centred."""
@@ -668,6 +669,16 @@ class ViewerWindow(QtWidgets.QMainWindow):
         add("help", "Keys", ["F1"], self._show_help)
         add("quit", "Quit", ["Q", "Esc", "Ctrl+Q"], self.close, in_bar=False)
 
+    def initial_size(self) -> QtCore.QSize:
+        """The size hint, shrunk (keeping the video's aspect) to 85 % of the screen."""
+        hint = self.sizeHint()
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        if screen is None:
+            return hint
+        avail = screen.availableGeometry()
+        f = min(1.0, 0.85 * avail.width() / max(hint.width(), 1), 0.85 * avail.height() / max(hint.height(), 1))
+        return QtCore.QSize(int(hint.width() * f), int(hint.height() * f))
+
     # -- sources -------------------------------------------------------------------------
     def open_source(self, source) -> None:
         """Stop the current worker (if any) and start tracking ``source`` (an opened
@@ -680,6 +691,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.view.set_image(None)
         self._latency_ms = None
         self._spec = source if isinstance(source, (int, str, Path)) else _spec_of(source)
+        if getattr(source, "width", None) and getattr(source, "height", None):
+            self.view.set_aspect(source.width, source.height)  # known now: size the window for it
         name = getattr(source, "name", None) or (f"camera {source}" if isinstance(source, int) else str(source))
         self.view.set_message(f"opening {name}…")
         self.worker = TrackingWorker(source, self.runtime, make_tracker=self.make_tracker, loop=self.loop,

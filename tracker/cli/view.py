@@ -53,6 +53,18 @@ def _check_display() -> None:
                 "run it in a desktop session, or use `parttrack track VIDEO -o OUT --overlay` headless")
 
 
+def _check_writable(folder: Path, option: str) -> None:
+    from engine.errors import OutputError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{option}: cannot create {folder} ({exc.strerror or exc})",
+                          "choose a folder you can write to") from None
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"{option}: {folder} is not writable", "choose a folder you can write to")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.camera is None and args.video is None:
         from tracker.cli import build_parser
@@ -69,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.runtime import create_runtime
     from tracker.sources import open_source
 
+    if args.record is not None:
+        _check_writable(Path(args.record).parent, "--record")
     if args.camera is not None:
         source = open_source(int(args.camera))
     else:
@@ -92,7 +106,7 @@ def _run_window(args, source, runtime) -> int:
     window = ViewerWindow(runtime, source, loop=args.loop, realtime=not args.every_frame,
                           max_frames=args.max_frames, style=OverlayStyle(mask_opacity=args.opacity),
                           out_dir=args.out, record=args.record, close_at_end=args.max_frames is not None)
-    window.resize(window.sizeHint())
+    window.resize(window.initial_size())
     window.show()
     # Ctrl-C in the terminal: Qt's loop does not run Python signal handlers by itself, so
     # wake Python every 200 ms and close the window (the worker is stopped cleanly).
