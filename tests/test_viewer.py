@@ -467,3 +467,13 @@ def test_cli_missing_model_is_an_error_line(capsys, video, tmp_path):
     assert main(["--video", str(video), "--model", str(tmp_path / "no_model")]) == 2
     err = capsys.readouterr().err
     assert "error: model bundle" in err and "does not exist" in err and "Traceback" not in err
+
+
+def test_screenshot_tool_grabs_the_window(qapp, tiny_bundle, video, tmp_path):
+    import cv2
+
+    from ui.screenshot import grab_viewer
+
+    out = grab_viewer(video, tmp_path / "shot.png", frame=4, model=tiny_bundle, backend="onnxruntime", width=384)
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[1] >= 384 and img.shape[0] > 288  # video area + toolbar
