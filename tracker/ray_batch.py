@@ -397,6 +397,8 @@ class _Dispatcher:
         queue = deque(todo)
         bar = tqdm(total=len(todo), desc="videos (ray)", unit="video", disable=not self.progress,
                    dynamic_ncols=True, file=sys.stderr)
+        if self.log is _log and self.progress:  # print above the bar, not through it
+            self.log = lambda msg: bar.write(msg, file=sys.stderr)
         frames = failed = 0
         t0 = time.perf_counter()
         try:
@@ -418,8 +420,7 @@ class _Dispatcher:
                     frames += result.frames if result.status == "done" else 0
                     if result.status == "failed":
                         failed += 1
-                        bar.write(f"failed: {paths[i]}: {result.error}" + (f" (hint: {result.hint})" if result.hint else ""),
-                                  file=sys.stderr)
+                        self.log(f"failed: {paths[i]}: {result.error}" + (f" (hint: {result.hint})" if result.hint else ""))
                     elapsed = max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix(frames=frames, fps=f"{frames / elapsed:.0f}", failed=failed, refresh=False)
                     bar.update(1)
