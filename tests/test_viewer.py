@@ -338,6 +338,9 @@ def test_missing_camera_gives_a_message_not_a_traceback(qtbot, capsys):
     err = capsys.readouterr().err
     assert "error: camera 97" in err and "Traceback" not in err
     win.render()  # the window keeps working
+    win.actions_by_name["pause"].trigger()  # Space retries (and fails the same way)
+    qtbot.waitUntil(lambda: win.last_error is not None and not win.worker_running, timeout=15000)
+    assert "camera 97" in win.last_error[0] and not win.actions_by_name["pause"].isChecked()
 
 
 class DisconnectingCamera(FakeCamera):

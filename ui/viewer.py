@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 #: (key, what it does) — the viewer's keyboard shortcuts, for the help box and the README.
 SHORTCUTS = (
-    ("Space", "pause / resume (at the end of a file: play it again)"),
+    ("Space", "pause / resume (at the end of a file: play it again; after a camera error: retry)"),
     ("M", "show / hide part masks"),
     ("A", "show / hide part axes"),
     ("S", "show / hide the skeleton (centres and joints)"),
@@ -447,6 +447,8 @@ class TrackingWorker(QtCore.QObject):
         if self._stop.is_set():
             return
         info = self.prepare()
+        if self._stop.is_set():  # stopped while the source was opening
+            return
         self.opened.emit(info)
         self.grabber = FrameGrabber(self.source, self.slot, realtime=self.realtime)
         if self._paused.is_set():
@@ -729,7 +731,9 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if thread is not None:
             thread.quit()
             ok = thread.wait(int(timeout_s * 1000))
-            if not ok:
+            if ok:
+                thread.deleteLater()
+            else:
                 log.warning("the tracking thread did not stop within %.1f s", timeout_s)
                 self._finished_workers.append((worker, thread))  # keep alive until it ends
         for sig in (worker.opened, worker.frame_ready, worker.failed, worker.ended):
@@ -794,7 +798,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.last_error = (message, hint)
         text = message + (f"\n{hint}" if hint else "")
         self.view.set_message(text)
-        self.statusBar().showMessage(message)
+        self.statusBar().showMessage(message + (" — Space retries" if self._spec is not None else ""))
         print(f"parttrack: error: {message}", file=sys.stderr)
         if hint:
             print(f"parttrack: hint: {hint}", file=sys.stderr)
@@ -874,7 +878,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
 
     def set_paused(self, paused: bool) -> None:
         act = self.actions_by_name["pause"]
-        if self.ended and self._spec is not None:  # Space at the end of a file plays it again
+        failed = self.last_error is not None and not self.worker_running
+        if (self.ended or failed) and self._spec is not None:  # Space: play again / retry
             act.blockSignals(True)
             act.setChecked(False)
             act.blockSignals(False)
