@@ -20,7 +20,11 @@ from engine.errors import ParttrackError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the viewer's options on the top-level parser."""
-    g = parser.add_argument_group("live viewer (parttrack --camera N | --video FILE)")
+    g = parser.add_argument_group(
+        "live viewer (parttrack --camera N | --video FILE)",
+        "keys in the window: Space pause, M/A/S/L/H masks/axes/skeleton/legend/readout,\n"
+        "+/- mask opacity, R record tracks CSV, P snapshot PNG, C camera, O open file,\n"
+        "F1 all keys, Q quit")
     src = g.add_mutually_exclusive_group()
     src.add_argument("--camera", type=int, default=None, metavar="N",
                      help="open camera N (0 = the first camera)")
