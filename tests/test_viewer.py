@@ -480,3 +480,20 @@ def test_screenshot_tool_grabs_the_window(qapp, tiny_bundle, video, tmp_path):
     out = grab_viewer(video, tmp_path / "shot.png", frame=4, model=tiny_bundle, backend="onnxruntime", width=384)
     img = cv2.imread(str(out))
     assert img is not None and img.shape[1] >= 384 and img.shape[0] > 288  # video area + toolbar
+
+
+def test_realtime_file_drops_frames_when_tracking_is_slower(qtbot, video):
+    import time as _time
+
+    seen = []
+
+    class Slow(SquareTracker):
+        def step(self, frame):
+            seen.append(frame.index)
+            _time.sleep(0.12)  # 3x slower than the video's 25 frames/s
+            return super().step(frame)
+
+    win = make_window(qtbot, video, make_tracker=Slow, realtime=True)
+    qtbot.waitUntil(lambda: win.ended, timeout=30000)
+    assert seen[-1] == N - 1 and len(seen) < N  # newest frame wins: skipped, never queued
+    assert np.all(np.diff(seen) > 0) and win.worker.dropped == N - len(seen)
