@@ -4,13 +4,15 @@ by reading this report, together with the machine line it prints.
 
 Latency is wall-clock time of one ``runtime.infer(batch)`` call (``time.perf_counter``) after
 warm-up, on the same real letterboxed frames each time; frames/s = batch / median latency.
-The spread is reported as the 10th–90th percentile range. Other processes on the machine
-change these numbers: run it on a quiet machine, and more than once.
+The spread is reported as the 10th–90th percentile range, and the process CPU time per call
+beside it. Other processes on the machine change these numbers (the load average is
+printed): run it on a quiet machine, and more than once.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tempfile
 import time
@@ -35,6 +37,9 @@ class LatencyStats:
         calls: timed calls (after warm-up).
         median_ms, p10_ms, p90_ms, min_ms: latency of one call in milliseconds.
         fps: frames per second at the median latency (batch / median).
+        cpu_ms: median CPU time of the whole process per call (all threads; ``time.process_time``)
+            — less sensitive than wall time to other load on the machine; with one thread it
+            approximates the latency on an idle machine. NaN when not measured.
     """
 
     batch: int
@@ -44,17 +49,21 @@ class LatencyStats:
     p90_ms: float
     min_ms: float
     fps: float
+    cpu_ms: float = float("nan")
 
 
-def latency_stats(seconds: np.ndarray, batch: int) -> LatencyStats:
-    """Summarise per-call wall times (seconds, shape (calls,)) of batches of ``batch`` frames."""
+def latency_stats(seconds: np.ndarray, batch: int, cpu_seconds: np.ndarray | None = None) -> LatencyStats:
+    """Summarise per-call wall times (seconds, shape (calls,)) of batches of ``batch`` frames
+    (and optionally the per-call process CPU times)."""
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
     if ms.ndim != 1 or len(ms) == 0:
         raise ValueError(f"need a non-empty 1-D array of call times, got shape {ms.shape}")
     median = float(np.median(ms))
+    cpu = float(np.median(np.asarray(cpu_seconds)) * 1e3) if cpu_seconds is not None else float("nan")
     return LatencyStats(batch=int(batch), calls=len(ms), median_ms=median,
                         p10_ms=float(np.percentile(ms, 10)), p90_ms=float(np.percentile(ms, 90)),
-                        min_ms=float(ms.min()), fps=float(batch * 1e3 / median) if median > 0 else float("inf"))
+                        min_ms=float(ms.min()), fps=float(batch * 1e3 / median) if median > 0 else float("inf"),
+                        cpu_ms=cpu)
 
 
 def time_infer(runtime, images: np.ndarray, calls: int = 200, warmup: int = 10, max_seconds: float = 10.0
@@ -68,19 +77,24 @@ def time_infer(runtime, images: np.ndarray, calls: int = 200, warmup: int = 10, 
     """
     for _ in range(warmup):
         runtime.infer(images)
-    times = []
+    times, cpu = [], []
     start = time.perf_counter()
     while len(times) < calls and (len(times) < 5 or time.perf_counter() - start < max_seconds):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         runtime.infer(images)
         times.append(time.perf_counter() - t0)
-    return latency_stats(np.array(times), len(images))
+        cpu.append(time.process_time() - c0)
+    return latency_stats(np.array(times), len(images), np.array(cpu))
 
 
 def machine_info() -> dict:
     """The machine the numbers belong to (CPU model, usable cores, ISA features, GPUs,
     library versions) plus :func:`engine.runtime.devices.machine_line`."""
-    info = {"machine": machine_line(), "cpu": cpu_model(), "cores": usable_cpus(), "cpu_features": list(cpu_features()),
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = []
+    info = {"machine": machine_line(), "load_average": load, "cpu": cpu_model(), "cores": usable_cpus(), "cpu_features": list(cpu_features()),
             "gpus": [{"index": g.index, "name": g.name, "compute_capability": list(g.compute_capability)}
                      for g in cuda_gpus()],
             "python": platform.python_version(), "platform": platform.platform()}
@@ -267,11 +281,12 @@ def run_bench(bundle: Bundle | str | Path, backends=None, precisions=None, batch
 def format_report(report: dict) -> str:
     """The human-readable table ``parttrack bench`` prints."""
     m = report["machine"]
-    lines = [f"machine: {m['machine']}",
+    load = f" (load average {', '.join(str(v) for v in m['load_average'])})" if m.get("load_average") else ""
+    lines = [f"machine: {m['machine']}{load}",
              f"model:   {report['model']['path']} (K={report['model']['num_parts']}, "
              f"{report['model']['input_size']}x{report['model']['input_size']} input)", ""]
     lines.append(f"{'backend':<13}{'precision':<10}{'batch':>6}{'frames/s':>10}{'median ms':>11}"
-                 f"{'p10-p90 ms':>17}{'calls':>7}")
+                 f"{'p10-p90 ms':>17}{'cpu ms':>8}{'calls':>7}")
     for row in report["runtimes"]:
         if "error" in row:
             lines.append(f"{row['backend']:<13}{row['precision'] or '-':<10}  unavailable: {row['error']}")
@@ -279,7 +294,7 @@ def format_report(report: dict) -> str:
         for r in row["results"]:
             spread = f"{r['p10_ms']:.2f}-{r['p90_ms']:.2f}"
             lines.append(f"{row['backend']:<13}{row['precision'] or '-':<10}{r['batch']:>6}{r['fps']:>10.0f}"
-                         f"{r['median_ms']:>11.3f}{spread:>17}{r['calls']:>7}")
+                         f"{r['median_ms']:>11.3f}{spread:>17}{r['cpu_ms']:>8.2f}{r['calls']:>7}")
         lines.append(f"  {row['runtime']}")
     if "pipeline" in report:
         p = report["pipeline"]

@@ -28,6 +28,8 @@ def test_latency_stats():
     assert s.fps == pytest.approx(8 / 0.003)
     assert s.p10_ms == pytest.approx(1.4) and s.p90_ms == pytest.approx(7.6)
     assert s.calls == 5 and s.batch == 8
+    assert np.isnan(s.cpu_ms)
+    assert bench.latency_stats(np.array([0.002, 0.004]), 1, np.array([0.001, 0.003, 0.005])).cpu_ms == pytest.approx(3.0)
     with pytest.raises(ValueError, match="non-empty"):
         bench.latency_stats(np.array([]), 1)
 
@@ -49,6 +51,7 @@ def test_time_infer_warms_up_then_times_the_calls():
     rt = _CountingRuntime()
     stats = bench.time_infer(rt, np.zeros((4, 8, 8, 3), np.uint8), calls=25, warmup=3)
     assert rt.calls == 28 and stats.calls == 25 and stats.batch == 4
+    assert 0 <= stats.cpu_ms < 1e3
 
 
 def test_bench_runtimes_reports_available_and_unavailable(graph_bundle):
