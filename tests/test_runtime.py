@@ -143,6 +143,14 @@ def test_unknown_backend_device_option(graph_bundle):
         create_runtime(graph_bundle, backend="onnxruntime", precision="fp8")
 
 
+def test_available_backends_in_auto_order():
+    from engine.runtime import available_backends
+
+    names = available_backends()
+    assert "onnxruntime" in names and list(names) == [b for b in BACKENDS if b in names]
+    assert set(names) == {b for b, reason in backend_status().items() if reason is None}
+
+
 def test_parse_device():
     assert parse_device(None) == (None, 0)
     assert parse_device("CPU") == ("cpu", 0)

@@ -46,7 +46,8 @@ class OnnxRuntimeBackend:
 
     Args:
         bundle: the validated bundle.
-        device_kind: ``"cpu"``, ``"cuda"`` or None (CUDA provider if available, else CPU).
+        device_kind: ``"cpu"``, ``"cuda"`` or None (CUDA provider if available, else CPU;
+            always CPU for int8).
         device_index: CUDA ordinal when on CUDA.
         threads: intra-op threads; None = usable cores // ``workers``.
         workers: processes sharing this machine's cores.
@@ -85,7 +86,8 @@ class OnnxRuntimeBackend:
             raise ParttrackError(f"unknown optimisation level {optimization!r}", f"use one of {', '.join(levels)}")
 
         available = ort.get_available_providers()
-        use_cuda = device_kind == "cuda" or (device_kind is None and "CUDAExecutionProvider" in available)
+        use_cuda = device_kind == "cuda" or (device_kind is None and self.precision == "fp32"
+                                             and "CUDAExecutionProvider" in available)
         if use_cuda and "CUDAExecutionProvider" not in available:
             raise BackendUnavailable(
                 "ONNX Runtime has no CUDA provider here (available: " + ", ".join(available) + ")",
