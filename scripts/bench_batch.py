@@ -13,7 +13,9 @@ folder, then tracks all of them into a fresh output folder with each configurati
   ``parttrack track --ray`` costs on a single machine).
 
 Each time is the wall time of the whole call (workers starting, the model loading in each,
-decoding, inference, smoothing, writing CSVs). Reported: videos/s and frames/s, with the CPU.
+decoding, inference, smoothing, writing CSVs). Reported: videos/s and frames/s over that wall
+time, and "per-job f/s": frames / the summed time of the per-video jobs themselves (what one
+worker sustains once it runs), with the CPU.
 
 The model: ``--model DIR`` (a bundle), else the shipped ``trained/bbb`` if it has a model,
 else a random-initialised network of the default size (K = 10, 128×128; needs torch, the
@@ -72,13 +74,14 @@ def make_model(folder: Path) -> Path:
                          notes="# Benchmark bundle\n\nRandom weights (scripts/bench_batch.py).\n")
 
 
-def _rate(results, seconds: float) -> tuple[int, int, float, float]:
+def _rate(results, seconds: float) -> tuple[int, int, float, float, float]:
+    """(videos, frames, videos/s, frames/s, frames/s inside one video's job)."""
     done = [r for r in results if r.status == "done"]
     bad = [r for r in results if r.status != "done"]
     if bad:
         raise SystemExit(f"bench: {len(bad)} video(s) did not finish: {bad[0].video}: {bad[0].error}")
     frames = sum(r.frames for r in done)
-    return len(done), frames, len(done) / seconds, frames / seconds
+    return len(done), frames, len(done) / seconds, frames / seconds, frames / sum(r.seconds for r in done)
 
 
 def main(argv=None) -> int:
@@ -154,20 +157,19 @@ def main(argv=None) -> int:
             if best is None or seconds < best[0]:
                 best = (seconds, res)
         seconds, res = best
-        n, frames, vps, fps = _rate(res, seconds)
-        rows.append((f"{kind} w{workers}x t{threads}", seconds, n, frames, vps, fps))
+        rows.append((f"{kind} w{workers}x t{threads}", seconds) + _rate(res, seconds))
 
     if not args.no_e2e:
         opts = TrackOptions(model=model, threads=configs[-1][2] if configs else None)
         t0 = time.perf_counter()
         res = run_batch_ray(videos, out_dir(), opts, num_cpus=os.cpu_count(), progress=False, log=_quiet)
         seconds = time.perf_counter() - t0
-        n, frames, vps, fps = _rate(res, seconds)
-        rows.append(("ray e2e (incl. start)", seconds, n, frames, vps, fps))
+        rows.append(("ray e2e (incl. start)", seconds) + _rate(res, seconds))
 
-    print(f"{'configuration':24s} {'wall s':>8s} {'videos':>7s} {'frames':>7s} {'videos/s':>9s} {'frames/s':>9s}")
-    for name, seconds, n, frames, vps, fps in rows:
-        print(f"{name:24s} {seconds:8.2f} {n:7d} {frames:7d} {vps:9.3f} {fps:9.1f}")
+    print(f"{'configuration':24s} {'wall s':>8s} {'videos':>7s} {'frames':>7s} {'videos/s':>9s} {'frames/s':>9s} "
+          f"{'per-job f/s':>11s}")
+    for name, seconds, n, frames, vps, fps, job_fps in rows:
+        print(f"{name:24s} {seconds:8.2f} {n:7d} {frames:7d} {vps:9.3f} {fps:9.1f} {job_fps:11.1f}")
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)

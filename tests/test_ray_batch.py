@@ -31,19 +31,20 @@ from tracker.ray_batch import WorkerPlan, plan_workers, run_batch_ray
 CPU2 = [{"CPU": 2.0, "memory": 1e10}]
 PLAN_CASES = [
     # (nodes, pending, options kwargs, plan kwargs, expected plan)
-    (CPU2, 5, {}, {}, WorkerPlan(1, 2.0, 0.0, "cpu")),
-    (CPU2, 5, {"threads": 1}, {}, WorkerPlan(2, 1.0, 0.0, "cpu")),
-    (CPU2, 1, {"threads": 1}, {}, WorkerPlan(1, 1.0, 0.0, "cpu")),  # no more actors than videos
-    ([{"CPU": 16.0}, {"CPU": 8.0}], 100, {}, {}, WorkerPlan(12, 2.0, 0.0, "cpu")),
-    ([{"CPU": 16.0}, {"CPU": 8.0}], 100, {}, {"workers": 3}, WorkerPlan(3, 2.0, 0.0, "cpu")),
+    (CPU2, 5, {}, {}, WorkerPlan(2, 1.0, 0.0, "cpu")),
+    (CPU2, 5, {"threads": 2}, {}, WorkerPlan(1, 2.0, 0.0, "cpu")),
+    (CPU2, 1, {}, {}, WorkerPlan(1, 1.0, 0.0, "cpu")),  # no more actors than videos
+    ([{"CPU": 16.0}, {"CPU": 8.0}], 100, {}, {}, WorkerPlan(24, 1.0, 0.0, "cpu")),
+    ([{"CPU": 16.0}, {"CPU": 8.0}], 100, {"threads": 2}, {}, WorkerPlan(12, 2.0, 0.0, "cpu")),
+    ([{"CPU": 16.0}, {"CPU": 8.0}], 100, {}, {"workers": 3}, WorkerPlan(3, 1.0, 0.0, "cpu")),
     ([{"CPU": 16.0}, {"CPU": 3.0}], 100, {}, {"cpus_per_worker": 4}, WorkerPlan(4, 4.0, 0.0, "cpu")),
-    ([{"CPU": 1.0}], 4, {}, {}, WorkerPlan(1, 1.0, 0.0, "cpu")),  # clamped to the largest node
-    # GPU nodes: one actor per GPU, CPUs for decoding; a CPU-only node gets none
+    ([{"CPU": 1.0}], 4, {"threads": 4}, {}, WorkerPlan(1, 1.0, 0.0, "cpu")),  # clamped to the largest node
+    # GPU nodes: one actor per GPU, 2 CPUs each for decoding; a CPU-only node gets none
     ([{"CPU": 16.0, "GPU": 2.0}, {"CPU": 8.0}], 100, {}, {}, WorkerPlan(2, 2.0, 1.0, "cuda:0")),
     ([{"CPU": 16.0, "GPU": 2.0}], 100, {}, {"gpus_per_worker": 0.5}, WorkerPlan(4, 2.0, 0.5, "cuda:0")),
     ([{"CPU": 2.0, "GPU": 4.0}], 100, {}, {}, WorkerPlan(1, 2.0, 1.0, "cuda:0")),  # CPU-bound
-    ([{"CPU": 16.0, "GPU": 2.0}], 100, {"device": "cpu"}, {}, WorkerPlan(8, 2.0, 0.0, "cpu")),
-    ([{"CPU": 16.0, "GPU": 2.0}], 100, {}, {"gpus_per_worker": 0}, WorkerPlan(8, 2.0, 0.0, "cpu")),
+    ([{"CPU": 16.0, "GPU": 2.0}], 100, {"device": "cpu"}, {}, WorkerPlan(16, 1.0, 0.0, "cpu")),
+    ([{"CPU": 16.0, "GPU": 2.0}], 100, {}, {"gpus_per_worker": 0}, WorkerPlan(16, 1.0, 0.0, "cpu")),
     ([{"CPU": 16.0, "GPU": 1.0}], 100, {"device": "cuda:1", "backend": "tensorrt"}, {},
      WorkerPlan(1, 2.0, 1.0, "cuda:0")),
 ]

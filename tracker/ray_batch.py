@@ -12,13 +12,14 @@ Scheduling (Ray Core: ``ray.remote`` actor classes, ``.options(num_cpus=, num_gp
 ``ray.wait``; docs.ray.io "Actors", "Resources", "ray.wait"):
 
 * **CPU workers**: each actor reserves ``cpus_per_worker`` logical CPUs (default
-  ``options.threads`` or 2, the ONNX Runtime sweet spot measured on the 2-core machine) and
-  runs that many inference threads; as many actors as the live nodes have room for
+  ``options.threads`` or 1: with many videos, more single-threaded workers beat fewer
+  multi-threaded ones, see :data:`DEFAULT_CPUS_PER_WORKER`) and runs that many inference
+  threads; as many actors as the live nodes have room for
   (``floor(node CPUs / cpus_per_worker)`` summed over nodes), at most one per pending video,
   at most ``workers``.
 * **GPU workers** when the cluster reports GPUs and ``options.device`` is not ``cpu``: each
   actor reserves ``gpus_per_worker`` GPUs (default 1; a fraction shares a GPU) and
-  ``cpus_per_worker`` CPUs for decoding; Ray sets ``CUDA_VISIBLE_DEVICES`` for the actor, so
+  ``cpus_per_worker`` CPUs for decoding (default 2); Ray sets ``CUDA_VISIBLE_DEVICES`` for the actor, so
   the runtime is built with ``device="cuda:0"`` and ``options.backend`` (``auto`` picks
   TensorRT where it is installed on the node, else ONNX Runtime's CUDA provider).
 * Videos are handed out one at a time to whichever actor is free (``ray.wait`` over the
@@ -70,8 +71,13 @@ from tracker.batch import (
     track_video,
 )
 
-#: Logical CPUs per CPU worker when neither ``cpus_per_worker`` nor ``options.threads`` says.
-DEFAULT_CPUS_PER_WORKER = 2
+#: Logical CPUs (= inference threads) per worker when neither ``cpus_per_worker`` nor
+#: ``options.threads`` says. CPU workers: 1 — on the 2-core machine two 1-thread workers tracked
+#: ~20 % more frames/s than one 2-thread worker, both as local processes and as Ray actors
+#: (decoding, poses and smoothing are single-threaded per video; scripts/bench_batch.py).
+#: GPU workers: 2, for decoding and the CPU side of the pipeline next to the GPU.
+DEFAULT_CPUS_PER_WORKER = 1
+DEFAULT_CPUS_PER_GPU_WORKER = 2
 #: Object store of a local Ray instance we start (bytes): only small results travel.
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 ** 2
 #: Seconds Ctrl-C waits for running videos to write what they have before killing the actors.
@@ -208,7 +214,8 @@ def plan_workers(nodes: list[dict], pending: int, options: TrackOptions, *, work
         options: the batch options (``device``, ``backend``, ``threads``).
         workers: at most this many actors (None = as many as fit).
         cpus_per_worker: logical CPUs (and inference threads) per actor; None =
-            ``options.threads`` or :data:`DEFAULT_CPUS_PER_WORKER`, clamped to the largest node.
+            ``options.threads`` or :data:`DEFAULT_CPUS_PER_WORKER` (GPU workers:
+            :data:`DEFAULT_CPUS_PER_GPU_WORKER`), clamped to the largest node.
         gpus_per_worker: GPUs per actor; None = 1 where the cluster has GPUs and
             ``options.device`` is not ``cpu``, else 0. 0 forces CPU workers.
 
@@ -241,7 +248,8 @@ def plan_workers(nodes: list[dict], pending: int, options: TrackOptions, *, work
         raise ParttrackError("the Ray cluster has no node with a free CPU"
                              + (f" and {gpus_per_worker:g} GPU" if gpus_per_worker else ""),
                              "check `ray status` on the head node")
-    cpus = float(cpus_per_worker or options.threads or DEFAULT_CPUS_PER_WORKER)
+    default = DEFAULT_CPUS_PER_GPU_WORKER if gpus_per_worker else DEFAULT_CPUS_PER_WORKER
+    cpus = float(cpus_per_worker or options.threads or default)
     cpus = min(cpus, max(node_cpus))
     fit = 0
     for n in use:
@@ -268,7 +276,7 @@ def _connect(ray, address: str | None, num_cpus: int | None, log) -> bool:
     except ModuleNotFoundError as exc:  # ray:// needs the Ray Client's grpcio
         raise BackendUnavailable(f"connecting to {target} needs the Ray Client ({exc.name} is missing)",
                                  "pip install 'ray[client]' (the same Ray version as the cluster)") from None
-    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
         raise ParttrackError(f"cannot connect to the Ray cluster at {target}: {exc}",
                              "check the head address (`ray status` on the head node prints it), that this "
                              "machine can reach it, and that it runs the same Ray and Python versions") from None
