@@ -19,9 +19,10 @@ Scheduling (Ray Core: ``ray.remote`` actor classes, ``.options(num_cpus=, num_gp
   at most ``workers``.
 * **GPU workers** when the cluster reports GPUs and ``options.device`` is not ``cpu``: each
   actor reserves ``gpus_per_worker`` GPUs (default 1; a fraction shares a GPU) and
-  ``cpus_per_worker`` CPUs for decoding (default 2); Ray sets ``CUDA_VISIBLE_DEVICES`` for the actor, so
-  the runtime is built with ``device="cuda:0"`` and ``options.backend`` (``auto`` picks
-  TensorRT where it is installed on the node, else ONNX Runtime's CUDA provider).
+  ``cpus_per_worker`` CPUs for decoding (default 2); Ray sets ``CUDA_VISIBLE_DEVICES`` for
+  the actor, so the runtime is built with ``device="cuda:0"`` and ``options.backend``
+  (``auto`` picks TensorRT where it is installed on the node, else ONNX Runtime's CUDA
+  provider).
 * Videos are handed out one at a time to whichever actor is free (``ray.wait`` over the
   in-flight calls), so long and short videos balance; the terminal shows a tqdm bar over
   finished videos.
@@ -35,9 +36,11 @@ batches through ``ray.get_runtime_context().is_canceled()``), so each writes wha
 processed without ``done.json`` — exactly as the local batch — then the actors are killed and
 :class:`KeyboardInterrupt` is raised.
 
-Storage: paths are resolved to absolute paths on the driver and used as they are on every
-node, so on a multi-node cluster the inputs, the output folder and the model bundle must be on
-storage mounted at the same path on every node (see docs/ray.md).
+Storage: paths (videos, output folder, ``options.model``) are resolved to absolute paths on
+the driver and used as they are on every node, so on a multi-node cluster the inputs, the
+output folder and the model bundle must be on storage mounted at the same path on every node
+(see docs/ray.md). Without ``options.model`` each node uses the model shipped in its own
+parttrack installation.
 
 ``ray`` is an optional dependency (``pip install 'parttrack[ray]'``); importing this module
 does not import it, :func:`run_batch_ray` raises :class:`engine.errors.BackendUnavailable`
@@ -107,7 +110,10 @@ class _CancelCheck(_Progress):
         import ray
 
         ctx = ray.get_runtime_context()
-        self._is_canceled = getattr(ctx, "is_canceled", None)  # Ray >= 2.50-ish; else no-op
+        # RuntimeContext.is_canceled() for sync actors is recent (ray-project/ray PR #58914,
+        # late 2025; present in 2.60). Without it a running video is not interrupted: it
+        # finishes within CANCEL_GRACE_S or its actor is killed (no done.json either way).
+        self._is_canceled = getattr(ctx, "is_canceled", None)
 
     def advance(self, n: int) -> None:
         if self._is_canceled is not None and self._is_canceled():
@@ -343,6 +349,8 @@ def run_batch_ray(videos, out_root, options: TrackOptions | None = None, address
     """
     ray = _import_ray()
     options = options or TrackOptions()
+    if options.model is not None:  # workers do not run in the driver's working directory
+        options = replace(options, model=Path(options.model).resolve())
     paths = discover_videos(videos)
     out_root = check_writable(Path(out_root).resolve())
     dirs = output_dirs(paths, out_root)
