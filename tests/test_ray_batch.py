@@ -94,6 +94,7 @@ def ray_env(tmp_path_factory):
         mp.delenv("RAY_AUTH_MODE")
         mp.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
         mp.delenv("RAY_ADDRESS", raising=False)
+        mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
         yield base
     if own:
         shutil.rmtree(own, ignore_errors=True)

@@ -276,6 +276,9 @@ def _connect(ray, address: str | None, num_cpus: int | None, log) -> bool:
     kwargs: dict = {"logging_level": logging.WARNING}
     if target == "local":
         kwargs.update(num_cpus=num_cpus, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+        # A private instance started for one command: no usage reports to Ray's servers
+        # unless the user asked for them (RAY_USAGE_STATS_ENABLED=1).
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     t0 = time.perf_counter()
     try:
         ray.init(address=target, **kwargs)
