@@ -95,6 +95,7 @@ def main(argv=None) -> int:
                     help="comma-separated KIND:WORKERSxTHREADS (KIND pool or ray)")
     ap.add_argument("--no-e2e", action="store_true", help="skip the Ray start-up and end-to-end runs")
     args = ap.parse_args(argv)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # private local instances
     w, h = (int(x) for x in args.size.lower().split("x"))
     configs = []
     for item in args.configs.split(","):

@@ -24,7 +24,7 @@ import pytest
 from engine.errors import BackendUnavailable, BundleError, ParttrackError
 from tests.fakes import ColorKeyRuntime, flat_parts_frames
 from tests.videos import write_video
-from tracker.batch import TrackOptions, VideoResult, run_batch
+from tracker.batch import TrackOptions, run_batch
 from tracker.ray_batch import WorkerPlan, plan_workers, run_batch_ray
 
 # --------------------------------------------------------------------------- the worker plan
