@@ -232,9 +232,9 @@ def test_ctrl_c_keeps_what_was_tracked_without_done_marker(tmp_path, ray_session
         raw = out / "tracks_raw.csv"
         for _ in range(1200):  # up to 60 s for the worker to start writing rows
             if raw.is_file() and len(raw.read_text().splitlines()) > 4:
-                break
+                _thread.interrupt_main()  # as Ctrl-C in the terminal
+                return
             time.sleep(0.05)
-        _thread.interrupt_main()
 
     threading.Thread(target=interrupt_when_started, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
