@@ -228,7 +228,7 @@ def test_cli_track_with_a_real_bundle(tmp_path, videos, tiny_bundle, capsys):
     code = main(["track", str(videos[0].parent), "-o", str(tmp_path / "out"), "--model", str(tiny_bundle),
                  "--backend", "onnxruntime", "--raw", "--no-progress", "--export", "ae"])
     cap = capsys.readouterr()
-    assert code == 1  # one video failed
+    assert code == 3  # one video failed
     assert "runtime: onnxruntime" in cap.err
     assert "videos: 4 (3 tracked, 0 already done, 1 failed)" in cap.out and "broken.mp4" in cap.out
     for v in videos:
@@ -284,7 +284,7 @@ def test_cli_ray_flag_before_paths_keeps_the_path(tmp_path, videos, monkeypatch)
 
     seen = {}
 
-    def fake_run_batch_ray(vids, out_root, options, address=None):
+    def fake_run_batch_ray(vids, out_root, options, address=None, workers=None, progress=True):
         seen.update(videos=vids, address=address)
         return []
 

@@ -838,6 +838,10 @@ def summarize(results: list[VideoResult], out_root, elapsed_s: float) -> str:
              + (f" ({frames / elapsed_s:.1f} frames/s overall, {frames / track_s:.1f} frames/s per video)"
                 if frames and elapsed_s > 0 and track_s > 0 else ""),
              f"results: {Path(out_root)}/<video>/ (tracks.csv, joints.csv, track.json …)"]
+    if len(done) <= 5:  # a short batch: say exactly where each file went
+        for r in done:
+            entries = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(r.out_dir).iterdir())
+            lines.append(f"  {r.out_dir}/: " + ", ".join(e for e in entries if e != "done.json"))
     for r in failed:
         lines.append(f"failed: {r.video}: {r.error}" + (f" (hint: {r.hint})" if r.hint else ""))
     for r in results:

@@ -12,8 +12,8 @@ Track the parts of every video given (files, or folders of videos) and write one
 folder per video: OUT/<video>/tracks.csv (smoothed part poses), joints.csv, track.json, and on
 request tracks_raw.csv, label-map PNGs, an overlay video and animation exports. A rerun skips
 videos whose folder is complete (done.json) and redoes interrupted ones; --force redoes all.
-A video that fails is reported at the end; the others are still tracked (exit status 1 if any
-failed)."""
+A video that fails is reported at the end; the others are still tracked.
+Exit status: 0 all done, 2 bad input (nothing tracked), 3 some videos failed, 130 Ctrl-C."""
 
 
 def add_parser(sub):
@@ -30,8 +30,11 @@ def add_parser(sub):
     p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt", "torch"),
                    help="inference backend (default auto)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the backend's choice)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="local worker processes; CPU threads are split between them (default 1)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes (local) or Ray actors; CPU threads are split between them "
+                        "(default: 1 locally, one per CPU on Ray)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU inference threads per worker (default: cores // workers)")
     p.add_argument("--smoother", default="offline", choices=SMOOTHERS,
                    help="offline: Kalman filter + RTS smoother (default); online: causal filter as in "
                         "the live viewer; none: raw poses")
@@ -64,7 +67,7 @@ def run(args) -> int:
         raise ParttrackError(f"--batch-size must be at least 1, got {args.batch_size}")
     options = TrackOptions(model=args.model, backend=args.backend, device=args.device, smoother=args.smoother,
                            raw=args.raw, masks=args.masks, overlay=args.overlay, exports=exports, force=args.force,
-                           batch_size=args.batch_size, max_frames=args.max_frames)
+                           batch_size=args.batch_size, max_frames=args.max_frames, threads=args.threads)
     if args.ray and Path(args.ray).exists():  # `--ray videos/ -o out`: argparse took the path as ADDRESS
         args.paths, args.ray = [args.ray, *args.paths], ""
     if not args.paths:
@@ -75,8 +78,10 @@ def run(args) -> int:
     if args.ray is not None:
         from tracker.ray_batch import run_batch_ray
 
-        results = run_batch_ray(discover_videos(args.paths), args.output, options, address=args.ray or None)
+        results = run_batch_ray(discover_videos(args.paths), args.output, options, address=args.ray or None,
+                                workers=args.workers, progress=not args.no_progress)
     else:
-        results = run_batch(args.paths, args.output, options, workers=args.workers, progress=not args.no_progress)
+        results = run_batch(args.paths, args.output, options, workers=args.workers or 1,
+                            progress=not args.no_progress)
     print(summarize(results, args.output, time.perf_counter() - t0), file=sys.stdout)
-    return 1 if any(r.status == "failed" for r in results) else 0
+    return 3 if any(r.status == "failed" for r in results) else 0
