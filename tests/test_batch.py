@@ -209,6 +209,10 @@ def test_summary_lines(tmp_path):
     text = summarize(res, tmp_path, 4.0)
     assert "videos: 2 (1 tracked, 1 already done, 0 failed)" in text
     assert "100 tracked" in text and "25.0 frames/s" in text and "warning: a.mp4" in text
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "tracks.csv").write_text("")
+    (tmp_path / "a" / "ae").mkdir()
+    assert f"{tmp_path / 'a'}/: ae/, tracks.csv" in summarize(res, tmp_path, 4.0)
 
 
 # ------------------------------------------------------------------------------ the CLI

@@ -839,7 +839,7 @@ def summarize(results: list[VideoResult], out_root, elapsed_s: float) -> str:
                 if frames and elapsed_s > 0 and track_s > 0 else ""),
              f"results: {Path(out_root)}/<video>/ (tracks.csv, joints.csv, track.json …)"]
     if len(done) <= 5:  # a short batch: say exactly where each file went
-        for r in done:
+        for r in (r for r in done if Path(r.out_dir).is_dir()):
             entries = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(r.out_dir).iterdir())
             lines.append(f"  {r.out_dir}/: " + ", ".join(e for e in entries if e != "done.json"))
     for r in failed:
