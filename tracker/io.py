@@ -18,7 +18,7 @@ x, y           part centre in source-video pixels (x right, y down, pixel centre
                integers, the top-left pixel's centre is (0, 0))
 angle_deg      direction of the part's first axis in degrees, (-180, 180],
                counter-clockwise as seen on screen from +x
-scale_x/_y     length of the part's two axes in source pixels (half-extents)
+scale_x/_y     length of the part's two axes in source pixels (≈ the mask's std. deviations)
 area_px        mask area in source pixels
 visible        1 when the part was measured in this frame, 0 when its mask was too small
                (the smoothed file then holds the Kalman prediction)
