@@ -126,3 +126,15 @@ def concentration_loss(masks: torch.Tensor) -> torch.Tensor:
     parts (normalised units²)."""
     _, cov, _ = mask_moments(masks)
     return (cov[..., 0, 0] + cov[..., 1, 1]).mean()
+
+
+def part_usage_loss(masks: torch.Tensor, min_share: float) -> torch.Tensor:
+    """Penalty on parts that own less than ``min_share`` of the foreground mass over the batch,
+    ``Σ_k relu(min_share − a_k) / min_share`` with ``a_k = Σ M_k / Σ (1 − M_0)``.
+
+    Not in the paper: it keeps slots from dying (one part swallowing the whole subject, the
+    collapse seen in the first experiments, see NOTES.md); parts above the share are free.
+    """
+    fg = masks[:, 1:].sum((0, 2, 3))
+    share = fg / (fg.sum() + 1e-6)
+    return (torch.relu(min_share - share) / min_share).sum() / masks.shape[1]

@@ -48,6 +48,9 @@ class NetConfig:
         decoder_hidden: hidden width of the pointwise decoder.
         head_hidden: hidden width of the per-part transform head.
         init_scale: initial s_x = s_y of every part (normalised units, ~ a part's std).
+        init_background_logit: initial depth offset of the background slot. Negative, so
+            that at the start the parts cover the image and learn appearance; the background
+            loss then hands the static regions to the background slot.
     """
 
     num_parts: int = 10
@@ -58,6 +61,7 @@ class NetConfig:
     decoder_hidden: int = 16
     head_hidden: int = 32
     init_scale: float = 0.12
+    init_background_logit: float = -3.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -122,6 +126,7 @@ class PartNet(nn.Module):
         self.dec_hidden = nn.Conv2d(config.latent_channels, config.decoder_hidden, 1)
         self.dec_depth = nn.Conv2d(config.decoder_hidden, 1, 1)
         self.dec_rgb = nn.Conv2d(config.decoder_hidden, 3, 1)            # training only
+        self.slot_bias = nn.Parameter(torch.tensor([config.init_background_logit] + [0.0] * config.num_parts))
         # Per-part transform head over mask-pooled features: (s_x, s_y, sin, cos) raw values.
         k, hh = config.num_parts, config.head_hidden
         self.head_w1 = nn.Parameter(torch.randn(k, cf, hh) * (1.0 / cf) ** 0.5)
@@ -164,15 +169,16 @@ class PartNet(nn.Module):
 
     def decode_depth(self, v: torch.Tensor) -> torch.Tensor:
         """Latents ``(N, h, w, K+1, C_v)`` → depth logits ``(N, K+1, h, w)``."""
-        d = F.linear(self._hidden(v), self.dec_depth.weight[:, :, 0, 0], self.dec_depth.bias)
-        return d[..., 0].permute(0, 3, 1, 2)
+        d = F.linear(self._hidden(v), self.dec_depth.weight[:, :, 0, 0], self.dec_depth.bias)[..., 0]
+        return (d + self.slot_bias).permute(0, 3, 1, 2)
 
     def decode(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents ``(N, h, w, K+1, C_v)`` → (depth logits ``(N, K+1, h, w)``, part images
         ``(N, K+1, 3, h, w)`` in [-1, 1]). Training only (part images are not in the
         inference graph)."""
         hid = self._hidden(v)
-        depth = F.linear(hid, self.dec_depth.weight[:, :, 0, 0], self.dec_depth.bias)[..., 0].permute(0, 3, 1, 2)
+        depth = (F.linear(hid, self.dec_depth.weight[:, :, 0, 0], self.dec_depth.bias)[..., 0]
+                 + self.slot_bias).permute(0, 3, 1, 2)
         rgb = torch.tanh(F.linear(hid, self.dec_rgb.weight[:, :, 0, 0], self.dec_rgb.bias)).permute(0, 3, 4, 1, 2)
         return depth, rgb
 

@@ -42,6 +42,10 @@ from engine.warp import compose, invert, random_warps, tuple_to_matrix, warp
 #: Depth logit given to warped part maps outside the source frame (grid_sample pads zeros).
 _DEPTH_PAD = 20.0
 
+#: Columns of log.csv (a term that is switched off or not yet active is logged as 0).
+LOSS_TERMS = ("total", "rec_target", "rec_source", "background", "translation", "covariance",
+              "equivariance", "concentration", "usage")
+
 #: Fewest frames a training video may have (pairs need motion between distinct frames).
 MIN_FRAMES = 8
 
@@ -61,6 +65,8 @@ class LossWeights:
     covariance: float = 0.1
     equivariance: float = 0.02
     concentration: float = 0.35
+    usage: float = 1.0            # not in the paper: keeps every part alive (see losses.part_usage_loss)
+    usage_share: float = 0.3      # each part should own ≥ usage_share / K of the foreground
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,10 @@ class TrainConfig:
         lr: Adam learning rate.
         seed: sampling and initialisation seed.
         pyramid_levels: scales of the reconstruction pyramid.
-        static_background: learn one background image (static camera) instead of decoding it.
+        static_background: the background slot shows one fixed image (static camera: the
+            per-pixel temporal median) instead of an image decoded from the source frame.
+        learn_background: let that image be learnt (it drifts towards parts that stay put,
+            so it is off by default).
         max_pair_gap: largest frame distance between source and target (None: any pair).
         equivariance_every: run the warped-target encoder pass every n steps (cost control).
         background_warmup: the background loss is off for this many steps, then ramps up
@@ -92,6 +101,7 @@ class TrainConfig:
     seed: int = 0
     pyramid_levels: int = 3
     static_background: bool = True
+    learn_background: bool = False
     max_pair_gap: int | None = None
     equivariance_every: int = 1
     background_warmup: int = 300
@@ -165,13 +175,16 @@ class Trainer:
             raise OutputError(f"cannot create the run folder {self.run_dir} ({exc.strerror})") from None
         torch.manual_seed(train_config.seed)
         self.rng = np.random.default_rng(train_config.seed)
+        self.warp_gen = torch.Generator().manual_seed(train_config.seed)
         self.frames = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
         self.net = build_network(net_config).to(self.device)
         h, w = net_config.mask_size
         med = np.median(frames[:: max(1, len(frames) // 64)], axis=0).astype(np.float32)
         med = cv2.resize(med, (w, h), interpolation=cv2.INTER_AREA) * (2.0 / 255.0) - 1.0
         self.background = torch.nn.Parameter(torch.from_numpy(med).permute(2, 0, 1).contiguous().to(self.device))
-        params = list(self.net.parameters()) + ([self.background] if train_config.static_background else [])
+        learn_bg = train_config.static_background and train_config.learn_background
+        self.background.requires_grad_(learn_bg)
+        params = list(self.net.parameters()) + ([self.background] if learn_bg else [])
         self.opt = torch.optim.Adam(params, lr=train_config.lr)
         self.step = 0
         self.elapsed_s = 0.0
@@ -191,7 +204,7 @@ class Trainer:
         torch.save({"net": self.net.state_dict(), "opt": self.opt.state_dict(), "background": self.background.data,
                     "step": torch.tensor(self.step), "elapsed_s": torch.tensor(self.elapsed_s),
                     "rng": torch.from_numpy(np.frombuffer(json.dumps(self.rng.bit_generator.state).encode(), np.uint8).copy()),
-                    "torch_rng": torch.get_rng_state()}, tmp)
+                    "warp_rng": self.warp_gen.get_state()}, tmp)
         tmp.replace(path)
         return path
 
@@ -207,7 +220,7 @@ class Trainer:
         self.step = int(ck["step"])
         self.elapsed_s = float(ck["elapsed_s"])
         self.rng.bit_generator.state = json.loads(bytes(ck["rng"].numpy()).decode())
-        torch.set_rng_state(ck["torch_rng"])
+        self.warp_gen.set_state(ck["warp_rng"])
         return True
 
     # -- one step ------------------------------------------------------------------------
@@ -261,10 +274,12 @@ class Trainer:
                 terms["translation"] = w.translation * t_loss
             if w.covariance:
                 terms["covariance"] = w.covariance * c_loss
+        if w.usage:
+            terms["usage"] = w.usage * L.part_usage_loss(masks_all, w.usage_share / k)
         if w.concentration:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
         if w.equivariance and self.step % max(1, tc.equivariance_every) == 0:
-            wm = random_warps(b, tc.warp_rotation_deg, tc.warp_scale, tc.warp_shift).to(x.device)
+            wm = random_warps(b, tc.warp_rotation_deg, tc.warp_scale, tc.warp_shift, self.warp_gen).to(x.device)
             x_w = warp(x[b:], wm, padding_mode="border")
             feats_w = net.features(x_w)
             masks_w = torch.softmax(net.decode_depth(net.latents(feats_w)), 1)
@@ -339,9 +354,9 @@ class Trainer:
                     self.elapsed_s = time.perf_counter() - start
                     if writer is None:
                         writer = csv.writer(fh)
+                        keys = list(LOSS_TERMS)
                         if new_log:
-                            writer.writerow(["step", "elapsed_s"] + sorted(last))
-                        keys = sorted(last)
+                            writer.writerow(["step", "elapsed_s"] + keys)
                     writer.writerow([self.step, f"{self.elapsed_s:.1f}"] + [f"{last.get(k_, 0.0):.5f}" for k_ in keys])
                     bar.update(1)
                     bar.set_postfix({k_: f"{v:.3f}" for k_, v in last.items() if k_ in ("total", "rec_target", "background")})
@@ -412,10 +427,6 @@ def train_bundle(frames: np.ndarray, out_dir: str | Path, net_config: NetConfig,
             a different network configuration.
         KeyboardInterrupt: after saving a checkpoint (resume with ``resume=True``).
     """
-    from engine.bundle import BundleMeta
-    from engine.export import export_bundle
-    from engine.model import count_macs
-
     run_dir = Path(run_dir)
     ck = run_dir / "checkpoint.pt"
     if ck.exists() and not resume:
@@ -430,14 +441,28 @@ def train_bundle(frames: np.ndarray, out_dir: str | Path, net_config: NetConfig,
     if resume:
         trainer.load_checkpoint()
     result = trainer.run(progress=progress)
+    return write_trained_bundle(trainer, out_dir, training_videos, part_names, notes_extra,
+                                last=result["last"])
+
+
+def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos: tuple[dict, ...] = (),
+                         part_names: tuple[str, ...] = (), notes_extra: str = "",
+                         last: dict | None = None, extra: dict | None = None) -> Path:
+    """Export a trainer's network as a bundle with its training record and quality notes."""
+    from engine.bundle import BundleMeta
+    from engine.export import export_bundle
+    from engine.model import count_macs
+
+    net_config, train_config, frames = trainer.cfg, trainer.tcfg, trainer.frames.cpu().numpy()
     net = network_from_trainer(trainer)
     stats = mask_statistics(net, frames)
-    last = {k: round(v, 4) for k, v in result["last"].items()}
+    last = {k: round(v, 4) for k, v in (last or {}).items()}
+    result = {"steps": trainer.step, "elapsed_s": trainer.elapsed_s}
     meta = BundleMeta(num_parts=net_config.num_parts, input_size=net_config.input_size,
                       mask_size=net_config.mask_size, part_names=part_names,
                       training_videos=training_videos,
                       extra={"training_steps": result["steps"], "training_wall_s": round(result["elapsed_s"], 1),
-                             "final_losses": last, "mask_statistics": stats})
+                             "final_losses": last, "mask_statistics": stats, **(extra or {})})
     names = ", ".join(v.get("name", "?") for v in training_videos) or "(frames)"
     notes = f"""# Model bundle
 

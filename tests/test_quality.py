@@ -1,0 +1,77 @@
+"""Quality gates of the shipped models (slow: run with ``pytest -m slow tests/test_quality.py``).
+
+* ``trained/synth`` is scored on a freshly generated video of the same figure with new motion
+  (``motion_seed`` never used in training) against the exact ground truth
+  (:mod:`engine.evaluate`). The thresholds are the numbers measured when the bundle was
+  trained (``trained/synth/NOTES.md``) minus a small margin, so a regression is caught.
+* A short training run on a small generated video must find the figure (foreground IoU).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.bundle import load_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+SYNTH = ROOT / "trained" / "synth"
+BBB = ROOT / "trained" / "bbb"
+#: Held-out motion for the gate (training used motion_seed 0).
+HELD_OUT_MOTION_SEED = 1234
+
+
+def _stored_gate() -> dict:
+    return json.loads((SYNTH / "quality_gate.json").read_text())
+
+
+@pytest.mark.slow
+def test_shipped_synth_model_on_held_out_motion():
+    from engine.evaluate import evaluate_bundle
+    from engine.synthetic import render_video
+
+    gate = _stored_gate()
+    video = render_video(gate["frames"], gate["size"], figure_seed=gate["figure_seed"],
+                         motion_seed=HELD_OUT_MOTION_SEED)
+    res = evaluate_bundle(SYNTH, video, backend="onnxruntime")
+    assert res["foreground_iou"] >= gate["min_foreground_iou"], res
+    assert res["part_iou"] >= gate["min_part_iou"], res
+    assert res["landmark_error_pct"] <= gate["max_landmark_error_pct"], res
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bundle", [SYNTH, BBB], ids=["synth", "bbb"])
+def test_shipped_bundles_are_complete(bundle):
+    b = load_bundle(bundle)
+    assert b.meta.num_parts == 10 and b.meta.input_size == 128
+    assert len(set(b.meta.part_names)) == 10
+    assert b.meta.extra["training_steps"] > 0
+    assert (bundle / "NOTES.md").read_text().strip()
+
+
+@pytest.mark.slow
+def test_brief_training_finds_the_figure(tmp_path):
+    import torch
+
+    from engine.evaluate import evaluate_prediction
+    from engine.model import NetConfig
+    from engine.synthetic import render_video
+    from engine.train import Trainer, TrainConfig, LossWeights
+
+    torch.manual_seed(0)
+    train = render_video(120, 64, figure_seed=3, motion_seed=0)
+    cfg = NetConfig(num_parts=6, input_size=64, latent_stride=2)
+    tr = Trainer(train.frames, cfg, TrainConfig(steps=400, batch=6, max_pair_gap=25, background_warmup=100,
+                                                weights=LossWeights(background=0.1)), tmp_path / "run")
+    tr.run(progress=False)
+    test = render_video(60, 64, figure_seed=3, motion_seed=HELD_OUT_MOTION_SEED)
+    with torch.no_grad():
+        masks, tfs = tr.net.eval()(torch.from_numpy(test.frames))
+    up = torch.nn.functional.interpolate(masks, size=(64, 64), mode="bilinear", align_corners=False)
+    labels = up.argmax(1).numpy().astype(np.uint8)
+    centres = (tfs[..., 4:].numpy() + 1) * 32 - 0.5
+    res = evaluate_prediction(labels, centres, test.ground_truth, 6)
+    assert res["foreground_iou"] >= 0.3, res
