@@ -1,11 +1,12 @@
 """ONNX Runtime backend: the default runtime, CPU (and the CUDA provider where present).
 
-Session settings (ONNX Runtime "Threading" and "Graph optimizations" docs; measured on the
-2-core machine, see ``parttrack bench``): all graph optimisations; ``intra_op_num_threads``
-= usable cores // worker processes; ``inter_op_num_threads`` = 1 with sequential execution
-(the graph is a chain, parallel execution only adds scheduling); intra-op spinning OFF by
-default — spinning threads burn the cores that video decoding and the Kalman filter share
-with inference, and bought nothing measurable at batch 1 here (``spin=True`` to turn on).
+Session settings (ONNX Runtime "Threading" and "Graph optimizations" docs), measured with
+``parttrack bench`` on the shared 2-core machine: all graph optimisations (``extended``, i.e.
+without the NCHWc layout transformer, was ~1.5× slower); ``intra_op_num_threads`` = usable
+cores // worker processes; ``inter_op_num_threads`` = 1 with sequential execution (the graph
+is a chain; parallel execution only adds scheduling); intra-op spinning OFF by default —
+with other work on the cores (video decoding, the Kalman filter, other processes) spinning
+threads made batch 1 2–4× slower (``spin=True`` turns it on for an otherwise idle machine).
 
 Precision: ``fp32`` runs ``model.onnx``; ``int8`` runs the bundle's optional
 ``model.int8.onnx`` (QDQ static quantisation, :mod:`engine.quantize`), which must have been
