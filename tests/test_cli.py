@@ -95,3 +95,45 @@ def test_bad_input_is_a_one_line_error(tmp_path, case):
     for leftover in ("o", "m"):
         out = tmp_path / leftover
         assert not out.exists() or not any(out.rglob("done.json")), f"{case} left {out}"
+
+
+NO_TORCH = """
+import sys
+sys.modules['torch'] = None  # any 'import torch' now raises ImportError, as in a plain install
+from tracker.cli import main
+{body}
+"""
+
+
+def _run_without_torch(body: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", NO_TORCH.format(body=body)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=180)
+
+
+def test_plain_install_runs_without_torch(tmp_path):
+    """`pip install parttrack` has no torch: help, tracking and export must still work, and
+    training must say which extra to install."""
+    pytest.importorskip("torch")
+    from tests.bundle_factory import make_tiny_bundle
+    from tests.videos import moving_square, write_video
+
+    bundle = make_tiny_bundle(tmp_path / "tiny", num_parts=3, input_size=32)
+    video = write_video(tmp_path / "v.mp4", moving_square(6))
+    body = f"""
+import sys
+for args in (["--help"], ["train", "--help"], ["track", "--help"]):
+    try:
+        main(args)
+    except SystemExit as e:
+        assert e.code == 0, args
+code = main(["track", r"{video}", "-o", r"{tmp_path / 'out'}", "--no-progress", "--export", "all",
+             "--model", r"{bundle}"])
+assert code == 0, code
+assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None], "torch was imported"
+sys.exit(main(["train", r"{video}", "-o", r"{tmp_path / 'm'}"]))
+"""
+    proc = _run_without_torch(body, tmp_path)
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    assert "training needs torch" in proc.stderr and "parttrack[train]" in proc.stderr
+    assert (tmp_path / "out" / "v" / "done.json").is_file()
