@@ -52,7 +52,9 @@ MIN_FRAMES = 8
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Loss weights (the authors' public configuration, φ replaced by pyramid SSIM).
+    """Loss weights: the authors' public configuration (φ replaced by pyramid SSIM) with the
+    background and concentration weights changed after watching the masks on generated
+    videos (see the comments), plus the part-usage term.
 
     A weight of 0 switches that loss off."""
 
@@ -60,11 +62,11 @@ class LossWeights:
     l1: float = 1.0
     gradient: float = 5.0
     source: float = 0.1          # factor on the recovered-source reconstruction
-    background: float = 0.5
+    background: float = 0.1      # paper 0.5: with it the background slot swallowed the slow torso
     translation: float = 1.0
     covariance: float = 0.1
     equivariance: float = 0.02
-    concentration: float = 0.35
+    concentration: float = 1.0    # paper 0.35: raised so that one part does not cover torso and head
     usage: float = 1.0            # not in the paper: keeps every part alive (see losses.part_usage_loss)
     usage_share: float = 0.3      # each part should own ≥ usage_share / K of the foreground
 
@@ -96,13 +98,13 @@ class TrainConfig:
 
     steps: int | None = 3000
     minutes: float | None = None
-    batch: int = 8
+    batch: int = 6
     lr: float = 1e-3
     seed: int = 0
     pyramid_levels: int = 3
     static_background: bool = True
     learn_background: bool = False
-    max_pair_gap: int | None = None
+    max_pair_gap: int | None = 25
     equivariance_every: int = 1
     background_warmup: int = 300
     snapshot_every: int = 250
@@ -466,7 +468,7 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
     names = ", ".join(v.get("name", "?") for v in training_videos) or "(frames)"
     notes = f"""# Model bundle
 
-Trained unsupervised by `parttrack train` (co-part segmentation through assembly, Gao et al.
+Trained unsupervised with engine.train (what `parttrack train` runs; co-part segmentation through assembly, Gao et al.
 ICML 2021, adapted for real-time CPU inference; see engine/model.py and engine/train.py).
 
 - Training video(s): {names} — {len(frames)} frames at {net_config.input_size}×{net_config.input_size}.

@@ -26,7 +26,7 @@ def add_parser(sub):
     p.add_argument("--size", type=int, default=128, help="model input side in pixels, multiple of 16 (default 128)")
     p.add_argument("--minutes", type=float, default=20.0, help="training time budget in minutes (default 20)")
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps (default: time budget only)")
-    p.add_argument("--batch", type=int, default=8, help="frame pairs per step (default 8)")
+    p.add_argument("--batch", type=int, default=6, help="frame pairs per step (default 8)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
@@ -34,11 +34,41 @@ def add_parser(sub):
     p.add_argument("--max-frames", type=int, default=3000, help="use at most this many frames per video")
     p.add_argument("--moving-camera", action="store_true",
                    help="do not assume a static camera (the background is decoded per frame)")
+    p.add_argument("--pair-gap", type=int, default=25,
+                   help="largest distance in frames between the two frames of a training pair (default 25; 0 = any)")
+    p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a loss weight (repeatable; 0 switches that loss off), e.g. --weight background=0.2; "
+                        "names: " + ", ".join(_weight_names()))
     p.add_argument("--run-dir", default=None,
                    help="folder for checkpoints, log and mask snapshots (default OUTPUT/checkpoints)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in the run folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _weight_names() -> list[str]:
+    from dataclasses import fields
+
+    try:
+        from engine.train import LossWeights
+    except ImportError:  # a plain install has no torch: the rest of the CLI must still work
+        return ["(install parttrack[train] to train)"]
+    return [f.name for f in fields(LossWeights)]
+
+
+def _weights(items: list[str]) -> dict[str, float]:
+    names, out = _weight_names(), {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or name not in names or number is None or number < 0:
+            raise ParttrackError(f"--weight {item!r} is not NAME=VALUE with a known loss name and a value >= 0",
+                                 "names: " + ", ".join(names))
+        out[name] = number
+    return out
 
 
 def _sha256(path: Path) -> str:
@@ -104,8 +134,9 @@ def run(args) -> int:
     frames, records = load_training_frames(args.videos, args.size, args.max_frames)
     out = Path(args.output)
     run_dir = Path(args.run_dir) if args.run_dir else out / "checkpoints"
-    tcfg = TrainConfig(steps=args.steps, minutes=args.minutes, batch=args.batch, lr=args.lr, seed=args.seed,
-                       device=args.device, static_background=not args.moving_camera)
+    tcfg = TrainConfig.from_dict({"steps": args.steps, "minutes": args.minutes, "batch": args.batch, "lr": args.lr,
+                                  "seed": args.seed, "device": args.device, "static_background": not args.moving_camera,
+                                  "max_pair_gap": args.pair_gap or None, "weights": _weights(args.weight)})
     print(f"parttrack: training K={args.parts} parts at {args.size}x{args.size} on {len(frames)} frames "
           f"({args.device}); checkpoints in {run_dir}", file=sys.stderr)
     try:
