@@ -310,7 +310,7 @@ def _draw_legend(img, names, colors, visible, font_scale) -> None:
     row = text_h + base + 4
     sw = text_h  # swatch side
     widths = [_text_size(n, _FONT, font_scale, th)[0][0] for n in lines]
-    box_w = sw + 6 + max(widths) + 12
+    box_w = 6 + sw + 6 + max(widths) + 10  # left pad, swatch, gap, text, right pad
     box_h = row * len(lines) + 8
     h, w, _ = img.shape
     x0, y0 = max(0, w - box_w - 6), 6
