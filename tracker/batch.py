@@ -296,11 +296,14 @@ class _ScaledFileSource(FileSource):
                 and frame.color_range in self._LIMITED):
             w, h = size
             hh, ww = frame.height, frame.width
-            a = frame.to_ndarray(format="yuv420p")  # (1.5 H, W): Y, then U and V planes
-            q = hh // 4
-            y = cv2.resize(a[:hh], (w, h), interpolation=cv2.INTER_AREA)
-            u = cv2.resize(a[hh:hh + q].reshape(hh // 2, ww // 2), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-            v = cv2.resize(a[hh + q:].reshape(hh // 2, ww // 2), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            # (1.5 H, W) array holding the Y, U and V planes back to back; a chroma plane is
+            # (H/2)·(W/2) values, not always a whole number of W-wide rows (e.g. H = 270)
+            flat = frame.to_ndarray(format="yuv420p").ravel()
+            ny, nc = hh * ww, (hh // 2) * (ww // 2)
+            y = cv2.resize(flat[:ny].reshape(hh, ww), (w, h), interpolation=cv2.INTER_AREA)
+            u = cv2.resize(flat[ny:ny + nc].reshape(hh // 2, ww // 2), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            v = cv2.resize(flat[ny + nc:ny + 2 * nc].reshape(hh // 2, ww // 2), (w // 2, h // 2),
+                           interpolation=cv2.INTER_AREA)
             i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
             return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
         return super()._to_image(frame)
