@@ -168,3 +168,26 @@ def test_skeleton_of_the_synthetic_figure():
     for j, (a, b) in enumerate(sk.edges):
         gt = [i for i, p in enumerate(video.joint_pairs.tolist()) if p == [a, b]][0]
         assert np.linalg.norm(jxy[:, j] - video.joints[:, gt], axis=-1).max() < 1.0
+
+
+def test_near_degenerate_pair_falls_back_to_the_contact_point():
+    """Two parts whose angles swing together while their centres stay put (no hinge motion,
+    poses not rigidly consistent — as on real footage with noisy angles): the least-squares
+    joint lands far outside both parts; the contact point is used instead."""
+    from tracker.skeleton import JointAccumulator
+
+    rng = np.random.default_rng(3)
+    n = 200
+    xy = np.zeros((n, 2, 2))
+    xy[:, 1] = [40.0, 0.0]
+    xy += rng.normal(0, 2.0, xy.shape)
+    swing = np.linspace(-90, 90, n)
+    angle = np.stack([swing, swing + rng.normal(0, 1.0, n)], 1)
+    acc = JointAccumulator(2)
+    acc.add(xy, angle, np.ones((n, 2), bool))
+    pairs = np.array([[1, 2]])
+    raw, _ = acc.solve(pairs, None)
+    assert np.linalg.norm(raw[0, 0]) > 1.5 * 40  # the implausible solution this guards against
+    prior = np.array([[[20.0, 0.0], [-20.0, 0.0]]])
+    offsets, _ = acc.solve(pairs, prior)
+    assert np.allclose(offsets, prior)

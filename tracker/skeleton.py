@@ -207,6 +207,10 @@ class JointAccumulator:
                 point), pulled towards with weight ``ridge · Σw``; None = zeros (part centres).
             ridge: relative weight of the prior.
 
+        A solution farther than 1.5× the parts' RMS centre distance from either centre is
+        implausible for a joint between them (a near-degenerate system) and is replaced by the
+        prior when one is given.
+
         Returns:
             ``(offsets (J, 2, 2), residual_px (J,))``: ``offsets[j] = (u_a, u_b)`` local
             coordinates of the joint in part a and part b (px along the part's axes); the RMS
@@ -232,6 +236,12 @@ class JointAccumulator:
             lam = ridge * sw
             x0 = np.zeros(4) if prior is None else np.asarray(prior[j], np.float64).reshape(4)
             x = np.linalg.solve(m + lam * np.eye(4), rhs + lam * x0)
+            # A hinge lies between its two parts: a solution farther from either centre than
+            # 1.5× their RMS distance comes from a near-degenerate system (parts that hardly
+            # rotate against each other, noisy angles) — use the contact point instead.
+            reach = 1.5 * np.sqrt(self.sdd[a, b] / sw)
+            if prior is not None and max(np.hypot(*x[:2]), np.hypot(*x[2:])) > reach:
+                x = x0
             offsets[j] = x.reshape(2, 2)
             sq = x @ m @ x - 2 * x @ rhs + self.sdd[a, b]  # Σw |A x − d|²
             residual[j] = 0.5 * np.sqrt(max(sq, 0.0) / sw)
