@@ -32,9 +32,10 @@ OUT = ROOT / "trained" / "synth"
 TRAIN = dict(n_frames=300, size=128, figure_seed=0, motion_seed=0)
 HELD_OUT_MOTION_SEED = 1234
 NET = NetConfig(num_parts=10, input_size=128, latent_stride=4)
-TRAINING = TrainConfig.from_dict({"steps": None, "minutes": 20, "batch": 6, "max_pair_gap": 25,
-                                  "background_warmup": 300, "snapshot_every": 100,
-                                  "weights": {"background": 0.1, "concentration": 0.35}})
+TRAINING = TrainConfig.from_dict({"steps": None, "minutes": 20, "batch": 6, "max_pair_gap": 25, "lr": 2e-3,
+                                  "equivariance_every": 2, "background_warmup": 300, "snapshot_every": 250,
+                                  "checkpoint_every": 250,
+                                  "weights": {"background": 0.1, "concentration": 1.0}})
 
 
 def main() -> None:
@@ -63,6 +64,8 @@ def main() -> None:
     record = ({"name": f"generated figure_seed={TRAIN['figure_seed']} motion_seed={TRAIN['motion_seed']}",
                "sha256": "", "frames": TRAIN["n_frames"]},)
     write_trained_bundle(trainer, out, record, last=last)
+    notes = (out / "NOTES.md").read_text().replace(str(out), "trained/synth")
+    (out / "NOTES.md").write_text(notes)
 
     # Names: the figure part each learned part covers most on the training video.
     train_res = evaluate_bundle(out, video)
