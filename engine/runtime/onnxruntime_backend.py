@@ -2,7 +2,7 @@
 
 Session settings (ONNX Runtime "Threading" and "Graph optimizations" docs), measured with
 ``parttrack bench`` on the shared 2-core machine: all graph optimisations (``extended``, i.e.
-without the NCHWc layout transformer, was ~1.5× slower); ``intra_op_num_threads`` = usable
+without the NCHWc layout transformer, was 1.8× slower at batch 1 in an interleaved run); ``intra_op_num_threads`` = usable
 cores // worker processes; ``inter_op_num_threads`` = 1 with sequential execution (the graph
 is a chain; parallel execution only adds scheduling); intra-op spinning OFF by default —
 with other work on the cores (video decoding, the Kalman filter, other processes) spinning
