@@ -137,6 +137,13 @@ def test_skeleton_links_centres_through_joints():
     off = draw_overlay(gray(), poses=p, joints=j, colors=(RED, BLUE),
                        style=OverlayStyle(show_legend=False, show_axes=False, show_skeleton=False))
     assert (off == GREY).all()
+    # a joint of a part that is not visible is not drawn
+    lost = poses([[30.0, 60.0], [130.0, 60.0]], [90.0, 90.0], [[5.0, 5.0], [5.0, 5.0]], visible=[True, False])
+    hidden = draw_overlay(gray(), poses=lost, joints=j, colors=(RED, BLUE), style=style)
+    assert (hidden == GREY).all()
+    # without poses, joints are dots only
+    dots = draw_overlay(gray(), joints=j, colors=(RED, BLUE), style=style)
+    assert near(dots[30, 80], (255, 255, 255)) and tuple(dots[45, 55]) == (GREY,) * 3
 
 
 def test_legend_shows_each_part_colour_top_right():

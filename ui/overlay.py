@@ -21,7 +21,8 @@ What is drawn (each switchable in :class:`OverlayStyle`):
   OpenCV calls (~1 ms at 640×480 on the 2-core CPU machine);
 * axes of every part's pose; parts flagged not visible (predicted by the Kalman filter) are
   drawn dashed in a faded colour;
-* the skeleton: a line centre(a) → joint → centre(b) for every joint, joint dots;
+* the skeleton: a line centre(a) → joint → centre(b) for every joint whose two parts are
+  visible, joint dots;
 * a legend (colour swatch + part name; invisible parts dimmed), top right;
 * a HUD (free text lines: frames/s, latency, backend...), top left.
 """
@@ -158,7 +159,7 @@ def draw_overlay(
     if poses is not None:
         centres = _to_out(poses.xy, sx, sy)
     if joints is not None and style.show_skeleton:
-        _draw_skeleton(out, centres, joints, sx, sy, thick)
+        _draw_skeleton(out, centres, None if poses is None else poses.visible, joints, sx, sy, thick)
     if poses is not None and style.show_axes:
         _draw_axes(out, poses, centres, sx, sy, colors, thick, style)
     font_scale = style.font_scale or max(0.4, 0.5 * out_h / 480)
@@ -289,17 +290,21 @@ def _draw_axes(img, poses: PartPoses, centres, sx, sy, colors, thick, style: Ove
             cv2.circle(img, _fx(c), int(round((thick + 1) * _ONE)), faded, 1, cv2.LINE_AA, _SHIFT)
 
 
-def _draw_skeleton(img, centres, joints: JointPositions, sx, sy, thick) -> None:
+def _draw_skeleton(img, centres, visible, joints: JointPositions, sx, sy, thick) -> None:
+    """Lines centre(a) → joint → centre(b) and joint dots; a joint whose parts are not both
+    visible is left out (its position is an extrapolation of predicted poses)."""
     jxy = _to_out(joints.xy, sx, sy)
     k = 0 if centres is None else len(centres)
-    if centres is not None:
-        for (a, b), j in zip(np.asarray(joints.pairs), jxy):
+    for (a, b), j in zip(np.asarray(joints.pairs), jxy):
+        if not _finite(j):
+            continue
+        if centres is not None:
+            if not (1 <= a <= k and 1 <= b <= k) or not (visible[a - 1] and visible[b - 1]):
+                continue
             for part in (a, b):
-                if 1 <= part <= k and _finite(centres[part - 1], j):
+                if _finite(centres[part - 1]):
                     _line(img, centres[part - 1], j, _SKELETON, max(1, thick - 1))
-    for j in jxy:
-        if _finite(j):
-            _dot(img, j, thick + 1, _SKELETON)
+        _dot(img, j, thick + 1, _SKELETON)
 
 
 # ----------------------------------------------------------------------------- text
