@@ -58,7 +58,8 @@ class FakeRuntime:
 
 
 class SquareTracker:
-    """Part 1 = the bright pixels (centroid, angle 0); part 2 never visible."""
+    """Part 1 = the bright pixels (centroid, angle 0); part 2 a fixed point (10, 10); one
+    joint between them."""
 
     def __init__(self, runtime, src_h, src_w):
         assert (src_h, src_w) == (H, W)
@@ -71,7 +72,7 @@ class SquareTracker:
         ys, xs = np.nonzero(bright)
         xy = np.array([[xs.mean(), ys.mean()], [10.0, 10.0]])
         poses = PartPoses(frame.index, frame.time_s, xy, np.zeros(2), np.full((2, 2), 6.0), np.array([bright.sum(), 0.0]),
-                          np.array([True, False]), np.array([1.0, 0.0]))
+                          np.array([True, True]), np.array([1.0, 0.5]))
         joints = JointPositions(frame.index, frame.time_s, np.array([[1, 2]]), xy.mean(axis=0, keepdims=True))
         return SimpleNamespace(frame=frame, raw=poses, smoothed=poses, labels=labels, joints=joints)
 
@@ -254,7 +255,7 @@ def test_recording_writes_a_valid_tracks_csv(qtbot, video, tmp_path):
     assert names == ("square", "ghost")
     assert len(track) == N and list(track.index) == list(range(N))  # every frame (not realtime)
     assert np.all(np.diff(track.xy[:, 0, 0]) > 0)  # the square moves right
-    assert track.visible[:, 0].all() and not track.visible[:, 1].any()
+    assert track.visible.all() and np.allclose(track.xy[:, 1], 10.0)
 
 
 def test_record_toggle_and_snapshot(qtbot, video, tmp_path):
