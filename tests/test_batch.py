@@ -10,7 +10,7 @@ import pytest
 from engine.errors import InputError, OutputError
 from tests.fakes import ColorKeyRuntime, FailingRuntime, color_runtime_factory, flat_parts_frames
 from tests.videos import write_video
-from tracker.batch import (TrackOptions, VideoResult, discover_videos, output_dirs, run_batch, summarize,
+from tracker.batch import (TrackOptions, VideoResult, discover_videos, failure_lines, output_dirs, run_batch, summarize,
                            track_video)
 from tracker.io import JOINTS_COLUMNS, TRACKS_COLUMNS, read_joints_csv, read_label_png, read_tracks_csv
 
@@ -172,7 +172,9 @@ def test_corrupt_video_is_reported_and_the_others_finish(tmp_path, videos):
     assert "empty" in by_name["empty.mp4"].error and by_name["empty.mp4"].hint
     assert [by_name[f"clip{i}.mp4"].status for i in range(3)] == ["done"] * 3
     text = summarize(res, tmp_path / "out", 1.0)
-    assert "2 failed" in text and "broken.mp4" in text and "3 tracked" in text
+    assert "2 failed" in text and "3 tracked" in text
+    errors = "\n".join(failure_lines(res))
+    assert "broken.mp4" in errors and "empty.mp4" in errors and errors.startswith("error: ")
 
 
 def test_unexpected_error_is_reported_with_a_traceback_file(tmp_path, videos):
@@ -234,7 +236,8 @@ def test_cli_track_with_a_real_bundle(tmp_path, videos, tiny_bundle, capsys):
     cap = capsys.readouterr()
     assert code == 3  # one video failed
     assert "runtime: onnxruntime" in cap.err
-    assert "videos: 4 (3 tracked, 0 already done, 1 failed)" in cap.out and "broken.mp4" in cap.out
+    assert "videos: 4 (3 tracked, 0 already done, 1 failed)" in cap.out
+    assert "parttrack: error:" in cap.err and "broken.mp4" in cap.err
     for v in videos:
         folder = tmp_path / "out" / v.stem
         track, names = read_tracks_csv(folder / "tracks.csv")

@@ -81,7 +81,8 @@ class TrackOptions:
 
     Attributes:
         model: bundle folder; None = :func:`engine.bundle.default_model_path`.
-        backend, device, threads: passed to :func:`engine.runtime.create_runtime`.
+        backend, device, threads, precision: passed to :func:`engine.runtime.create_runtime`
+            (precision None = the backend's default; ``"int8"`` = the bundle's model.int8.onnx).
         smoother: ``offline`` (forward filter + RTS; default), ``online`` (causal filter, as
             the live viewer) or ``none`` (raw poses in tracks.csv).
         raw: also write ``tracks_raw.csv``.
@@ -100,6 +101,7 @@ class TrackOptions:
     backend: str = "auto"
     device: str | None = None
     threads: int | None = None
+    precision: str | None = None
     smoother: str = "offline"
     raw: bool = False
     masks: bool = False
@@ -251,7 +253,8 @@ def _make_runtime(options: TrackOptions, workers: int = 1, announce: bool = Fals
     from engine.runtime import create_runtime
 
     return create_runtime(options.model_path(), backend=options.backend, device=options.device,
-                          threads=options.threads, workers=workers, announce=announce)
+                          threads=options.threads, workers=workers, announce=announce,
+                          precision=options.precision)
 
 
 def _clear_outputs(out_dir: Path) -> None:
@@ -828,9 +831,20 @@ def _run_pool(videos, dirs, todo, results, options, workers, runtime_factory, pr
 
 
 # ------------------------------------------------------------------------------- summary
+def failure_lines(results: list[VideoResult]) -> list[str]:
+    """``error: <video>: <what went wrong>`` (+ ``hint: …``) for every failed video."""
+    lines = []
+    for r in results:
+        if r.status == "failed":
+            lines.append(f"error: {r.video}: {r.error}")
+            if r.hint:
+                lines.append(f"hint: {r.hint}")
+    return lines
+
+
 def summarize(results: list[VideoResult], out_root, elapsed_s: float) -> str:
     """A few lines for the end of a batch: counts, frames, frames/s, where the files are,
-    failures with their hints, warnings."""
+    warnings. Failures are reported by :func:`failure_lines` (the CLI prints them on stderr)."""
     done = [r for r in results if r.status == "done"]
     skipped = [r for r in results if r.status == "skipped"]
     failed = [r for r in results if r.status == "failed"]
@@ -845,8 +859,6 @@ def summarize(results: list[VideoResult], out_root, elapsed_s: float) -> str:
         for r in (r for r in done if Path(r.out_dir).is_dir()):
             entries = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(r.out_dir).iterdir())
             lines.append(f"  {r.out_dir}/: " + ", ".join(e for e in entries if e != "done.json"))
-    for r in failed:
-        lines.append(f"failed: {r.video}: {r.error}" + (f" (hint: {r.hint})" if r.hint else ""))
     for r in results:
         for w in r.warnings:
             lines.append(f"warning: {w}")

@@ -33,6 +33,9 @@ def add_parser(sub):
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes (local) or Ray actors; CPU threads are split between them "
                         "(default: 1 locally, one per CPU on Ray)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                   help="inference precision (default: the backend's; int8 = ONNX Runtime on CPU with the "
+                        "bundle's model.int8.onnx from `parttrack compile --int8`)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU inference threads per worker (default: cores // workers)")
     p.add_argument("--smoother", default="offline", choices=SMOOTHERS,
@@ -54,7 +57,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from tracker.batch import TrackOptions, discover_videos, run_batch, summarize
+    from tracker.batch import TrackOptions, discover_videos, failure_lines, run_batch, summarize
 
     exports = tuple(args.export)
     if exports:
@@ -67,7 +70,8 @@ def run(args) -> int:
         raise ParttrackError(f"--batch-size must be at least 1, got {args.batch_size}")
     options = TrackOptions(model=args.model, backend=args.backend, device=args.device, smoother=args.smoother,
                            raw=args.raw, masks=args.masks, overlay=args.overlay, exports=exports, force=args.force,
-                           batch_size=args.batch_size, max_frames=args.max_frames, threads=args.threads)
+                           batch_size=args.batch_size, max_frames=args.max_frames, threads=args.threads,
+                           precision=args.precision)
     if args.ray and Path(args.ray).exists():  # `--ray videos/ -o out`: argparse took the path as ADDRESS
         args.paths, args.ray = [args.ray, *args.paths], ""
     if not args.paths:
@@ -84,4 +88,6 @@ def run(args) -> int:
         results = run_batch(args.paths, args.output, options, workers=args.workers or 1,
                             progress=not args.no_progress)
     print(summarize(results, args.output, time.perf_counter() - t0), file=sys.stdout)
+    for line in failure_lines(results):
+        print(f"parttrack: {line}", file=sys.stderr)
     return 3 if any(r.status == "failed" for r in results) else 0
