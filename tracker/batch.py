@@ -38,7 +38,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -651,6 +651,35 @@ def _failure(video: Path, out_dir: Path, exc: BaseException) -> VideoResult:
     return VideoResult(video, out_dir, "failed", error=f"{type(exc).__name__}: {exc}", hint=hint)
 
 
+def plan_batch(paths, out_root: str | Path, options: TrackOptions, log=_log):
+    """The common start of every batch runner (local pool, Ray): find the videos, check the
+    output root is writable, and mark the videos whose folder is already done as skipped.
+
+    Returns:
+        ``(videos, dirs, results, todo)``: video paths, their result folders, a list with a
+        ``"skipped"`` :class:`VideoResult` for finished videos and None elsewhere, and the
+        indices still to track.
+
+    Raises:
+        InputError: no videos found; OutputError: ``out_root`` cannot be written.
+    """
+    videos = discover_videos(paths)
+    check_writable(out_root)
+    dirs = output_dirs(videos, out_root)
+    results: list[VideoResult | None] = [None] * len(videos)
+    todo: list[int] = []
+    for i, (v, d) in enumerate(zip(videos, dirs)):
+        if _done_status(d, options) == "skip":
+            info = done_info(d) or {}
+            results[i] = VideoResult(v, d, "skipped", int(info.get("frames", 0)), 0.0, info.get("backend", ""))
+        else:
+            todo.append(i)
+    skipped = len(videos) - len(todo)
+    if skipped:
+        log(f"parttrack: {skipped} of {len(videos)} videos already done in {out_root} (skipped; --force redoes them)")
+    return videos, dirs, results, todo
+
+
 def run_batch(paths, out_root, options: TrackOptions | None = None, workers: int = 1, *, runtime_factory=None,
               progress: bool = True, log=_log) -> list[VideoResult]:
     """Track every video under ``paths`` into ``out_root/<stem>/``.
@@ -680,20 +709,7 @@ def run_batch(paths, out_root, options: TrackOptions | None = None, workers: int
     options = options or TrackOptions()
     if workers < 1:
         raise ParttrackError(f"--workers must be at least 1, got {workers}")
-    videos = discover_videos(paths)
-    check_writable(out_root)
-    dirs = output_dirs(videos, out_root)
-    results: list[VideoResult | None] = [None] * len(videos)
-    todo = []
-    for i, (v, d) in enumerate(zip(videos, dirs)):
-        if _done_status(d, options) == "skip":
-            info = done_info(d) or {}
-            results[i] = VideoResult(v, d, "skipped", int(info.get("frames", 0)), 0.0, info.get("backend", ""))
-        else:
-            todo.append(i)
-    skipped = len(videos) - len(todo)
-    if skipped:
-        log(f"parttrack: {skipped} of {len(videos)} videos already done in {out_root} (skipped; --force redoes them)")
+    videos, dirs, results, todo = plan_batch(paths, out_root, options, log)
     if todo:
         workers = min(workers, len(todo))
         if workers == 1:

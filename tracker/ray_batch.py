@@ -63,14 +63,10 @@ from engine.errors import BackendUnavailable, InputError, OutputError, Parttrack
 from tracker.batch import (
     TrackOptions,
     VideoResult,
-    _done_status,
     _failure,
     _make_runtime,
     _Progress,
-    check_writable,
-    discover_videos,
-    done_info,
-    output_dirs,
+    plan_batch,
     track_video,
 )
 
@@ -354,20 +350,8 @@ def run_batch_ray(videos, out_root, options: TrackOptions | None = None, address
     options = options or TrackOptions()
     if options.model is not None:  # workers do not run in the driver's working directory
         options = replace(options, model=Path(options.model).resolve())
-    paths = discover_videos(videos)
-    out_root = check_writable(Path(out_root).resolve())
-    dirs = output_dirs(paths, out_root)
-    results: list[VideoResult | None] = [None] * len(paths)
-    todo: list[int] = []
-    for i, (v, d) in enumerate(zip(paths, dirs)):
-        if _done_status(d, options) == "skip":
-            info = done_info(d) or {}
-            results[i] = VideoResult(v, d, "skipped", int(info.get("frames", 0)), 0.0, info.get("backend", ""))
-        else:
-            todo.append(i)
-    skipped = len(paths) - len(todo)
-    if skipped:
-        log(f"parttrack: {skipped} of {len(paths)} videos already done in {out_root} (skipped; --force redoes them)")
+    out_root = Path(out_root).resolve()
+    paths, dirs, results, todo = plan_batch(videos, out_root, options, log)
     if todo:
         started = _connect(ray, address, num_cpus, log)
         try:
