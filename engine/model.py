@@ -218,11 +218,13 @@ class PartNet(nn.Module):
         return torch.cat([scale, rot, centroid], -1)
 
     # -- training-time encoder output -----------------------------------------------------
-    def encode(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def encode(self, image: torch.Tensor, background_offset: float = 0.0) -> dict[str, torch.Tensor]:
         """Everything training needs for a batch of frames.
 
         Args:
             image: uint8 ``(N, S, S, 3)`` RGB, or float ``(N, 3, S, S)`` already normalised.
+            background_offset: added to the background slot's depth logit (a training
+                schedule; 0 = the inference graph's behaviour).
 
         Returns:
             dict with ``latents`` (N, h, w, K+1, C_v), ``depth`` (N, K+1, h, w),
@@ -233,6 +235,8 @@ class PartNet(nn.Module):
         feats = self.features(x)
         v = self.latents(feats)
         depth, parts = self.decode(v)
+        if background_offset:
+            depth = torch.cat([depth[:, :1] + background_offset, depth[:, 1:]], 1)
         masks = torch.softmax(depth, 1)
         return {"latents": v, "depth": depth, "parts": parts, "masks": masks,
                 "transforms": self.transforms(feats, masks), "features": feats}

@@ -91,6 +91,10 @@ class TrainConfig:
         background_warmup: the background loss is off for this many steps, then ramps up
             linearly over as many more (early on it drives every pixel to the background slot
             before the part images have learnt any appearance).
+        background_slot_warmup: also hold the background slot itself back during the warm-up
+            (its depth logit offset by −8, ramping to 0 together with the background loss), so
+            the parts must explain every pixel first. Without it, whether the parts survive
+            the first ~100 steps next to a near-perfect static background depends on noise.
         snapshot_every, checkpoint_every: steps between mask snapshots / checkpoints.
         warp_rotation_deg, warp_scale, warp_shift: range of the equivariance warps.
         device: ``"cpu"`` or ``"cuda"``.
@@ -107,6 +111,7 @@ class TrainConfig:
     max_pair_gap: int | None = 25
     equivariance_every: int = 1
     background_warmup: int = 300
+    background_slot_warmup: bool = False
     snapshot_every: int = 250
     checkpoint_every: int = 250
     warp_rotation_deg: float = 15.0
@@ -240,7 +245,9 @@ class Trainer:
         k = self.cfg.num_parts
         h, wd = self.cfg.mask_size
         x = _to_float(torch.cat([src_u8, tgt_u8]))
-        enc = net.encode(x)
+        ramp = min(1.0, max(0.0, self.step / max(1, tc.background_warmup) - 1.0)) if tc.background_warmup else 1.0
+        bg_offset = -8.0 * (1.0 - ramp) if tc.background_slot_warmup else 0.0
+        enc = net.encode(x, background_offset=bg_offset)
         tf_s, tf_t = enc["transforms"][:b], enc["transforms"][b:]
         small = F.interpolate(x, size=(h, wd), mode="area")
         img_s, img_t = small[:b], small[b:]
@@ -267,7 +274,6 @@ class Trainer:
             terms["rec_source"] = w.source * L.reconstruction_loss(rec_s, img_s, w.l1, w.gradient, w.perceptual,
                                                                    tc.pyramid_levels)
         masks_all = enc["masks"]
-        ramp = min(1.0, max(0.0, self.step / max(1, tc.background_warmup) - 1.0)) if tc.background_warmup else 1.0
         if w.background and ramp > 0:
             terms["background"] = w.background * ramp * L.background_loss(masks_all)
         if w.translation or w.covariance:
@@ -284,7 +290,10 @@ class Trainer:
             wm = random_warps(b, tc.warp_rotation_deg, tc.warp_scale, tc.warp_shift, self.warp_gen).to(x.device)
             x_w = warp(x[b:], wm, padding_mode="border")
             feats_w = net.features(x_w)
-            masks_w = torch.softmax(net.decode_depth(net.latents(feats_w)), 1)
+            depth_w = net.decode_depth(net.latents(feats_w))
+            if bg_offset:
+                depth_w = torch.cat([depth_w[:, :1] + bg_offset, depth_w[:, 1:]], 1)
+            masks_w = torch.softmax(depth_w, 1)
             tf_w = net.transforms(feats_w, masks_w)
             terms["equivariance"] = w.equivariance * L.equivariance_loss(wm, tf_t, tf_w)
         total = sum(terms.values())

@@ -22,6 +22,10 @@ SYNTH = ROOT / "trained" / "synth"
 BBB = ROOT / "trained" / "bbb"
 #: Held-out motion for the gate (training used motion_seed 0).
 HELD_OUT_MOTION_SEED = 1234
+#: Brief training run of test_brief_training_finds_the_figure and the foreground IoU it must reach
+#: (measured: see the test's docstring).
+BRIEF_STEPS = 600
+BRIEF_MIN_FOREGROUND_IOU = 0.45
 
 
 def _stored_gate() -> dict:
@@ -54,24 +58,30 @@ def test_shipped_bundles_are_complete(bundle):
 
 @pytest.mark.slow
 def test_brief_training_finds_the_figure(tmp_path):
+    """600 steps (1–2 CPU minutes) of the trained/synth recipe must already find the figure.
+
+    Measured: foreground IoU 0.62, part IoU 0.14 after 600 steps (80 s, 2 threads). Without the
+    background-slot warm-up the same run collapsed (every pixel on the background) or not
+    depending on the thread count, which is what this test guards against."""
     import torch
 
     from engine.evaluate import evaluate_prediction
     from engine.model import NetConfig
     from engine.synthetic import render_video
-    from engine.train import Trainer, TrainConfig, LossWeights
+    from engine.train import Trainer, TrainConfig
 
     torch.manual_seed(0)
-    train = render_video(120, 64, figure_seed=3, motion_seed=0)
-    cfg = NetConfig(num_parts=6, input_size=64, latent_stride=2)
-    tr = Trainer(train.frames, cfg, TrainConfig(steps=400, batch=6, max_pair_gap=25, background_warmup=100,
-                                                weights=LossWeights(background=0.1)), tmp_path / "run")
+    train = render_video(300, 128, figure_seed=0, motion_seed=0)
+    tr = Trainer(train.frames, NetConfig(), TrainConfig(steps=BRIEF_STEPS, batch=6, lr=2e-3, equivariance_every=2,
+                                                        background_slot_warmup=True, snapshot_every=10 ** 6,
+                                                        checkpoint_every=10 ** 6),
+                 tmp_path / "run")
     tr.run(progress=False)
-    test = render_video(60, 64, figure_seed=3, motion_seed=HELD_OUT_MOTION_SEED)
+    test = render_video(60, 128, figure_seed=0, motion_seed=HELD_OUT_MOTION_SEED)
     with torch.no_grad():
         masks, tfs = tr.net.eval()(torch.from_numpy(test.frames))
-    up = torch.nn.functional.interpolate(masks, size=(64, 64), mode="bilinear", align_corners=False)
+    up = torch.nn.functional.interpolate(masks, size=(128, 128), mode="bilinear", align_corners=False)
     labels = up.argmax(1).numpy().astype(np.uint8)
-    centres = (tfs[..., 4:].numpy() + 1) * 32 - 0.5
-    res = evaluate_prediction(labels, centres, test.ground_truth, 6)
-    assert res["foreground_iou"] >= 0.3, res
+    centres = (tfs[..., 4:].numpy() + 1) * 64 - 0.5
+    res = evaluate_prediction(labels, centres, test.ground_truth, 10)
+    assert res["foreground_iou"] >= BRIEF_MIN_FOREGROUND_IOU, res
