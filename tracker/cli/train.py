@@ -26,7 +26,7 @@ def add_parser(sub):
     p.add_argument("--size", type=int, default=128, help="model input side in pixels, multiple of 16 (default 128)")
     p.add_argument("--minutes", type=float, default=20.0, help="training time budget in minutes (default 20)")
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps (default: time budget only)")
-    p.add_argument("--batch", type=int, default=6, help="frame pairs per step (default 8)")
+    p.add_argument("--batch", type=int, default=6, help="frame pairs per step (default 6)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
