@@ -8,7 +8,8 @@
         joints.csv        joint positions (tracker.io.JOINTS_COLUMNS)
         track.json        video, model, backend, parts, skeleton, settings, conventions
         masks/000000.png  label maps at source resolution (--masks)
-        overlay.mp4       parts, axes and skeleton drawn over the video (--overlay)
+        overlay.mp4       parts, axes and skeleton drawn over the video (--overlay; videos
+                          under 360 px high are drawn at an integer zoom ≥ 2 to stay legible)
         ae/, blender/     animation exports (--export)
         done.json         written last: the folder is complete
 
@@ -596,14 +597,16 @@ class _VideoJob:
         tmp = out / _LABELS_TMP
         labels = np.memmap(tmp, dtype=np.uint8, mode="r", shape=(self.frames, h, w)) if self.frames else None
         colors, names = self.meta.part_colors, self.meta.part_names
+        # small videos are drawn at 2× or more so the legend and axes stay legible
+        zoom = max(1, int(np.ceil(360 / max(1, self.src_h))))
         try:
-            with VideoWriter(out / OVERLAY_FILE, self.src_w, self.src_h, self.nominal_fps) as vw, \
+            with VideoWriter(out / OVERLAY_FILE, self.src_w * zoom, self.src_h * zoom, self.nominal_fps) as vw, \
                     open_source(self.video, threaded=True) as src:
                 for t, frame in enumerate(src):
                     if t >= self.frames:
                         break
                     lab = labels_at_source(np.asarray(labels[t]), self.lb, smooth=True, num_parts=self.k)
-                    image = draw_overlay(frame.image, lab, track.poses(t), joints[t], colors, names)
+                    image = draw_overlay(frame.image, lab, track.poses(t), joints[t], colors, names, scale=zoom)
                     vw.write(image, float(track.time_s[t]) - float(track.time_s[0]))
         finally:
             del labels
