@@ -20,7 +20,7 @@ def add_parser(sub):
                        description="Part IoU (learned parts matched to ground-truth parts), "
                                    "foreground IoU and landmark regression error of a model bundle "
                                    "on a generated articulated-figure video.")
-    p.add_argument("bundle", help="model bundle folder (e.g. trained/synthetic)")
+    p.add_argument("bundle", help="model bundle folder (e.g. trained/synth)")
     p.add_argument("video_dir", nargs="?", help="folder with video.mp4 + ground_truth.npz "
                                                 "(with --generate: where to save the generated video)")
     p.add_argument("--generate", action="store_true", help="render a synthetic video to evaluate on")
