@@ -251,3 +251,13 @@ def test_blender_script_runs_in_blender(tmp_path, result_dir):
     from tracker.io import read_joints_csv
     j = read_joints_csv(result_dir / "joints.csv")[7].xy[0]
     assert (jx, jy) == pytest.approx(((j[0] + 0.5 - W / 2) / ppu, (H / 2 - j[1] - 0.5) / ppu), abs=1e-5)
+
+
+def test_blender_script_reads_the_same_csv_schema_as_tracker_io():
+    """The Blender script cannot import parttrack inside Blender, so it repeats the column
+    orders; they must not drift from tracker.io's."""
+    from tracker import blender_import
+    from tracker.io import JOINTS_COLUMNS, TRACKS_COLUMNS
+
+    assert blender_import.TRACKS_COLUMNS == TRACKS_COLUMNS
+    assert blender_import.JOINTS_COLUMNS == JOINTS_COLUMNS

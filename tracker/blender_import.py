@@ -37,6 +37,12 @@ import math
 import os
 import sys
 
+# The CSV schemas of tracker.io, repeated here because this script runs inside Blender's own
+# Python without parttrack; tests/test_animation.py checks they stay equal to tracker.io's.
+TRACKS_COLUMNS = ("frame", "time_s", "part", "part_name", "x", "y", "angle_deg", "scale_x",
+                  "scale_y", "area_px", "visible", "confidence")
+JOINTS_COLUMNS = ("frame", "time_s", "joint", "part_a", "part_b", "x", "y")
+
 # --- parttrack export settings (rewritten by tracker.animation) ---
 SETTINGS = {
     "tracks_csv": "tracks.csv",
@@ -56,8 +62,7 @@ SETTINGS = {
 def read_tracks(path):
     """tracks.csv → ``{part_id: {"name", "time", "x", "y", "angle", "sx", "sy", "visible"}}``
     (lists per frame, file order). Checks the fixed parttrack column order."""
-    expected = ["frame", "time_s", "part", "part_name", "x", "y", "angle_deg", "scale_x",
-                "scale_y", "area_px", "visible", "confidence"]
+    expected = list(TRACKS_COLUMNS)
     parts = {}
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
@@ -82,7 +87,7 @@ def read_tracks(path):
 
 def read_joints(path):
     """joints.csv → ``{(part_a, part_b): {"time": [...], "x": [...], "y": [...]}}``."""
-    expected = ["frame", "time_s", "joint", "part_a", "part_b", "x", "y"]
+    expected = list(JOINTS_COLUMNS)
     joints = {}
     if not path or not os.path.isfile(path):
         return joints
