@@ -128,6 +128,38 @@ def concentration_loss(masks: torch.Tensor) -> torch.Tensor:
     return (cov[..., 0, 0] + cov[..., 1, 1]).mean()
 
 
+def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Class-balanced cross-entropy between "background slot" and a background-subtraction map,
+    ``½ (−Σ C·log(1 − M_0) / Σ C  −  Σ (1 − C)·log M_0 / Σ (1 − C))`` with ``M = softmax(depth)``.
+
+    A cross-entropy, not an L1 on the masks: its gradient with respect to the depth logits is
+    ``M_0 − target``, which does not vanish when the softmax saturates — a mask-space penalty's
+    gradient does (``∝ M_0 (1 − M_0)``), so it cannot pull a collapsed model back. Each class
+    is a mean over its own pixels, so moving every pixel towards (or away from) the background
+    does not lower it; only telling changed from unchanged pixels does.
+
+    Args:
+        depth: ``(N, K+1, h, w)`` depth logits (slot 0 = background), as in
+            :meth:`engine.model.CoPartNet.encode`.
+        changed: ``(N, h, w)`` float in {0, 1}: pixels where the frame differs from the static
+            background image (engine.train).
+
+    Returns:
+        scalar ≥ 0 (nats); 0 only for certain masks that match ``changed``.
+
+    Not in the paper: with a static background image (engine.train, ``static_background``)
+    the training uses it during the background warm-up only, against the early
+    all-background collapse — that image reconstructs most of each frame from the first step,
+    so the masks are pushed to the background everywhere while the parts' images are still
+    untrained, and a part mask at zero never gets a gradient again.
+    """
+    logp = torch.log_softmax(depth, 1)
+    log_bg, log_fg = logp[:, 0], torch.logsumexp(logp[:, 1:], 1)
+    unchanged = 1.0 - changed
+    return 0.5 * (-(log_fg * changed).sum() / (changed.sum() + eps)
+                  - (log_bg * unchanged).sum() / (unchanged.sum() + eps))
+
+
 def part_usage_loss(masks: torch.Tensor, min_share: float) -> torch.Tensor:
     """Penalty on parts that own less than ``min_share`` of the foreground mass over the batch,
     ``Σ_k relu(min_share − a_k) / min_share`` with ``a_k = Σ M_k / Σ (1 − M_0)``.

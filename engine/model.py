@@ -218,13 +218,24 @@ class PartNet(nn.Module):
         return torch.cat([scale, rot, centroid], -1)
 
     # -- training-time encoder output -----------------------------------------------------
-    def encode(self, image: torch.Tensor, background_offset: float = 0.0) -> dict[str, torch.Tensor]:
+    @staticmethod
+    def hold_background(depth: torch.Tensor, offset: float | None) -> torch.Tensor:
+        """Depth logits ``(N, K+1, h, w)`` with the background slot held back (a training
+        schedule): ``offset`` None returns ``depth`` unchanged; otherwise slot 0 is cut from
+        the gradient and shifted by ``offset``. Cutting the gradient, not only lowering the
+        logit, is what holds it: Adam rescales even a tiny but consistent gradient on the
+        background slot's own weights to full-size steps."""
+        if offset is None:
+            return depth
+        return torch.cat([depth[:, :1].detach() + offset, depth[:, 1:]], 1)
+
+    def encode(self, image: torch.Tensor, background_offset: float | None = None) -> dict[str, torch.Tensor]:
         """Everything training needs for a batch of frames.
 
         Args:
             image: uint8 ``(N, S, S, 3)`` RGB, or float ``(N, 3, S, S)`` already normalised.
-            background_offset: added to the background slot's depth logit (a training
-                schedule; 0 = the inference graph's behaviour).
+            background_offset: hold the background slot back by this logit offset, without
+                gradient (:meth:`hold_background`; None = the inference graph's behaviour).
 
         Returns:
             dict with ``latents`` (N, h, w, K+1, C_v), ``depth`` (N, K+1, h, w),
@@ -235,8 +246,7 @@ class PartNet(nn.Module):
         feats = self.features(x)
         v = self.latents(feats)
         depth, parts = self.decode(v)
-        if background_offset:
-            depth = torch.cat([depth[:, :1] + background_offset, depth[:, 1:]], 1)
+        depth = self.hold_background(depth, background_offset)
         masks = torch.softmax(depth, 1)
         return {"latents": v, "depth": depth, "parts": parts, "masks": masks,
                 "transforms": self.transforms(feats, masks), "features": feats}

@@ -12,7 +12,13 @@ image pyramid (decoding at full resolution was ~10× slower on the CPU, see NOTE
 
 Static-camera cue (``static_background``): the background slot's part image is a learned
 image initialised to the per-pixel temporal median of the training frames, instead of being
-decoded from the source frame; the background stays where it is in the target.
+decoded from the source frame; the background stays where it is in the target. During the
+background warm-up the same image also gives a background-subtraction prior (loss
+``change_prior``, not in the paper): pixels that differ from it should not go to the
+background slot. Without it the static image, a near-perfect reconstruction of most of each
+frame from the first step, drove every pixel to the background slot within ~100 steps in 3 of
+6 seeds of the trained/synth recipe (a collapse the parts never leave: their masks, and so
+their gradients, are zero); with it none of the same seeds collapsed (trained/synth/NOTES.md).
 
 Weights of 0 switch a loss off (and skip its computation). The config, checkpoints
 (``checkpoint.pt``, plain tensors, loaded with ``weights_only=True``), a CSV log and mask
@@ -44,7 +50,7 @@ _DEPTH_PAD = 20.0
 
 #: Columns of log.csv (a term that is switched off or not yet active is logged as 0).
 LOSS_TERMS = ("total", "rec_target", "rec_source", "background", "translation", "covariance",
-              "equivariance", "concentration", "usage")
+              "equivariance", "concentration", "usage", "change_prior")
 
 #: Fewest frames a training video may have (pairs need motion between distinct frames).
 MIN_FRAMES = 8
@@ -54,7 +60,7 @@ MIN_FRAMES = 8
 class LossWeights:
     """Loss weights: the authors' public configuration (φ replaced by pyramid SSIM) with the
     background and concentration weights changed after watching the masks on generated
-    videos (see the comments), plus the part-usage term.
+    videos (see the comments), plus the part-usage term and the warm-up's change prior.
 
     A weight of 0 switches that loss off."""
 
@@ -66,9 +72,11 @@ class LossWeights:
     translation: float = 1.0
     covariance: float = 0.1
     equivariance: float = 0.02
-    concentration: float = 1.0    # paper 0.35: raised so that one part does not cover torso and head
+    concentration: float = 0.25   # paper 0.35; at 1.0 the torso was split over 3 parts (a whole leg then shared one)
     usage: float = 1.0            # not in the paper: keeps every part alive (see losses.part_usage_loss)
     usage_share: float = 0.3      # each part should own ≥ usage_share / K of the foreground
+    change_prior: float = 1.0     # not in the paper: against the early all-background collapse (TrainConfig)
+    change_threshold: float = 0.05  # a pixel "changed": mean |frame − static background| over RGB, in [0, 1] units
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,23 @@ class TrainConfig:
         minutes: wall-clock budget in minutes (None: only ``steps``).
         batch: frame pairs per step.
         lr: Adam learning rate.
+        lr_warmup: the learning rate ramps linearly from ``lr / lr_warmup`` to ``lr`` over this
+            many first steps (0: off), the usual guard against Adam's large first steps. (It
+            does not by itself prevent the all-background collapse described under
+            ``background_slot_warmup``.)
+        lr_final: after the warm-up the learning rate follows a cosine from ``lr`` down to
+            ``lr_final × lr`` at the end of the budget (``steps`` or ``minutes``, whichever is
+            nearer to its end; 1.0: constant, the default) — SGDR's annealing (Loshchilov &
+            Hutter, ICLR 2017) without restarts.
         seed: sampling and initialisation seed.
         pyramid_levels: scales of the reconstruction pyramid.
+        recon_scale: the reconstructions are compared at ``recon_scale ×`` the mask resolution
+            (1, 2 or 4): masks and part images are upsampled bilinearly — as the inference
+            does with the masks — before assembly, and the frames are area-downsampled to that
+            size. At 1, a limb one mask pixel wide blurs into the background colour in the
+            target image and gives the parts little reconstruction signal. Measured on a
+            generated video: 2 gave no better masks than 1 and made the early all-background
+            collapse likelier, so 1 is the default.
         static_background: the background slot shows one fixed image (static camera: the
             per-pixel temporal median) instead of an image decoded from the source frame.
         learn_background: let that image be learnt (it drifts towards parts that stay put,
@@ -92,9 +115,12 @@ class TrainConfig:
             linearly over as many more (early on it drives every pixel to the background slot
             before the part images have learnt any appearance).
         background_slot_warmup: also hold the background slot itself back during the warm-up
-            (its depth logit offset by −8, ramping to 0 together with the background loss), so
-            the parts must explain every pixel first. Without it, whether the parts survive
-            the first ~100 steps next to a near-perfect static background depends on noise.
+            (its depth logit offset by −8, ramping to 0 together with the background loss, and
+            cut from the gradient until the ramp ends), so the parts must explain every pixel
+            first — an older guard against the all-background collapse (module docstring).
+            The parts then learn more slowly (part IoU 0.30 instead of 0.60 after 2,000
+            steps) and it did not prevent the collapse on every machine, so it is off by
+            default; the change prior (``LossWeights.change_prior``) replaces it.
         snapshot_every, checkpoint_every: steps between mask snapshots / checkpoints.
         warp_rotation_deg, warp_scale, warp_shift: range of the equivariance warps.
         device: ``"cpu"`` or ``"cuda"``.
@@ -104,8 +130,11 @@ class TrainConfig:
     minutes: float | None = None
     batch: int = 6
     lr: float = 1e-3
+    lr_warmup: int = 200
+    lr_final: float = 1.0
     seed: int = 0
     pyramid_levels: int = 3
+    recon_scale: int = 1
     static_background: bool = True
     learn_background: bool = False
     max_pair_gap: int | None = 25
@@ -185,7 +214,9 @@ class Trainer:
         self.warp_gen = torch.Generator().manual_seed(train_config.seed)
         self.frames = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
         self.net = build_network(net_config).to(self.device)
-        h, w = net_config.mask_size
+        if train_config.recon_scale not in (1, 2, 4):
+            raise ValueError(f"recon_scale must be 1, 2 or 4, got {train_config.recon_scale}")
+        h, w = (side * train_config.recon_scale for side in net_config.mask_size)
         med = np.median(frames[:: max(1, len(frames) // 64)], axis=0).astype(np.float32)
         med = cv2.resize(med, (w, h), interpolation=cv2.INTER_AREA) * (2.0 / 255.0) - 1.0
         self.background = torch.nn.Parameter(torch.from_numpy(med).permute(2, 0, 1).contiguous().to(self.device))
@@ -246,10 +277,11 @@ class Trainer:
         h, wd = self.cfg.mask_size
         x = _to_float(torch.cat([src_u8, tgt_u8]))
         ramp = min(1.0, max(0.0, self.step / max(1, tc.background_warmup) - 1.0)) if tc.background_warmup else 1.0
-        bg_offset = -8.0 * (1.0 - ramp) if tc.background_slot_warmup else 0.0
+        bg_offset = -8.0 * (1.0 - ramp) if tc.background_slot_warmup and ramp < 1 else None
         enc = net.encode(x, background_offset=bg_offset)
         tf_s, tf_t = enc["transforms"][:b], enc["transforms"][b:]
-        small = F.interpolate(x, size=(h, wd), mode="area")
+        rs = tc.recon_scale
+        small = F.interpolate(x, size=(h * rs, wd * rs), mode="area")
         img_s, img_t = small[:b], small[b:]
 
         # Retarget: Ṽ_k = T_k^t ∘ (T_k^s)^-1 ∘ V_k^s, background slot unchanged. D is pointwise,
@@ -260,16 +292,12 @@ class Trainer:
         moved = warp(stack.reshape(b * k, 4, h, wd), rel.reshape(b * k, 2, 3)).view(b, k, 4, h, wd)
         depth_st = torch.cat([depth_s[:, :1], moved[:, :, 0] - _DEPTH_PAD], 1)
         parts_st = torch.cat([parts_src[:, :1], moved[:, :, 1:]], 1)
-        masks_st = torch.softmax(depth_st, 1)
-        parts_s = enc["parts"][:b]
-        if tc.static_background:
-            bg = self.background.expand(b, -1, -1, -1)
-            parts_st = torch.cat([bg[:, None], parts_st[:, 1:]], 1)
-            parts_s = torch.cat([bg[:, None], parts_s[:, 1:]], 1)
+        masks_st, parts_st = self.upsampled(torch.softmax(depth_st, 1), parts_st)
+        masks_s, parts_s = self.upsampled(enc["masks"][:b], enc["parts"][:b])
         rec_t = L.assemble(masks_st, parts_st)
         terms: dict[str, torch.Tensor] = {}
         terms["rec_target"] = L.reconstruction_loss(rec_t, img_t, w.l1, w.gradient, w.perceptual, tc.pyramid_levels)
-        rec_s = L.assemble(enc["masks"][:b], parts_s)
+        rec_s = L.assemble(masks_s, parts_s)
         if w.source:
             terms["rec_source"] = w.source * L.reconstruction_loss(rec_s, img_s, w.l1, w.gradient, w.perceptual,
                                                                    tc.pyramid_levels)
@@ -284,15 +312,20 @@ class Trainer:
                 terms["covariance"] = w.covariance * c_loss
         if w.usage:
             terms["usage"] = w.usage * L.part_usage_loss(masks_all, w.usage_share / k)
+        if w.change_prior and tc.static_background and ramp < 1:
+            # Background subtraction against the static background image: changed pixels to the
+            # parts, unchanged ones to the background slot. Fades out as the background loss
+            # fades in.
+            diff = (small - self.background.detach()).abs().mean(1, keepdim=True) * 0.5     # [0, 1] units
+            changed = (F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold
+            terms["change_prior"] = w.change_prior * (1.0 - ramp) * L.background_subtraction_loss(enc["depth"], changed.float())
         if w.concentration:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
         if w.equivariance and self.step % max(1, tc.equivariance_every) == 0:
             wm = random_warps(b, tc.warp_rotation_deg, tc.warp_scale, tc.warp_shift, self.warp_gen).to(x.device)
             x_w = warp(x[b:], wm, padding_mode="border")
             feats_w = net.features(x_w)
-            depth_w = net.decode_depth(net.latents(feats_w))
-            if bg_offset:
-                depth_w = torch.cat([depth_w[:, :1] + bg_offset, depth_w[:, 1:]], 1)
+            depth_w = net.hold_background(net.decode_depth(net.latents(feats_w)), bg_offset)
             masks_w = torch.softmax(depth_w, 1)
             tf_w = net.transforms(feats_w, masks_w)
             terms["equivariance"] = w.equivariance * L.equivariance_loss(wm, tf_t, tf_w)
@@ -300,12 +333,47 @@ class Trainer:
         info = {"src": img_s, "tgt": img_t, "rec_t": rec_t, "masks_st": masks_st, "rec_s": rec_s}
         return total, {k_: float(v_.detach()) for k_, v_ in terms.items()}, info
 
+    def upsampled(self, masks: torch.Tensor, parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks ``(N, K+1, h, w)`` and part images ``(N, K+1, 3, h, w)`` at the reconstruction
+        resolution (``recon_scale``, bilinear), with the static background image in slot 0
+        when ``static_background`` is on."""
+        rs = self.tcfg.recon_scale
+        n, k1, _, h, w = parts.shape
+        if rs > 1:
+            masks = F.interpolate(masks, scale_factor=rs, mode="bilinear", align_corners=False)
+            parts = F.interpolate(parts.reshape(n, k1 * 3, h, w), scale_factor=rs, mode="bilinear",
+                                  align_corners=False).view(n, k1, 3, h * rs, w * rs)
+        if self.tcfg.static_background:
+            parts = torch.cat([self.background.expand(n, -1, -1, -1)[:, None], parts[:, 1:]], 1)
+        return masks, parts
+
+    def budget_fraction(self) -> float:
+        """Fraction of the training budget used, in [0, 1]: the larger of steps / ``steps``
+        and elapsed seconds / (60 × ``minutes``); 0 when neither is set."""
+        tc = self.tcfg
+        f = 0.0
+        if tc.steps:
+            f = max(f, self.step / tc.steps)
+        if tc.minutes:
+            f = max(f, self.elapsed_s / (60.0 * tc.minutes))
+        return min(1.0, f)
+
+    def learning_rate(self) -> float:
+        """The learning rate for the next step: linear warm-up over ``lr_warmup`` steps, then a
+        cosine from ``lr`` to ``lr_final × lr`` over the rest of the budget."""
+        tc = self.tcfg
+        ramp = min(1.0, (self.step + 1) / tc.lr_warmup) if tc.lr_warmup > 0 else 1.0
+        decay = tc.lr_final + (1.0 - tc.lr_final) * 0.5 * (1.0 + math.cos(math.pi * self.budget_fraction()))
+        return tc.lr * ramp * decay
+
     def train_step(self) -> dict[str, float]:
         self.net.train()
         src, tgt = self.sample_pairs()
         total, terms, _ = self.losses(src, tgt)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
+        for group in self.opt.param_groups:
+            group["lr"] = self.learning_rate()
         self.opt.step()
         self.step += 1
         terms["total"] = float(total.detach())
@@ -319,10 +387,7 @@ class Trainer:
         self.net.eval()
         imgs = self.frames[torch.from_numpy(self.snap_idx)]
         enc = self.net.encode(imgs)
-        parts = enc["parts"]
-        if self.tcfg.static_background:
-            parts = torch.cat([self.background.expand(len(imgs), -1, -1, -1)[:, None], parts[:, 1:]], 1)
-        rec = L.assemble(enc["masks"], parts)
+        rec = L.assemble(*self.upsampled(enc["masks"], enc["parts"]))
         s = self.cfg.input_size
         colors = np.array([(0, 0, 0)] + list(default_part_colors(self.cfg.num_parts)), np.uint8)
         rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from engine import losses as L
@@ -50,6 +51,25 @@ def test_background_loss_prefers_background():
     all_bg[:, 0] = 1
     assert L.background_loss(all_bg).item() == 0
     assert L.background_loss(m).item() > 0
+
+
+def test_background_subtraction_loss_rewards_telling_changed_from_unchanged_pixels():
+    m = _masks(0)                                        # parts own rows 2-5 × cols 2-5 and a bar
+    changed = (m[:, 0] < 0.5).float()                    # exactly the parts' pixels
+    sure = (m * 2 - 1) * 30                              # depth logits of near-certain masks
+    assert L.background_subtraction_loss(sure, changed).item() == pytest.approx(0.0, abs=1e-6)
+    # Every pixel on one side costs about the same (½ · 30 nats) although only 1/8 changed...
+    all_bg, all_fg = torch.zeros_like(m), torch.zeros_like(m)
+    all_bg[:, 0], all_fg[:, 1] = 30, 30
+    assert L.background_subtraction_loss(all_bg, changed).item() == pytest.approx(15 - 0.5 * math.log(2), rel=1e-3)
+    assert L.background_subtraction_loss(all_fg, changed).item() == pytest.approx(15, rel=1e-3)
+    # ...and even a saturated all-background model gets a full-size gradient back (M_0 − 1 = −1
+    # per changed pixel, spread over them), unlike a penalty on the masks.
+    d = all_bg.clone().requires_grad_(True)
+    L.background_subtraction_loss(d, changed).backward()
+    g = d.grad[0, 0]
+    assert (g[changed[0] > 0] > 0).all()
+    assert g[changed[0] > 0].sum().item() == pytest.approx(0.5, rel=1e-3)
 
 
 def test_transformation_losses_zero_for_matching_moments():

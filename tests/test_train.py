@@ -25,7 +25,8 @@ def frames():
 
 
 def _cfg(**kw):
-    base = dict(steps=20, batch=4, lr=3e-3, snapshot_every=1000, checkpoint_every=1000, background_warmup=5)
+    base = dict(steps=20, batch=4, lr=3e-3, lr_warmup=2, snapshot_every=1000, checkpoint_every=1000,
+                background_warmup=5)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -44,6 +45,66 @@ def test_training_lowers_the_loss(frames, tmp_path):
     assert list((tmp_path / "run" / "snapshots").glob("step_*.png"))
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["network"]["num_parts"] == 3 and cfg["training"]["weights"]["perceptual"] == 10.0
+
+
+def test_learning_rate_ramps_up_over_the_warmup(frames, tmp_path):
+    tr = Trainer(frames, TINY, _cfg(lr=1e-3, lr_warmup=4), tmp_path / "run")
+    seen = []
+    for _ in range(6):
+        tr.train_step()
+        seen.append(tr.opt.param_groups[0]["lr"])
+    assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+
+
+def test_learning_rate_follows_a_cosine_to_lr_final_over_the_step_budget(frames, tmp_path):
+    tr = Trainer(frames, TINY, _cfg(steps=10, lr=1e-3, lr_warmup=0, lr_final=0.1), tmp_path / "run")
+    seen = []
+    for _ in range(10):
+        tr.train_step()
+        seen.append(tr.opt.param_groups[0]["lr"])
+    expected = [1e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * k / 10))) for k in range(10)]
+    assert seen == pytest.approx(expected)
+    tr.step = 10
+    assert tr.learning_rate() == pytest.approx(1e-4)     # the end of the budget
+
+
+def test_learning_rate_decay_follows_the_time_budget(frames, tmp_path):
+    tr = Trainer(frames, TINY, _cfg(steps=None, minutes=1.0, lr=1e-3, lr_warmup=0, lr_final=0.0), tmp_path / "run")
+    tr.step, tr.elapsed_s = 3, 30.0                     # half of the minute used
+    assert tr.budget_fraction() == pytest.approx(0.5)
+    assert tr.learning_rate() == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_reconstruction_at_a_finer_scale_than_the_masks(frames, tmp_path, scale):
+    tr = Trainer(frames, TINY, _cfg(recon_scale=scale), tmp_path / "run")
+    src, tgt = tr.sample_pairs()
+    total, terms, info = tr.losses(src, tgt)
+    side = TINY.mask_size[0] * scale
+    assert info["rec_t"].shape == (4, 3, side, side) and info["tgt"].shape == (4, 3, side, side)
+    assert info["masks_st"].shape == (4, TINY.num_parts + 1, side, side)
+    assert torch.allclose(info["masks_st"].sum(1), torch.ones(()), atol=1e-5)
+    assert tuple(tr.background.shape) == (3, side, side)
+    total.backward()                                    # gradients reach the network
+    assert tr.net.latent_head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="recon_scale"):
+        Trainer(frames, TINY, _cfg(recon_scale=3), tmp_path / "bad")
+
+
+def test_background_slot_is_held_without_gradient_during_the_warmup(frames, tmp_path):
+    tr = Trainer(frames, TINY, _cfg(background_slot_warmup=True, background_warmup=3), tmp_path / "run")
+    cv = TINY.latent_channels                             # latent-head rows of slot 0 come first
+
+    def slot0_grad():
+        tr.net.zero_grad(set_to_none=False)
+        tr.losses(*tr.sample_pairs())[0].backward()
+        return tr.net.latent_head.weight.grad[:cv].abs().sum().item(), tr.net.latent_head.weight.grad[cv:].abs().sum().item()
+
+    held, parts = slot0_grad()
+    assert held == 0.0 and parts > 0                      # Adam would turn any gradient into a full step
+    tr.step = 6                                           # warm-up (3) and ramp (3) over
+    free, _ = slot0_grad()
+    assert free > 0
 
 
 def test_zero_weight_switches_a_loss_off(frames, tmp_path):
