@@ -20,8 +20,9 @@ al., "Motion-supervised co-part segmentation", 2020; Hung et al., SCOPS, CVPR 20
   are not exactly a linear function of part centres, so even the true centres score a little
   above 0; :func:`evaluate_prediction` reports that floor as ``landmark_error_oracle_pct``.
 
-Predictions for a bundle (:func:`predict_video`): the label map is the argmax over the K+1
-softmax slots after bilinear upsampling of the masks to the source frame through the
+Predictions for a bundle (:func:`predict_video`): the label map is
+:func:`engine.types.part_labels` of the K+1 softmax slots (background where the background slot
+outweighs the parts together, else the arg-max part) after bilinear upsampling of the masks to the source frame through the
 letterbox (:class:`engine.preprocess.Letterbox`); the learned part centres are the
 transforms' translations ``t`` mapped to source pixels (``landmark_error_pct``) and, for
 comparison, the soft mask centroids (``landmark_error_centroid_pct``).
@@ -39,6 +40,7 @@ from scipy.optimize import linear_sum_assignment
 from engine.errors import InputError
 from engine.preprocess import Letterbox
 from engine.synthetic import VIDEO_FILE, GroundTruth, SyntheticVideo, load_ground_truth
+from engine.types import part_labels
 
 MATCHINGS = ("hungarian", "max_overlap")
 
@@ -210,7 +212,7 @@ class Prediction:
     """A model's output on a video, in source pixels.
 
     Attributes:
-        labels: ``(T, H, W)`` uint8 argmax labels (0 = background).
+        labels: ``(T, H, W)`` uint8 labels (0 = background; :func:`engine.types.part_labels`).
         centres: ``(T, K, 2)`` float64 transform translations ``t`` in source px.
         centroids: ``(T, K, 2)`` float64 soft mask centroids in source px (NaN if a mask is 0).
     """
@@ -264,7 +266,7 @@ def predict_video(runtime, frames: np.ndarray, batch_size: int = 16) -> Predicti
         centres[start:start + len(batch)] = lb.norm_to_source(out.transforms[..., 4:6])
         for i, m in enumerate(out.masks):
             src = masks_to_source(m, maps)
-            labels[start + i] = np.argmax(src, axis=0).astype(np.uint8)
+            labels[start + i] = part_labels(src)
             fg = src[1:].astype(np.float64)
             area = fg.sum(axis=(1, 2))
             with np.errstate(invalid="ignore", divide="ignore"):

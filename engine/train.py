@@ -43,6 +43,7 @@ from engine import losses as L
 from engine.bundle import default_part_colors
 from engine.errors import InputError, OutputError
 from engine.model import NetConfig, PartNet, build_network
+from engine.types import part_labels
 from engine.warp import compose, invert, random_warps, tuple_to_matrix, warp
 
 #: Depth logit given to warped part maps outside the source frame (grid_sample pads zeros).
@@ -382,8 +383,8 @@ class Trainer:
     # -- snapshots -----------------------------------------------------------------------
     @torch.no_grad()
     def snapshot(self, path: str | Path | None = None) -> Path:
-        """PNG: rows = 4 frames spread over the video; columns = frame, part labels (argmax,
-        background black) blended on the frame, recovered-source reconstruction."""
+        """PNG: rows = 4 frames spread over the video; columns = frame, part labels
+        (:func:`engine.types.part_labels`, background black) blended on the frame, recovered-source reconstruction."""
         self.net.eval()
         imgs = self.frames[torch.from_numpy(self.snap_idx)]
         enc = self.net.encode(imgs)
@@ -393,7 +394,7 @@ class Trainer:
         rows = []
         for i in range(len(imgs)):
             frame = imgs[i].cpu().numpy()
-            lab = enc["masks"][i].argmax(0).cpu().numpy()
+            lab = part_labels(enc["masks"][i].cpu().numpy())
             lab = cv2.resize(lab.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST)
             blend = np.where(lab[..., None] > 0, (0.35 * frame + 0.65 * colors[lab]).astype(np.uint8), frame // 3)
             r = ((rec[i].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
@@ -463,7 +464,7 @@ def mask_statistics(net: PartNet, frames: np.ndarray, batch: int = 32) -> dict:
 
     Returns:
         {"foreground_fraction": mean share of pixels not on the background,
-         "part_area": K mean shares of pixels won by each part (argmax),
+         "part_area": K mean shares of pixels won by each part (:func:`engine.types.part_labels`),
          "dead_parts": 1-based ids of parts that win < 0.1 % of the pixels,
          "label_flicker": mean share of foreground pixels whose label changes between
          consecutive frames}.
@@ -473,7 +474,7 @@ def mask_statistics(net: PartNet, frames: np.ndarray, batch: int = 32) -> dict:
     with torch.no_grad():
         for i in range(0, len(frames), batch):
             masks, _ = net(torch.from_numpy(frames[i:i + batch]).to(next(net.parameters()).device))
-            labels.append(masks.argmax(1).cpu().numpy())
+            labels.append(part_labels(masks.cpu().numpy(), axis=1))
     lab = np.concatenate(labels)
     k = net.config.num_parts
     area = [float((lab == i + 1).mean()) for i in range(k)]

@@ -157,3 +157,19 @@ def test_labels_at_source_from_label_map(lb):
     soft = labels_at_source(out.masks[0], lb)
     from_map = labels_at_source(small, lb, smooth=True, num_parts=2)
     assert (soft == from_map).mean() > 0.97
+
+
+def test_part_labels_decide_foreground_on_all_parts_together():
+    from engine.types import part_labels
+
+    # Columns: the background outweighs each part but not both together (a joint) → the likelier
+    # part; the background outweighs both together → background; a tie → background.
+    masks = np.array([[0.4, 0.6, 0.5],
+                      [0.35, 0.25, 0.2],
+                      [0.25, 0.15, 0.3]], np.float32)[:, None, :]   # (K+1 = 3, 1, 3)
+    assert part_labels(masks).tolist() == [[1, 0, 0]]
+    assert part_labels(np.moveaxis(masks, 0, -1), axis=2).tolist() == [[1, 0, 0]]
+    assert np.argmax(masks, axis=0).tolist() == [[0, 0, 0]]          # what a plain arg-max says
+    assert part_labels(np.ones((1, 2, 2), np.float32)).tolist() == [[0, 0], [0, 0]]
+    with pytest.raises(ValueError, match="slots"):
+        part_labels(np.ones((257, 1, 1), np.float32))

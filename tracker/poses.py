@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from engine.preprocess import Letterbox
-from engine.types import PartOutput
+from engine.types import PartOutput, part_labels
 from tracker.core import PartPoses
 
 
@@ -146,7 +146,7 @@ class PoseExtractor:
             raise ValueError(f"masks are {h}x{w} but this PoseExtractor was built for {self.mask_size}")
         cfg = self.config
         m = masks[:, :, self.crop[0], self.crop[1]].reshape(n, k1, -1)
-        labels = m.argmax(axis=1)  # (N, P) hard assignment
+        labels = part_labels(m, axis=1).astype(np.intp)  # (N, P) hard assignment
         pmax = np.take_along_axis(m, labels[:, None, :], axis=1)[:, 0, :].astype(np.float64)  # its probability
         flat = (labels + (np.arange(n) * k1)[:, None]).ravel()
         size = n * k1
@@ -294,7 +294,7 @@ def labels_at_source(masks: np.ndarray, letterbox: Letterbox, *, smooth: bool = 
     flags = cv2.WARP_INVERSE_MAP
     if not smooth:
         if src is None:
-            src = masks.argmax(axis=0).astype(np.uint8)
+            src = part_labels(masks)
         return cv2.warpAffine(src, M, size, flags=cv2.INTER_NEAREST | flags, borderMode=cv2.BORDER_REPLICATE)
     # Work grid: s cells per source pixel (s <= 1); cell (u', v') has its centre at source
     # coordinate (u' + 0.5) / s − 0.5.
@@ -311,7 +311,7 @@ def labels_at_source(masks: np.ndarray, letterbox: Letterbox, *, smooth: bool = 
     up = cv2.warpAffine(hwc, Mw, work, flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_REPLICATE)
     if up.ndim == 2:
         up = up[..., None]
-    labels = up.argmax(axis=2).astype(np.uint8)
+    labels = part_labels(up, axis=2)
     if work != size:
         labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
     return labels
