@@ -140,7 +140,7 @@ def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps:
 
     Args:
         depth: ``(N, K+1, h, w)`` depth logits (slot 0 = background), as in
-            :meth:`engine.model.CoPartNet.encode`.
+            :meth:`engine.model.PartNet.encode`.
         changed: ``(N, h, w)`` float in {0, 1}: pixels where the frame differs from the static
             background image (engine.train).
 

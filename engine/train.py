@@ -16,9 +16,11 @@ decoded from the source frame; the background stays where it is in the target. D
 background warm-up the same image also gives a background-subtraction prior (loss
 ``change_prior``, not in the paper): pixels that differ from it should not go to the
 background slot. Without it the static image, a near-perfect reconstruction of most of each
-frame from the first step, drove every pixel to the background slot within ~100 steps in 3 of
-6 seeds of the trained/synth recipe (a collapse the parts never leave: their masks, and so
-their gradients, are zero); with it none of the same seeds collapsed (trained/synth/NOTES.md).
+frame from the first step, drove every pixel to the background slot within ~100–200 steps in
+4 of 8 seeds of the trained/synth recipe (a collapse the parts never leave: their masks, and so
+their gradients, are zero); with it (weight 0.3, the default) none of those 4 seeds collapsed
+(foreground share 0.10–0.13 after 600 steps, true ≈ 0.11). At weight 1.0 it also prevented the
+collapse but left worse parts after 20 minutes (trained/synth/NOTES.md, "Training record").
 
 Weights of 0 switch a loss off (and skip its computation). The config, checkpoints
 (``checkpoint.pt``, plain tensors, loaded with ``weights_only=True``), a CSV log and mask
@@ -76,7 +78,7 @@ class LossWeights:
     concentration: float = 0.25   # paper 0.35; at 1.0 the torso was split over 3 parts (a whole leg then shared one)
     usage: float = 1.0            # not in the paper: keeps every part alive (see losses.part_usage_loss)
     usage_share: float = 0.3      # each part should own ≥ usage_share / K of the foreground
-    change_prior: float = 1.0     # not in the paper: against the early all-background collapse (TrainConfig)
+    change_prior: float = 0.3     # not in the paper: against the early all-background collapse (module docstring)
     change_threshold: float = 0.05  # a pixel "changed": mean |frame − static background| over RGB, in [0, 1] units
 
 
