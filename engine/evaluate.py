@@ -22,10 +22,11 @@ al., "Motion-supervised co-part segmentation", 2020; Hung et al., SCOPS, CVPR 20
 
 Predictions for a bundle (:func:`predict_video`): the label map is
 :func:`engine.types.part_labels` of the K+1 softmax slots (background where the background slot
-outweighs the parts together, else the arg-max part) after bilinear upsampling of the masks to the source frame through the
-letterbox (:class:`engine.preprocess.Letterbox`); the learned part centres are the
-transforms' translations ``t`` mapped to source pixels (``landmark_error_pct``) and, for
-comparison, the soft mask centroids (``landmark_error_centroid_pct``).
+outweighs the parts together, else the arg-max part) after bilinear upsampling of the masks to
+the source frame through the letterbox (:class:`engine.preprocess.Letterbox`); the learned
+part centres are the transforms' translations ``t`` mapped to source pixels
+(``landmark_error_pct``) and, for comparison, the soft mask centroids
+(``landmark_error_centroid_pct``).
 """
 
 from __future__ import annotations

@@ -93,8 +93,8 @@ class TrainConfig:
         lr: Adam learning rate.
         lr_warmup: the learning rate ramps linearly from ``lr / lr_warmup`` to ``lr`` over this
             many first steps (0: off), the usual guard against Adam's large first steps. (It
-            does not by itself prevent the all-background collapse described under
-            ``background_slot_warmup``.)
+            does not by itself prevent the all-background collapse described in the module
+            docstring.)
         lr_final: after the warm-up the learning rate follows a cosine from ``lr`` down to
             ``lr_final × lr`` at the end of the budget (``steps`` or ``minutes``, whichever is
             nearer to its end; 1.0: constant, the default) — SGDR's annealing (Loshchilov &
@@ -386,7 +386,8 @@ class Trainer:
     @torch.no_grad()
     def snapshot(self, path: str | Path | None = None) -> Path:
         """PNG: rows = 4 frames spread over the video; columns = frame, part labels
-        (:func:`engine.types.part_labels`, background black) blended on the frame, recovered-source reconstruction."""
+        (:func:`engine.types.part_labels`, background black) blended on the frame,
+        recovered-source reconstruction."""
         self.net.eval()
         imgs = self.frames[torch.from_numpy(self.snap_idx)]
         enc = self.net.encode(imgs)
@@ -397,7 +398,7 @@ class Trainer:
         for i in range(len(imgs)):
             frame = imgs[i].cpu().numpy()
             lab = part_labels(enc["masks"][i].cpu().numpy())
-            lab = cv2.resize(lab.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST)
+            lab = cv2.resize(lab, (s, s), interpolation=cv2.INTER_NEAREST)
             blend = np.where(lab[..., None] > 0, (0.35 * frame + 0.65 * colors[lab]).astype(np.uint8), frame // 3)
             r = ((rec[i].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
             r = cv2.resize(r, (s, s), interpolation=cv2.INTER_NEAREST)
