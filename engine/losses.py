@@ -170,3 +170,47 @@ def part_usage_loss(masks: torch.Tensor, min_share: float) -> torch.Tensor:
     fg = masks[:, 1:].sum((0, 2, 3))
     share = fg / (fg.sum() + 1e-6)
     return (torch.relu(min_share - share) / min_share).sum() / masks.shape[1]
+
+
+def part_flows(rel: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The displacement each part's motion gives every pixel: ``rel_k(u) − u`` ``(N, K, 2, h, w)``
+    for relative transforms ``rel`` ``(N, K, 2, 3)`` (source → target, normalised coordinates
+    of the pixel centres, align_corners=False)."""
+    xs = (torch.arange(w, dtype=rel.dtype, device=rel.device) * 2 + 1) / w - 1
+    ys = (torch.arange(h, dtype=rel.dtype, device=rel.device) * 2 + 1) / h - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    a, t = rel[..., :2], rel[..., 2]
+    fx = (a[..., 0, 0] - 1)[..., None, None] * gx + a[..., 0, 1, None, None] * gy + t[..., 0, None, None]
+    fy = a[..., 1, 0, None, None] * gx + (a[..., 1, 1] - 1)[..., None, None] * gy + t[..., 1, None, None]
+    return torch.stack([fx, fy], 2)
+
+
+def flow_loss(masks: torch.Tensor, rel: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor,
+              eps: float = 1e-3) -> torch.Tensor:
+    """Motion-layer assignment loss: the expected disagreement, under the source masks, between
+    the measured optical flow and the flow each slot's motion predicts,
+    ``Σ_u w(u) Σ_k M_k(u) ρ(F_k(u) − F(u)) / Σ_u w(u)`` with ``ρ(d) = √(|d|² + ε²) − ε``,
+    ``F_k = rel_k(u) − u`` for the K parts (:func:`part_flows`) and ``F_0 = 0`` for the
+    background slot (static camera).
+
+    A pixel lowers it by going to the slot whose affine motion explains its flow, and a part's
+    transform by fitting the flow of its own pixels — the layered motion model of Wang & Adelson
+    (1994) as a soft assignment, the motion cue of motion-supervised co-part segmentation
+    (Siarohin et al. 2020) with measured instead of learned flow. Not in Gao et al. 2021.
+
+    Args:
+        masks: ``(N, K+1, h, w)`` source masks (softmax over slots, slot 0 = background).
+        rel: ``(N, K, 2, 3)`` source → target part transforms ``T^t ∘ (T^s)⁻¹``.
+        flow: ``(N, 2, h, w)`` measured source → target flow, normalised coordinates
+            (:class:`engine.flow.PairFlow`).
+        weight: ``(N, h, w)`` trust of each flow pixel in [0, 1] (0 = ignore).
+
+    Returns:
+        scalar ≥ 0 in normalised units; 0 when every pixel's mass sits on slots whose motion
+        matches its flow exactly (up to ε).
+    """
+    n, k1, h, w = masks.shape
+    pred = torch.cat([torch.zeros_like(flow)[:, None], part_flows(rel, h, w)], 1)   # (N, K+1, 2, h, w)
+    err = torch.sqrt(((pred - flow[:, None]) ** 2).sum(2) + eps * eps) - eps           # (N, K+1, h, w)
+    per_pixel = (masks * err).sum(1)
+    return (per_pixel * weight).sum() / (weight.sum() + 1e-6)

@@ -1,17 +1,21 @@
 """Synthetic videos of an articulated 2-D figure with exact ground truth.
 
-A "puppet" of :data:`PART_NAMES` (torso, head, upper/lower arms, upper/lower legs — 10 rigid
-parts) hinged at :data:`JOINT_NAMES` (neck, shoulders, elbows, hips, knees — 9 joints) moves
-over a **static** textured background: smooth random joint-angle trajectories (sums of a few
-sinusoids inside joint limits), a swaying torso and a slow global translation. Each part is a
-rounded rectangle (limbs: capsules) carrying its own texture (base colour, a second colour in
-a stripe/check/spot pattern, fixed grain noise, cylinder shading), so the parts are not
-separable by one flat colour each. Parts are composited back to front in a fixed depth order
-(far arm and leg behind the torso, near ones in front), with anti-aliased edges.
+An articulated "puppet" moves over a **static** textured background. Three body plans
+(:data:`PLANS`): ``"humanoid"`` (:data:`PART_NAMES`: torso, head, upper/lower arms, upper/lower
+legs — 10 rigid parts hinged at the 9 :data:`JOINT_NAMES`), ``"quadruped"`` (body, head, four
+two-segment legs: 10 parts, 9 joints) and ``"robot_arm"`` (base on a rail, turret, upper arm,
+forearm, wrist, hand, two fingers: 8 parts, 7 joints). Motion: smooth random joint-angle
+trajectories (sums of a few sinusoids inside joint limits), a swaying root and a slow global
+translation. Each part is a rounded rectangle (limbs: capsules) carrying its own texture (base
+colour, a second colour in a stripe/check/spot pattern, fixed grain noise, cylinder shading),
+so the parts are not separable by one flat colour each. Parts are composited back to front in
+a fixed depth order (far limbs behind the body, near ones in front), with anti-aliased edges.
+Options: the figure's size in the frame, a slowly changing light, sensor noise and an H.264
+round trip (:func:`render_video`).
 
 Ground truth per frame, in the conventions of :mod:`tracker.core`:
 
-* ``labels`` ``(T, H, W)`` uint8: 0 = background, ``i + 1`` = part ``PART_NAMES[i]``, the
+* ``labels`` ``(T, H, W)`` uint8: 0 = background, ``i + 1`` = part ``part_names[i]``, the
   front-most part wherever parts overlap (a pixel belongs to a part where its coverage > 0.5).
 * ``centres`` ``(T, P, 2)`` float64 px: the centre of each part's shape (x right, y down,
   pixel centres at integers). Occlusion does not move it.
@@ -41,13 +45,16 @@ import numpy as np
 
 from engine.errors import InputError
 
-#: The parts, in part-id order (id = index + 1).
+#: Body plans :func:`render_video` can draw (``plan=``).
+PLANS = ("humanoid", "quadruped", "robot_arm")
+
+#: The humanoid's parts, in part-id order (id = index + 1).
 PART_NAMES = (
     "torso", "head",
     "upper_arm_l", "lower_arm_l", "upper_arm_r", "lower_arm_r",
     "upper_leg_l", "lower_leg_l", "upper_leg_r", "lower_leg_r",
 )
-#: Joints and the (proximal part, distal part) names they link.
+#: The humanoid's joints and the (proximal part, distal part) names they link.
 JOINTS = (
     ("neck", "torso", "head"),
     ("shoulder_l", "torso", "upper_arm_l"),
@@ -60,7 +67,7 @@ JOINTS = (
     ("knee_r", "upper_leg_r", "lower_leg_r"),
 )
 JOINT_NAMES = tuple(j[0] for j in JOINTS)
-#: Back-to-front drawing order ("_r" limbs are the far side, "_l" the near side).
+#: The humanoid's back-to-front drawing order ("_r" limbs are the far side, "_l" the near side).
 DEPTH_ORDER = (
     "upper_leg_r", "lower_leg_r", "upper_arm_r", "lower_arm_r",
     "torso", "head",
@@ -69,18 +76,30 @@ DEPTH_ORDER = (
 GT_FILE = "ground_truth.npz"
 VIDEO_FILE = "video.mp4"
 
-_PID = {n: i for i, n in enumerate(PART_NAMES)}
-
 # Relative angles (degrees, CCW on screen) of each degree of freedom: (rest, amplitude).
-# A limb's direction = parent direction + relative angle; limbs hang at 180° from the torso
-# axis (which points up). Elbows and knees bend one way only (limits keep |rest| >= amp).
-_DOF = {
+# A part's direction = parent direction + relative angle; the root's is absolute. Joints that
+# bend one way only keep |rest| >= amplitude.
+_HUMANOID_DOF = {
     "torso": (90.0, 14.0),       # absolute: 90° = upright
     "head": (0.0, 18.0),
     "upper_arm_l": (150.0, 60.0), "lower_arm_l": (40.0, 38.0),
     "upper_arm_r": (-150.0, 60.0), "lower_arm_r": (-40.0, 38.0),
     "upper_leg_l": (170.0, 24.0), "lower_leg_l": (-28.0, 26.0),
     "upper_leg_r": (-170.0, 24.0), "lower_leg_r": (28.0, 26.0),
+}
+_QUADRUPED_DOF = {
+    "body": (0.0, 6.0),          # absolute: 0° = facing screen-right, level
+    "head": (35.0, 20.0),
+    "front_upper_l": (-80.0, 28.0), "front_lower_l": (-25.0, 22.0),
+    "front_upper_r": (-80.0, 28.0), "front_lower_r": (-25.0, 22.0),
+    "hind_upper_l": (-100.0, 28.0), "hind_lower_l": (30.0, 24.0),
+    "hind_upper_r": (-100.0, 28.0), "hind_lower_r": (30.0, 24.0),
+}
+_ROBOT_ARM_DOF = {
+    "base": (90.0, 0.0),         # absolute: upright, slides on a rail
+    "turret": (0.0, 25.0),
+    "upper_arm": (35.0, 50.0), "forearm": (-75.0, 55.0), "wrist": (0.0, 45.0),
+    "hand": (0.0, 25.0), "finger_a": (18.0, 14.0), "finger_b": (-18.0, 14.0),
 }
 
 
@@ -120,66 +139,188 @@ class PartShape:
 
 
 @dataclass(frozen=True)
-class FigureSpec:
-    """A figure's proportions and appearance, derived from ``figure_seed`` alone.
+class JointSpec:
+    """A hinge: ``child`` turns about the point ``(along, across)`` (unit lengths) from the
+    *centre* of ``parent`` in the parent's frame (along its axis; across toward the screen-left
+    of the axis direction). It is the child's proximal joint."""
 
-    Build with :meth:`from_seed`. ``parts`` is in :data:`PART_NAMES` order; ``shoulder_*``,
-    ``hip_*`` are offsets of those joints on the torso (along, across its axis) from the torso
-    centre, in unit lengths; the across offset is signed (+ toward the screen-left of the
-    axis direction for "_l").
+    name: str
+    parent: str
+    child: str
+    along: float
+    across: float
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure's body plan, proportions and appearance, derived from ``(plan, seed)`` alone.
+
+    Build with :meth:`from_seed`. ``parts`` is in part-id order (the first part is the root of
+    the kinematic tree); ``joints`` in topological order (a parent before its children);
+    ``dof`` maps each part to ``(rest, amplitude)`` degrees (root: absolute direction; others:
+    relative to the parent); ``depth_order`` lists the parts back to front; ``extent_units``
+    is the figure's larger extent in unit lengths (sets the unit from the frame size) and
+    ``root_y`` the root centre's rest height as a fraction of the frame height (plus ``root_dy``
+    extents); ``sway`` the amplitudes of the root's slow drift (fractions of width, height).
     """
 
     seed: int
     parts: tuple[PartShape, ...]
-    shoulder: tuple[float, float]
-    hip: tuple[float, float]
-    height_units: float
+    joints: tuple[JointSpec, ...]
+    dof: dict
+    depth_order: tuple[str, ...]
+    extent_units: float
+    root_y: float = 0.5
+    root_dy: float = 0.0
+    plan: str = "humanoid"
+    sway: tuple[float, float] = (0.16, 0.05)
 
     @classmethod
-    def from_seed(cls, seed: int = 0) -> "FigureSpec":
-        rng = np.random.default_rng([int(seed), 1])
-        j = lambda v, f=0.1: float(v * rng.uniform(1 - f, 1 + f))  # noqa: E731 - jitter
-        torso_len, torso_w = j(1.0), j(0.55)
-        ua, la, ul, ll = j(0.62), j(0.62), j(0.72), j(0.74)
-        ra, rl = j(0.1, 0.15), j(0.13, 0.15)
-        head_r = j(0.24)
-        hue0 = rng.uniform(0, 1)
-        patterns = ("stripes_across", "stripes_along", "check", "spots", "grain")
-
-        def colors(i: int) -> tuple[tuple, tuple]:
-            hue = (hue0 + i * 0.618034) % 1.0
-            sat, val = rng.uniform(0.35, 0.8), rng.uniform(0.5, 0.9)
-            c1 = _hsv_to_rgb(hue, sat, val)
-            c2 = _hsv_to_rgb((hue + rng.uniform(-0.08, 0.08)) % 1.0, sat * rng.uniform(0.4, 1.0),
-                             val * rng.uniform(0.45, 0.8))
-            return c1, c2
-
-        def part(i, name, bone, hl, hw, corner, offset):
-            c1, c2 = colors(i)
-            return PartShape(name, bone, hl, hw, corner, offset, c1, c2,
-                             str(rng.choice(patterns)), float(rng.uniform(0.18, 0.4)))
-
-        parts = []
-        for i, name in enumerate(PART_NAMES):
-            if name == "torso":
-                parts.append(part(i, name, torso_len, torso_len / 2 + 0.06, torso_w / 2,
-                                  0.35 * torso_w / 2, -0.06))
-            elif name == "head":
-                parts.append(part(i, name, 2 * head_r, head_r * 1.12, head_r, head_r, -0.3 * head_r))
-            else:
-                bone = {"upper_arm": ua, "lower_arm": la, "upper_leg": ul, "lower_leg": ll}[name[:-2]]
-                r = ra if "arm" in name else rl
-                if name.startswith("lower"):
-                    r *= 0.85
-                parts.append(part(i, name, bone, bone / 2 + r, r, r, -r))
-        shoulder = (torso_len / 2 - ra * 1.3, torso_w / 2 - ra * 0.8)
-        hip = (-torso_len / 2 + rl * 0.6, torso_w / 2 - rl * 1.05)
-        height = torso_len + 2.2 * head_r + ul + ll + rl
-        return cls(int(seed), tuple(parts), shoulder, hip, height)
+    def from_seed(cls, seed: int = 0, plan: str = "humanoid") -> "FigureSpec":
+        """Raises ValueError for a plan not in :data:`PLANS`."""
+        builders = {"humanoid": _humanoid, "quadruped": _quadruped, "robot_arm": _robot_arm}
+        if plan not in builders:
+            raise ValueError(f"unknown body plan {plan!r}; choose one of {', '.join(PLANS)}")
+        return builders[plan](int(seed))
 
     @property
     def num_parts(self) -> int:
         return len(self.parts)
+
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parts)
+
+
+class _Appearance:
+    """Colours and patterns of one figure's parts (drawn in part order from one rng)."""
+
+    patterns = ("stripes_across", "stripes_along", "check", "spots", "grain")
+
+    def __init__(self, rng: np.random.Generator, metallic: bool = False) -> None:
+        self.rng, self.hue0, self.metallic = rng, rng.uniform(0, 1), metallic
+
+    def part(self, i: int, name: str, bone: float, hl: float, hw: float, corner: float,
+             offset: float) -> PartShape:
+        rng = self.rng
+        hue = (self.hue0 + i * 0.618034) % 1.0
+        sat, val = rng.uniform(0.35, 0.8), rng.uniform(0.5, 0.9)
+        if self.metallic:
+            sat *= 0.6
+        c1 = _hsv_to_rgb(hue, sat, val)
+        c2 = _hsv_to_rgb((hue + rng.uniform(-0.08, 0.08)) % 1.0, sat * rng.uniform(0.4, 1.0),
+                         val * rng.uniform(0.45, 0.8))
+        return PartShape(name, bone, hl, hw, corner, offset, c1, c2,
+                         str(rng.choice(self.patterns)), float(rng.uniform(0.18, 0.4)))
+
+
+def _humanoid(seed: int) -> FigureSpec:
+    rng = np.random.default_rng([seed, 1])
+    j = lambda v, f=0.1: float(v * rng.uniform(1 - f, 1 + f))  # noqa: E731 - jitter
+    torso_len, torso_w = j(1.0), j(0.55)
+    ua, la, ul, ll = j(0.62), j(0.62), j(0.72), j(0.74)
+    ra, rl = j(0.1, 0.15), j(0.13, 0.15)
+    head_r = j(0.24)
+    look = _Appearance(rng)
+    parts = []
+    for i, name in enumerate(PART_NAMES):
+        if name == "torso":
+            parts.append(look.part(i, name, torso_len, torso_len / 2 + 0.06, torso_w / 2,
+                                   0.35 * torso_w / 2, -0.06))
+        elif name == "head":
+            parts.append(look.part(i, name, 2 * head_r, head_r * 1.12, head_r, head_r, -0.3 * head_r))
+        else:
+            bone = {"upper_arm": ua, "lower_arm": la, "upper_leg": ul, "lower_leg": ll}[name[:-2]]
+            r = ra if "arm" in name else rl
+            if name.startswith("lower"):
+                r *= 0.85
+            parts.append(look.part(i, name, bone, bone / 2 + r, r, r, -r))
+    by = {p.name: p for p in parts}
+    shoulder = (torso_len / 2 - ra * 1.3, torso_w / 2 - ra * 0.8)
+    hip = (-torso_len / 2 + rl * 0.6, torso_w / 2 - rl * 1.05)
+    attach = {"head": (torso_len / 2, 0.0),
+              "upper_arm_l": shoulder, "upper_arm_r": (shoulder[0], -shoulder[1]),
+              "upper_leg_l": hip, "upper_leg_r": (hip[0], -hip[1])}
+    joints = []
+    for name, parent, child in JOINTS:
+        if child in attach:
+            along, across = attach[child]
+        else:   # the parent's distal joint, measured from its centre
+            p = by[parent]
+            along, across = p.bone - p.offset - p.half_length, 0.0
+        joints.append(JointSpec(name, parent, child, along, across))
+    height = torso_len + 2.2 * head_r + ul + ll + rl
+    return FigureSpec(seed, tuple(parts), tuple(joints), dict(_HUMANOID_DOF), DEPTH_ORDER, height,
+                      root_y=0.5, root_dy=0.02, plan="humanoid")
+
+
+def _quadruped(seed: int) -> FigureSpec:
+    rng = np.random.default_rng([seed, 11])
+    j = lambda v, f=0.12: float(v * rng.uniform(1 - f, 1 + f))  # noqa: E731 - jitter
+    body_len, body_w = j(1.3), j(0.52)
+    head_r = j(0.22)
+    fu, fl, hu, hl_ = j(0.42), j(0.42), j(0.45), j(0.42)
+    rl = j(0.085, 0.15)
+    look = _Appearance(rng)
+    names = ("body", "head", "front_upper_l", "front_lower_l", "front_upper_r", "front_lower_r",
+             "hind_upper_l", "hind_lower_l", "hind_upper_r", "hind_lower_r")
+    parts = []
+    for i, name in enumerate(names):
+        if name == "body":
+            parts.append(look.part(i, name, body_len, body_len / 2, body_w / 2, 0.45 * body_w / 2, 0.0))
+        elif name == "head":
+            parts.append(look.part(i, name, 2 * head_r, head_r * 1.25, head_r * 0.85, head_r * 0.8, -0.2 * head_r))
+        else:
+            bone = {"front_upper": fu, "front_lower": fl, "hind_upper": hu, "hind_lower": hl_}[name[:-2]]
+            r = rl * (0.8 if "lower" in name else 1.15)
+            parts.append(look.part(i, name, bone, bone / 2 + r, r, r, -r))
+    by = {p.name: p for p in parts}
+    joints = [JointSpec("neck", "body", "head", body_len / 2 - 0.05, body_w * 0.2)]
+    for leg, along in (("front", body_len / 2 - 0.2), ("hind", -body_len / 2 + 0.2)):
+        for side in ("l", "r"):
+            up = by[f"{leg}_upper_{side}"]
+            joints.append(JointSpec(f"{'shoulder' if leg == 'front' else 'hip'}_{side}", "body",
+                                    up.name, along, -body_w * 0.22))
+            joints.append(JointSpec(f"{'elbow' if leg == 'front' else 'stifle'}_{side}", up.name,
+                                    f"{leg}_lower_{side}", up.bone - up.offset - up.half_length, 0.0))
+    depth = ("front_upper_r", "front_lower_r", "hind_upper_r", "hind_lower_r", "body", "head",
+             "front_upper_l", "front_lower_l", "hind_upper_l", "hind_lower_l")
+    extent = body_len + 2.4 * head_r + 0.2
+    return FigureSpec(seed, tuple(parts), tuple(joints), dict(_QUADRUPED_DOF), depth, extent,
+                      root_y=0.42, plan="quadruped", sway=(0.14, 0.03))
+
+
+def _robot_arm(seed: int) -> FigureSpec:
+    rng = np.random.default_rng([seed, 21])
+    j = lambda v, f=0.12: float(v * rng.uniform(1 - f, 1 + f))  # noqa: E731 - jitter
+    dims = {  # name: (bone, half_width)
+        "base": (j(0.5), j(0.42)), "turret": (j(0.32), j(0.17)), "upper_arm": (j(0.85), j(0.12)),
+        "forearm": (j(0.75), j(0.1)), "wrist": (j(0.22), j(0.09)), "hand": (j(0.16), j(0.2)),
+        "finger_a": (j(0.26), j(0.05)), "finger_b": (j(0.26), j(0.05)),
+    }
+    look = _Appearance(rng, metallic=True)
+    parts = []
+    for i, (name, (bone, hw)) in enumerate(dims.items()):
+        corner = (0.25 if name in ("base", "hand") else 0.6) * hw
+        parts.append(look.part(i, name, bone, bone / 2 + (0.0 if name == "base" else 0.5 * hw), hw, corner,
+                               0.0 if name == "base" else -0.5 * hw))
+    by = {p.name: p for p in parts}
+
+    def distal(name: str) -> float:
+        p = by[name]
+        return p.bone - p.offset - p.half_length
+
+    joints = [JointSpec("base_turret", "base", "turret", distal("base"), 0.0),
+              JointSpec("shoulder", "turret", "upper_arm", distal("turret"), 0.0),
+              JointSpec("elbow", "upper_arm", "forearm", distal("upper_arm"), 0.0),
+              JointSpec("wrist_pitch", "forearm", "wrist", distal("forearm"), 0.0),
+              JointSpec("wrist_roll", "wrist", "hand", distal("wrist"), 0.0),
+              JointSpec("finger_a", "hand", "finger_a", distal("hand"), 0.6 * by["hand"].half_width),
+              JointSpec("finger_b", "hand", "finger_b", distal("hand"), -0.6 * by["hand"].half_width)]
+    depth = ("base", "turret", "upper_arm", "forearm", "wrist", "hand", "finger_b", "finger_a")
+    extent = sum(b for b, _ in dims.values()) * 0.8
+    return FigureSpec(seed, tuple(parts), tuple(joints), dict(_ROBOT_ARM_DOF), depth, extent,
+                      root_y=0.86, plan="robot_arm", sway=(0.1, 0.0))
 
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
@@ -200,7 +341,7 @@ class GroundTruth:
         joints: ``(T, J, 2)`` float64 px. joint_pairs: ``(J, 2)`` int64 1-based part ids, a < b.
         part_names: P names (id = index + 1). joint_names: J names.
         times_s: ``(T,)`` float64 seconds (``i / fps``). fps: frames per second.
-        figure_seed, motion_seed: what generated it.
+        figure_seed, motion_seed, plan: what generated it (plan: one of :data:`PLANS`).
     """
 
     labels: np.ndarray
@@ -215,6 +356,7 @@ class GroundTruth:
     fps: float
     figure_seed: int
     motion_seed: int
+    plan: str
 
     def __post_init__(self) -> None:
         t, p, j = self.labels.shape[0], len(self.part_names), len(self.joint_names)
@@ -255,7 +397,7 @@ class GroundTruth:
             info=np.array(json.dumps({"part_names": list(self.part_names),
                                       "joint_names": list(self.joint_names), "fps": self.fps,
                                       "figure_seed": self.figure_seed,
-                                      "motion_seed": self.motion_seed})))
+                                      "motion_seed": self.motion_seed, "plan": self.plan})))
         return path
 
 
@@ -346,7 +488,7 @@ def load_ground_truth(path: str | Path) -> GroundTruth:
                 scales=z["scales"], joints=z["joints"], joint_pairs=z["joint_pairs"].astype(np.int64),
                 part_names=tuple(info["part_names"]), joint_names=tuple(info["joint_names"]),
                 times_s=z["times_s"], fps=float(info["fps"]), figure_seed=int(info["figure_seed"]),
-                motion_seed=int(info["motion_seed"]))
+                motion_seed=int(info["motion_seed"]), plan=str(info.get("plan", "humanoid")))
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"{p}: not a parttrack synthetic ground-truth file ({exc})") from None
 
@@ -362,10 +504,9 @@ def _smooth_signal(rng: np.random.Generator, t: np.ndarray, fmin: float, fmax: f
 
 @dataclass(frozen=True)
 class _Pose:
-    """Per-frame kinematics: directions (T, P) deg, proximal joints (T, P, 2) px."""
+    """Per-frame kinematics: directions (T, P) deg, centres (T, P, 2) px, joints (T, J, 2) px."""
 
     phi: np.ndarray
-    proximal: np.ndarray
     centres: np.ndarray
     joints: np.ndarray
 
@@ -375,46 +516,29 @@ def _kinematics(spec: FigureSpec, n: int, w: int, h: int, unit: float, fps: floa
     rng = np.random.default_rng([int(spec.seed), int(motion_seed), 2])
     t = np.arange(n) / fps
     rel = {}
-    for name in PART_NAMES:
-        rest, amp = _DOF[name]
-        rel[name] = rest + activity * amp * _smooth_signal(rng, t, 0.12, 0.55)
-    cx = w / 2 + 0.16 * w * _smooth_signal(rng, t, 0.02, 0.07, 2)
-    cy = h / 2 + 0.05 * h * _smooth_signal(rng, t, 0.03, 0.12, 2) + 0.02 * spec.height_units * unit
-    centre = np.stack([cx, cy], -1)
-
-    phi = np.zeros((n, spec.num_parts))
-    prox = np.zeros((n, spec.num_parts, 2))
-    parts = {p.name: p for p in spec.parts}
-    phi[:, _PID["torso"]] = rel["torso"]
-    d_t = _unit(rel["torso"])                       # (T, 2) along the torso, up
-    n_t = _unit(rel["torso"] + 90.0)                # across, toward screen-left of the axis
-    torso = parts["torso"]
-    prox[:, _PID["torso"]] = centre - d_t * (torso.offset + torso.half_length) * unit
-    neck = centre + d_t * (torso.bone / 2) * unit
-    attach = {
-        "head": neck,
-        "upper_arm_l": centre + (d_t * spec.shoulder[0] + n_t * spec.shoulder[1]) * unit,
-        "upper_arm_r": centre + (d_t * spec.shoulder[0] - n_t * spec.shoulder[1]) * unit,
-        "upper_leg_l": centre + (d_t * spec.hip[0] + n_t * spec.hip[1]) * unit,
-        "upper_leg_r": centre + (d_t * spec.hip[0] - n_t * spec.hip[1]) * unit,
-    }
-    for name, parent in (("head", "torso"), ("upper_arm_l", "torso"), ("upper_arm_r", "torso"),
-                         ("upper_leg_l", "torso"), ("upper_leg_r", "torso"),
-                         ("lower_arm_l", "upper_arm_l"), ("lower_arm_r", "upper_arm_r"),
-                         ("lower_leg_l", "upper_leg_l"), ("lower_leg_r", "upper_leg_r")):
-        i, ip = _PID[name], _PID[parent]
-        phi[:, i] = phi[:, ip] + rel[name]
-        if name in attach:
-            prox[:, i] = attach[name]
-        else:
-            prox[:, i] = prox[:, ip] + _unit(phi[:, ip]) * parts[parent].bone * unit
-    centres = np.zeros_like(prox)
     for p in spec.parts:
-        i = _PID[p.name]
-        centres[:, i] = prox[:, i] + _unit(phi[:, i]) * (p.offset + p.half_length) * unit
-    centres[:, _PID["torso"]] = centre
-    joints = np.stack([prox[:, _PID[child]] for _, _, child in JOINTS], axis=1)
-    return _Pose(phi, prox, centres, joints)
+        rest, amp = spec.dof[p.name]
+        rel[p.name] = rest + activity * amp * _smooth_signal(rng, t, 0.12, 0.55)
+    sx, sy = spec.sway
+    cx = w / 2 + sx * w * _smooth_signal(rng, t, 0.02, 0.07, 2)
+    cy = spec.root_y * h + sy * h * _smooth_signal(rng, t, 0.03, 0.12, 2) + spec.root_dy * spec.extent_units * unit
+
+    pid = {p.name: i for i, p in enumerate(spec.parts)}
+    phi = np.zeros((n, spec.num_parts))
+    centres = np.zeros((n, spec.num_parts, 2))
+    root = spec.parts[0].name
+    phi[:, 0] = rel[root]
+    centres[:, 0] = np.stack([cx, cy], -1)
+    joints = np.zeros((n, len(spec.joints), 2))
+    for jn, js in enumerate(spec.joints):
+        ip, ic = pid[js.parent], pid[js.child]
+        d_p, n_p = _unit(phi[:, ip]), _unit(phi[:, ip] + 90.0)
+        joint = centres[:, ip] + (d_p * js.along + n_p * js.across) * unit
+        phi[:, ic] = phi[:, ip] + rel[js.child]
+        child = spec.parts[ic]
+        centres[:, ic] = joint + _unit(phi[:, ic]) * (child.offset + child.half_length) * unit
+        joints[:, jn] = joint
+    return _Pose(phi, centres, joints)
 
 
 # -- appearance ----------------------------------------------------------------------------
@@ -492,27 +616,44 @@ def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
 
 def render_video(n_frames: int, size: int | tuple[int, int] = 128, figure_seed: int = 0,
                  motion_seed: int = 0, fps: float = 25.0, activity: float = 1.0,
-                 noise_std: float = 1.5) -> SyntheticVideo:
-    """Render a video of the figure of ``figure_seed`` moving with the motion of ``motion_seed``.
+                 noise_std: float = 1.5, plan: str = "humanoid", scale: float = 1.0,
+                 light: float = 0.0, crf: int | None = None) -> SyntheticVideo:
+    """Render a video of the figure of ``(plan, figure_seed)`` moving with the motion of ``motion_seed``.
 
     Args:
         n_frames: T >= 1.
         size: side of a square frame, or ``(width, height)`` in pixels (>= 16).
         figure_seed: figure proportions/textures and the background.
-        motion_seed: joint-angle and translation trajectories, and per-frame sensor noise.
+        motion_seed: joint-angle and translation trajectories, light changes and per-frame
+            sensor noise.
         fps: frames per second; frame i is at ``i / fps`` s.
         activity: scales every joint's motion amplitude (1 = default limits, 0 = frozen pose).
         noise_std: per-frame Gaussian pixel noise (0–255 units; each frame takes one of 16
             fields drawn once per video), 0 to disable.
+        plan: body plan, one of :data:`PLANS` (``"humanoid"``: :data:`PART_NAMES`).
+        scale: figure size relative to the default (which spans ~82 % of the shorter frame
+            side); 0.4 = a small figure, 1.3 = one that leaves the frame at times.
+        light: amplitude of a slowly changing illumination (relative gain on the whole frame,
+            ±``light``, and a left–right gradient of ±``light/2`` drifting over a few seconds);
+            0 = constant light.
+        crf: if set, the frames are round-tripped through H.264 (libx264, yuv420p) at this
+            constant rate factor (23 = typical web video, 35 = heavy compression); the ground
+            truth is unchanged. Needs even width and height.
 
     Returns:
         :class:`SyntheticVideo` (frames RGB uint8 plus exact ground truth).
+
+    Raises:
+        ValueError: ``n_frames < 1``, a frame smaller than 16×16, an unknown ``plan``,
+            ``scale <= 0``, or ``crf`` with an odd frame size.
     """
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
     h, w = _size_hw(size)
-    spec = FigureSpec.from_seed(figure_seed)
-    unit = 0.82 * min(h, w) / spec.height_units
+    spec = FigureSpec.from_seed(figure_seed, plan)
+    unit = 0.82 * scale * min(h, w) / spec.extent_units
     pose = _kinematics(spec, n_frames, w, h, unit, fps, motion_seed, activity)
     tex_rng = np.random.default_rng([int(figure_seed), 4])
     textures = [_part_texture(p, unit, tex_rng) for p in spec.parts]
@@ -521,27 +662,67 @@ def render_video(n_frames: int, size: int | tuple[int, int] = 128, figure_seed: 
     # Sensor noise: a bank of fields drawn once, one picked at random per frame (fast at 640x480).
     noise_bank = (noise_rng.standard_normal((min(n_frames, 16), h, w, 3), dtype=np.float32) * noise_std
                   if noise_std > 0 else None)
+    if light > 0:
+        light_rng = np.random.default_rng([int(figure_seed), int(motion_seed), 6])
+        t = np.arange(n_frames) / fps
+        gain = 1.0 + light * _smooth_signal(light_rng, t, 0.03, 0.15, 2)
+        tilt = 0.5 * light * _smooth_signal(light_rng, t, 0.02, 0.1, 2)
+        ramp = (np.arange(w, dtype=np.float32) / max(1, w - 1) * 2 - 1)[None, :, None]
 
     frames = np.empty((n_frames, h, w, 3), np.uint8)
     labels = np.zeros((n_frames, h, w), np.uint8)
-    order = [_PID[n] for n in DEPTH_ORDER]
+    pid = {p.name: i for i, p in enumerate(spec.parts)}
+    order = [pid[n] for n in spec.depth_order]
     for f in range(n_frames):
         img = background.copy()
         lab = labels[f]
         for i in order:
             _composite(img, lab, textures[i], pose.centres[f, i], pose.phi[f, i], i + 1)
+        if light > 0:
+            img *= (gain[f] + tilt[f] * ramp).astype(np.float32)
         if noise_std > 0:
             img += noise_bank[noise_rng.integers(len(noise_bank))]
         frames[f] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    if crf is not None:
+        frames = _h264_round_trip(frames, fps, int(crf))
 
     scales = np.array([[p.half_length, p.half_width] for p in spec.parts]) * unit
-    pairs = np.array([sorted((_PID[a] + 1, _PID[b] + 1)) for _, a, b in JOINTS], np.int64)
+    pairs = np.array([sorted((pid[js.parent] + 1, pid[js.child] + 1)) for js in spec.joints], np.int64)
     return SyntheticVideo(
         labels=labels, centres=pose.centres, angles_deg=_wrap_deg(pose.phi),
         scales=np.broadcast_to(scales, (n_frames,) + scales.shape).copy(), joints=pose.joints,
-        joint_pairs=pairs, part_names=PART_NAMES, joint_names=JOINT_NAMES,
+        joint_pairs=pairs, part_names=spec.part_names, joint_names=tuple(js.name for js in spec.joints),
         times_s=np.arange(n_frames, dtype=np.float64) / fps, fps=float(fps),
-        figure_seed=int(figure_seed), motion_seed=int(motion_seed), frames=frames)
+        figure_seed=int(figure_seed), motion_seed=int(motion_seed), plan=spec.plan, frames=frames)
+
+
+def _h264_round_trip(frames: np.ndarray, fps: float, crf: int) -> np.ndarray:
+    """Encode ``(T, H, W, 3)`` uint8 RGB with libx264 (yuv420p, CRF ``crf``) and decode it back
+    (PyAV, in memory)."""
+    import io
+
+    import av
+
+    t, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"crf needs an even frame width and height, got {w}x{h}")
+    buf = io.BytesIO()
+    from fractions import Fraction
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        for img in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    buf.seek(0)
+    with av.open(buf, mode="r") as container:
+        out = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    if out.shape != frames.shape:
+        raise RuntimeError(f"H.264 round trip returned {out.shape}, expected {frames.shape}")
+    return out
 
 
 def _composite(img: np.ndarray, lab: np.ndarray, tex: np.ndarray, centre: np.ndarray, phi: float,

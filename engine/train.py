@@ -53,7 +53,7 @@ _DEPTH_PAD = 20.0
 
 #: Columns of log.csv (a term that is switched off or not yet active is logged as 0).
 LOSS_TERMS = ("total", "rec_target", "rec_source", "background", "translation", "covariance",
-              "equivariance", "concentration", "usage", "change_prior")
+              "equivariance", "concentration", "usage", "change_prior", "flow")
 
 #: Fewest frames a training video may have (pairs need motion between distinct frames).
 MIN_FRAMES = 8
@@ -80,6 +80,7 @@ class LossWeights:
     usage_share: float = 0.3      # each part should own ≥ usage_share / K of the foreground
     change_prior: float = 0.3     # not in the paper: against the early all-background collapse (module docstring)
     change_threshold: float = 0.05  # a pixel "changed": mean |frame − static background| over RGB, in [0, 1] units
+    flow: float = 0.0             # not in the paper: motion-layer loss against measured optical flow (losses.flow_loss)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class TrainConfig:
             default; the change prior (``LossWeights.change_prior``) replaces it.
         snapshot_every, checkpoint_every: steps between mask snapshots / checkpoints.
         warp_rotation_deg, warp_scale, warp_shift: range of the equivariance warps.
+        flow_preset: DIS optical-flow preset for the flow loss (:mod:`engine.flow`).
         device: ``"cpu"`` or ``"cuda"``.
     """
 
@@ -149,6 +151,7 @@ class TrainConfig:
     warp_rotation_deg: float = 15.0
     warp_scale: float = 0.1
     warp_shift: float = 0.1
+    flow_preset: str = "fast"
     device: str = "cpu"
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -230,6 +233,12 @@ class Trainer:
         self.step = 0
         self.elapsed_s = 0.0
         self.snap_idx = np.linspace(0, len(frames) - 1, 4).round().astype(int)
+        self.pair_flow, self.gray = None, None
+        if train_config.weights.flow:
+            from engine.flow import PairFlow
+
+            cv2.setNumThreads(1)    # the pairs are small; OpenCV's pool would compete with torch's
+            self.pair_flow = PairFlow(net_config.mask_size, train_config.flow_preset)
         self.write_config()
 
     # -- bookkeeping ---------------------------------------------------------------------
@@ -266,11 +275,30 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------
     def sample_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """B random (source, target) frame pairs at most ``max_pair_gap`` apart, as uint8
+        ``(B, S, S, 3)`` tensors; their frame indices are kept in ``last_pair_indices``."""
         n, b = len(self.frames), self.tcfg.batch
         src = self.rng.integers(0, n, b)
         gap = self.tcfg.max_pair_gap or n
         tgt = np.clip(src + self.rng.integers(-gap, gap + 1, b), 0, n - 1)
+        self.last_pair_indices = (src, tgt)
         return self.frames[torch.from_numpy(src)], self.frames[torch.from_numpy(tgt)]
+
+    def pair_flows(self, src_u8: torch.Tensor, tgt_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Measured optical flow ``(B, 2, h, w)`` and its trust ``(B, h, w)`` of a batch of pairs
+        (:class:`engine.flow.PairFlow`; cached by frame indices when the batch is the last one
+        :meth:`sample_pairs` drew)."""
+        from engine.flow import to_gray
+
+        idx = getattr(self, "last_pair_indices", None)
+        if idx is not None and len(idx[0]) == len(src_u8) and torch.equal(
+                self.frames[torch.from_numpy(idx[0])], src_u8) and torch.equal(self.frames[torch.from_numpy(idx[1])], tgt_u8):
+            if self.gray is None:
+                self.gray = to_gray(self.frames.cpu().numpy())
+            flow, fw = self.pair_flow.for_pairs(self.gray, *idx)
+        else:
+            flow, fw = self.pair_flow(to_gray(src_u8.cpu().numpy()), to_gray(tgt_u8.cpu().numpy()))
+        return torch.from_numpy(flow).to(self.device), torch.from_numpy(fw).to(self.device)
 
     def losses(self, src_u8: torch.Tensor, tgt_u8: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], dict]:
         """Total loss, its terms, and the tensors used (for snapshots)."""
@@ -324,6 +352,8 @@ class Trainer:
             terms["change_prior"] = w.change_prior * (1.0 - ramp) * L.background_subtraction_loss(enc["depth"], changed.float())
         if w.concentration:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
+        if w.flow and self.pair_flow is not None:
+            terms["flow"] = w.flow * L.flow_loss(enc["masks"][:b], rel, *self.pair_flows(src_u8, tgt_u8))
         if w.equivariance and self.step % max(1, tc.equivariance_every) == 0:
             wm = random_warps(b, tc.warp_rotation_deg, tc.warp_scale, tc.warp_shift, self.warp_gen).to(x.device)
             x_w = warp(x[b:], wm, padding_mode="border")

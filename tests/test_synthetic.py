@@ -142,3 +142,49 @@ def test_mpeg4_fallback_decodes(tmp_path):
     assert np.abs(frames.astype(int) - v.frames.astype(int)).mean() < 10.0
     with pytest.raises(ValueError):
         write_video(tmp_path / "b.mp4", v.frames[:, :63], v.fps)   # odd height
+
+
+@pytest.mark.parametrize("plan", ["quadruped", "robot_arm"])
+def test_other_body_plans(plan):
+    from engine.synthetic import FigureSpec
+
+    spec = FigureSpec.from_seed(5, plan)
+    v = render_video(20, size=96, figure_seed=5, motion_seed=1, plan=plan)
+    p, j = spec.num_parts, len(spec.joints)
+    assert v.plan == plan and v.part_names == spec.part_names
+    assert v.centres.shape == (20, p, 2) and v.joints.shape == (20, j, 2)
+    # Every part is seen, and each joint joins two parts whose shapes both contain it.
+    assert set(np.unique(v.labels)) >= set(range(1, p + 1)) - {0}
+    for f in (0, 10, 19):
+        for jn, (a, b) in enumerate(v.joint_pairs):
+            for pid in (a, b):
+                i = pid - 1
+                phi = np.radians(v.angles_deg[f, i])
+                d = np.array([np.cos(phi), -np.sin(phi)])
+                rel = v.joints[f, jn] - v.centres[f, i]
+                along, across = rel @ d, rel @ np.array([-d[1], d[0]])
+                assert abs(along) <= v.scales[f, i, 0] + 0.5 and abs(across) <= v.scales[f, i, 1] + 0.5, (plan, f, jn, pid)
+
+
+def test_size_light_and_compression_options():
+    base = render_video(30, size=96, figure_seed=2, motion_seed=1)
+    small = render_video(30, size=96, figure_seed=2, motion_seed=1, scale=0.4)
+    assert (small.labels > 0).mean() < 0.3 * (base.labels > 0).mean()
+    lit = render_video(30, size=96, figure_seed=2, motion_seed=1, light=0.3)
+    bg = np.all(base.labels == 0, axis=0)
+    means = lit.frames[:, bg].reshape(30, -1).mean(1)
+    assert np.ptp(means) > 5.0                          # the light changes over the clip
+    np.testing.assert_array_equal(lit.labels, base.labels)
+    comp = render_video(30, size=96, figure_seed=2, motion_seed=1, crf=35)
+    err = np.abs(comp.frames.astype(int) - base.frames.astype(int)).mean()
+    assert 0.5 < err < 12.0
+    with pytest.raises(ValueError):
+        render_video(2, plan="octopus")
+    with pytest.raises(ValueError):
+        render_video(2, size=(63, 64), crf=23)
+
+
+def test_ground_truth_round_trips_plan(tmp_path):
+    v = render_video(4, size=64, plan="robot_arm")
+    gt = load_ground_truth(v.save(tmp_path / "arm"))
+    assert gt.plan == "robot_arm" and gt.part_names == v.part_names

@@ -1,0 +1,164 @@
+"""Training sweep: the default `parttrack train` recipe (and variants) over body plans and seeds.
+
+Every run trains on a generated video of one figure and is scored on *held-out motion* of
+the same figure (``engine.evaluate``: part IoU with Hungarian matching, foreground IoU,
+landmark error). Training sees the frames only; the ground truth is used to score.
+
+    python scripts/sweep_train.py run --out sweeps/A --recipes default flow \\
+        --plans humanoid quadruped robot_arm --seeds 0 1 2 3 4 --steps 2000 --jobs 2
+    python scripts/sweep_train.py table --out sweeps/A     # every run + median / worst per recipe
+
+Runs are compared at equal steps (not equal wall time: other jobs share the cores). Each run
+uses 1 torch thread; ``--jobs`` runs that many at once. A finished run appends one JSON line to
+``OUT/results.jsonl``; an interrupted sweep resumes (finished runs are skipped, a run's
+checkpoint is continued). Run ``i`` uses figure seed ``100 + i`` (figures nobody tuned on) and
+training seed ``i``; videos are 256×256, 300 training frames with slowly changing light,
+sensor noise and H.264 compression (CRF 23), and 150 held-out frames of new motion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: Named recipes: overrides of the TrainConfig defaults (= `parttrack train` with no options).
+RECIPES: dict[str, dict] = {
+    "default": {},
+    "noflow": {"weights": {"flow": 0.0}},
+    "flow20": {"weights": {"flow": 20.0}},
+    "flow50": {"weights": {"flow": 50.0}},
+    "flow100": {"weights": {"flow": 100.0}},
+}
+
+VIDEO = dict(size=256, train_frames=300, test_frames=150, light=0.15, crf=23, test_motion_seed=1234)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+def run_one(job: dict) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    from engine.evaluate import evaluate_bundle
+    from engine.model import NetConfig
+    from engine.synthetic import render_video
+    from engine.train import Trainer, TrainConfig, prepare_frames, write_trained_bundle
+
+    run_dir = Path(job["run_dir"])
+    fs = 100 + job["seed"]
+    common = dict(size=VIDEO["size"], figure_seed=fs, plan=job["plan"], light=VIDEO["light"], crf=VIDEO["crf"])
+    video = render_video(VIDEO["train_frames"], motion_seed=0, **common)
+    frames = prepare_frames(video.frames, 128)
+    cfg = _merge({"steps": job["steps"], "minutes": None, "seed": job["seed"], "snapshot_every": 500,
+                  "checkpoint_every": 250}, RECIPES[job["recipe"]])
+    trainer = Trainer(frames, NetConfig(), TrainConfig.from_dict(cfg), run_dir)
+    trainer.load_checkpoint()
+    t0 = time.perf_counter()
+    result = trainer.run(progress=False)
+    bundle = write_trained_bundle(trainer, run_dir / "bundle", last=result["last"])
+    held = render_video(VIDEO["test_frames"], motion_seed=VIDEO["test_motion_seed"], **common)
+    res = evaluate_bundle(bundle, held, threads=1)
+    row = {"recipe": job["recipe"], "plan": job["plan"], "seed": job["seed"], "figure_seed": fs,
+           "steps": trainer.step, "train_s": round(trainer.elapsed_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
+           "part_iou": round(res["part_iou"], 4), "foreground_iou": round(res["foreground_iou"], 4),
+           "landmark_error_pct": round(res["landmark_error_pct"], 3),
+           "per_part": {k: round(v, 3) for k, v in res["part_iou_per_part"].items()},
+           "final_losses": {k: round(v, 4) for k, v in result["last"].items()}}
+    return row
+
+
+def _worker(args):
+    job, results = args
+    try:
+        row = run_one(job)
+    except Exception as exc:  # a failed run is recorded, the sweep goes on
+        row = {"recipe": job["recipe"], "plan": job["plan"], "seed": job["seed"], "error": f"{type(exc).__name__}: {exc}"}
+    with open(results, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    print(json.dumps({k: row.get(k) for k in ("recipe", "plan", "seed", "steps", "part_iou", "foreground_iou",
+                                              "landmark_error_pct", "error")}), flush=True)
+    return row
+
+
+def load_rows(out: Path) -> list[dict]:
+    path = out / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def cmd_run(a) -> None:
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = {(r["recipe"], r["plan"], r["seed"]) for r in load_rows(out) if "error" not in r}
+    jobs = []
+    for seed in a.seeds:            # seeds outermost: a cut-short sweep still covers every recipe and plan
+        for plan in a.plans:
+            for recipe in a.recipes:
+                if recipe not in RECIPES:
+                    raise SystemExit(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
+                if (recipe, plan, seed) in done:
+                    continue
+                jobs.append({"recipe": recipe, "plan": plan, "seed": seed, "steps": a.steps,
+                             "run_dir": str(out / "runs" / recipe / f"{plan}_s{seed}")})
+    (out / "sweep.json").write_text(json.dumps({"video": VIDEO, "recipes": {r: RECIPES[r] for r in a.recipes},
+                                                "steps": a.steps}, indent=2) + "\n")
+    print(f"{len(jobs)} runs to do ({len(done)} done)", flush=True)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(a.jobs, maxtasksperchild=1) as pool:
+        list(pool.imap_unordered(_worker, [(j, str(out / "results.jsonl")) for j in jobs]))
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| recipe | plan | seed | steps | part IoU | foreground IoU | landmark error % |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(rows, key=lambda r: (r["recipe"], r["plan"], r["seed"])):
+        if "error" in r:
+            lines.append(f"| {r['recipe']} | {r['plan']} | {r['seed']} | failed: {r['error']} | | | |")
+            continue
+        lines.append(f"| {r['recipe']} | {r['plan']} | {r['seed']} | {r['steps']} | {r['part_iou']:.3f} | "
+                     f"{r['foreground_iou']:.3f} | {r['landmark_error_pct']:.2f} |")
+    lines += ["", "| recipe | runs | part IoU median / worst | foreground IoU median / worst | landmark error % median / worst |",
+              "| --- | --- | --- | --- | --- |"]
+    for recipe in sorted({r["recipe"] for r in rows}):
+        ok = [r for r in rows if r["recipe"] == recipe and "error" not in r]
+        if not ok:
+            continue
+        p, f, l = ([r[k] for r in ok] for k in ("part_iou", "foreground_iou", "landmark_error_pct"))
+        lines.append(f"| {recipe} | {len(ok)} | {statistics.median(p):.3f} / {min(p):.3f} | "
+                     f"{statistics.median(f):.3f} / {min(f):.3f} | {statistics.median(l):.2f} / {max(l):.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and score every (recipe, plan, seed)")
+    r.add_argument("--out", required=True)
+    r.add_argument("--recipes", nargs="+", default=["default"])
+    r.add_argument("--plans", nargs="+", default=["humanoid", "quadruped", "robot_arm"])
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    r.add_argument("--steps", type=int, default=2000)
+    r.add_argument("--jobs", type=int, default=2)
+    t = sub.add_parser("table", help="print the results table (markdown)")
+    t.add_argument("--out", required=True)
+    a = ap.parse_args()
+    if a.cmd == "run":
+        cmd_run(a)
+    else:
+        print(table(load_rows(Path(a.out))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Optical flow for training pairs (engine.flow) and the motion-layer flow loss (engine.losses)."""
+
+import numpy as np
+import pytest
+import torch
+
+from engine import losses as L
+from engine.flow import PairFlow, to_gray
+from engine.warp import identity
+
+
+def _textured(seed=0, size=128):
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.uniform(0, 255, (size, size)).astype(np.float32), (0, 0), 2.0)
+    return cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+
+
+def test_flow_conventions_shift_right_and_down():
+    """Content moved by (+3, +2) px: flow x = +3, y = +2 px, i.e. (2·3/S, 2·2/S) normalised."""
+    src = _textured()
+    tgt = np.roll(np.roll(src, 3, axis=1), 2, axis=0)
+    pf = PairFlow((32, 32), "medium")
+    flow, weight = pf(src[None], tgt[None])
+    assert flow.shape == (1, 2, 32, 32) and weight.shape == (1, 32, 32)
+    inner = (slice(4, -4), slice(4, -4))
+    np.testing.assert_allclose(np.median(flow[0, 0][inner]), 2 * 3 / 128, atol=0.2 * 2 / 128)
+    np.testing.assert_allclose(np.median(flow[0, 1][inner]), 2 * 2 / 128, atol=0.2 * 2 / 128)
+    assert weight[0][inner].mean() > 0.9
+
+
+def test_flow_cache_matches_direct():
+    frames = np.stack([_textured(0), np.roll(_textured(0), 2, axis=1), _textured(1)])
+    pf = PairFlow((32, 32), "fast")
+    a = pf.for_pairs(frames, np.array([0, 1]), np.array([1, 0]))
+    b = pf.for_pairs(frames, np.array([0, 1]), np.array([1, 0]))   # from the cache
+    c = pf(frames[[0, 1]], frames[[1, 0]])
+    for x, y, z in zip(a, b, c):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_allclose(x, z, atol=1e-6)
+
+
+def test_to_gray_shape():
+    assert to_gray(np.zeros((3, 8, 10, 3), np.uint8)).shape == (3, 8, 10)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError):
+        PairFlow((8, 8), "slowest")
+
+
+def test_part_flows_of_a_translation():
+    rel = identity(1, 1)
+    rel[..., 0, 2] = 0.1
+    f = L.part_flows(rel, 4, 4)
+    assert f.shape == (1, 1, 2, 4, 4)
+    torch.testing.assert_close(f[0, 0, 0], torch.full((4, 4), 0.1))
+    torch.testing.assert_close(f[0, 0, 1], torch.zeros(4, 4))
+
+
+def _scene():
+    """Left half static (background), right half moving by +0.2 in x (part 1)."""
+    h = w = 8
+    masks = torch.zeros(1, 3, h, w)
+    masks[0, 0, :, :4] = 1
+    masks[0, 1, :, 4:] = 1
+    rel = identity(1, 2)
+    rel[0, 0, 0, 2] = 0.2      # part 1 moves right
+    rel[0, 1, 1, 2] = -0.3     # part 2 moves up (unused by the masks)
+    flow = torch.zeros(1, 2, h, w)
+    flow[0, 0, :, 4:] = 0.2
+    return masks, rel, flow, torch.ones(1, h, w)
+
+
+def test_flow_loss_zero_on_ideal_assignment():
+    masks, rel, flow, weight = _scene()
+    assert L.flow_loss(masks, rel, flow, weight).item() < 1e-6
+
+
+def test_flow_loss_positive_on_wrong_assignment_and_gradient_points_right():
+    masks, rel, flow, weight = _scene()
+    wrong = masks[:, [0, 2, 1]]                      # moving pixels on the part that moves up
+    assert L.flow_loss(wrong, rel, flow, weight).item() > 0.1
+    on_bg = torch.zeros_like(masks)
+    on_bg[:, 0] = 1                                  # everything on the (static) background slot
+    assert L.flow_loss(on_bg, rel, flow, weight).item() > 0.05
+    logits = torch.zeros(1, 3, 8, 8, requires_grad=True)
+    L.flow_loss(torch.softmax(logits, 1), rel, flow, weight).backward()
+    g = logits.grad[0]
+    assert (g[1, :, 4:] < g[0, :, 4:]).all() and (g[1, :, 4:] < g[2, :, 4:]).all()   # moving pixels → part 1
+    assert (g[0, :, :4] < g[1, :, :4]).all()                                        # static pixels → background
+
+
+def test_flow_loss_ignores_untrusted_pixels():
+    masks, rel, flow, weight = _scene()
+    flow[0, 0, :, :4] = 5.0            # garbage flow on the left…
+    weight[0, :, :4] = 0.0             # …that the consistency check rejected
+    assert L.flow_loss(masks, rel, flow, weight).item() < 1e-6
+
+
+def test_trainer_with_flow_loss_logs_it(tmp_path):
+    from engine.model import NetConfig
+    from engine.synthetic import render_video
+    from engine.train import Trainer, TrainConfig
+
+    frames = render_video(12, 32, figure_seed=1, motion_seed=1).frames
+    tc = TrainConfig.from_dict({"steps": 2, "batch": 2, "snapshot_every": 100, "checkpoint_every": 100,
+                                "weights": {"flow": 10.0}})
+    tr = Trainer(frames, NetConfig(num_parts=3, input_size=32), tc, tmp_path)
+    terms = tr.train_step()
+    assert terms["flow"] > 0 and np.isfinite(terms["total"])
