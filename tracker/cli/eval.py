@@ -30,6 +30,11 @@ def add_parser(sub):
     p.add_argument("--size", type=int, nargs="+", default=[128], metavar="PX",
                    help="generated frame size: SIDE or WIDTH HEIGHT (default 128)")
     p.add_argument("--fps", type=float, default=25.0, help="generated frame rate (default 25)")
+    p.add_argument("--plan", default="humanoid", help="generated body plan: humanoid, quadruped or robot_arm "
+                                                       "(default humanoid; use the plan the model was trained on)")
+    p.add_argument("--scale", type=float, default=1.0, help="generated figure size relative to the default (default 1)")
+    p.add_argument("--light", type=float, default=0.0, help="amplitude of a slowly changing light, e.g. 0.15 (default 0)")
+    p.add_argument("--crf", type=int, default=None, help="round-trip the generated frames through H.264 at this CRF")
     p.add_argument("--matching", choices=("hungarian", "max_overlap"), default="hungarian",
                    help="how learned parts are matched to ground-truth parts (default hungarian)")
     p.add_argument("--backend", default="onnxruntime", help="auto|onnxruntime|tensorrt|torch (default onnxruntime)")
@@ -50,7 +55,8 @@ def run(args) -> int:
         size = args.size[0] if len(args.size) == 1 else tuple(args.size)
         try:
             video = render_video(args.frames, size=size, figure_seed=args.figure_seed,
-                                 motion_seed=args.motion_seed, fps=args.fps)
+                                 motion_seed=args.motion_seed, fps=args.fps, plan=args.plan, scale=args.scale,
+                                 light=args.light, crf=args.crf)
         except ValueError as exc:
             raise InputError(str(exc)) from None
         if args.video_dir:
