@@ -160,14 +160,17 @@ def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps:
                   - (log_bg * unchanged).sum() / (unchanged.sum() + eps))
 
 
-def part_usage_loss(masks: torch.Tensor, min_share: float) -> torch.Tensor:
+def part_usage_loss(masks: torch.Tensor, min_share: float, where: torch.Tensor | None = None) -> torch.Tensor:
     """Penalty on parts that own less than ``min_share`` of the foreground mass over the batch,
-    ``Σ_k relu(min_share − a_k) / min_share`` with ``a_k = Σ M_k / Σ (1 − M_0)``.
+    ``Σ_k relu(min_share − a_k) / min_share`` with ``a_k = Σ M_k / Σ (1 − M_0)``; with
+    ``where`` ``(N, h, w)`` in [0, 1] the sums run over ``where``-weighted pixels only
+    (e.g. the pixels that differ from a static background).
 
     Not in the paper: it keeps slots from dying (one part swallowing the whole subject, the
     collapse seen in the first experiments, see NOTES.md); parts above the share are free.
     """
-    fg = masks[:, 1:].sum((0, 2, 3))
+    m = masks[:, 1:] if where is None else masks[:, 1:] * where[:, None]
+    fg = m.sum((0, 2, 3))
     share = fg / (fg.sum() + 1e-6)
     return (torch.relu(min_share - share) / min_share).sum() / masks.shape[1]
 

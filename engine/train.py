@@ -128,6 +128,9 @@ class TrainConfig:
         snapshot_every, checkpoint_every: steps between mask snapshots / checkpoints.
         warp_rotation_deg, warp_scale, warp_shift: range of the equivariance warps.
         flow_preset: DIS optical-flow preset for the flow loss (:mod:`engine.flow`).
+        usage_on_changed: the part-usage loss measures each part's share over the pixels that
+            differ from the static background image only (``static_background``), instead of
+            over everything not on the background slot.
         device: ``"cpu"`` or ``"cuda"``.
     """
 
@@ -152,6 +155,7 @@ class TrainConfig:
     warp_scale: float = 0.1
     warp_shift: float = 0.1
     flow_preset: str = "fast"
+    usage_on_changed: bool = False
     device: str = "cpu"
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -342,7 +346,13 @@ class Trainer:
             if w.covariance:
                 terms["covariance"] = w.covariance * c_loss
         if w.usage:
-            terms["usage"] = w.usage * L.part_usage_loss(masks_all, w.usage_share / k)
+            where = None
+            if tc.usage_on_changed and tc.static_background:
+                # Count a part's share only over pixels that differ from the static background
+                # image, so parts parked on the scenery do not satisfy it.
+                diff = (small - self.background.detach()).abs().mean(1, keepdim=True) * 0.5
+                where = ((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float()
+            terms["usage"] = w.usage * L.part_usage_loss(masks_all, w.usage_share / k, where)
         if w.change_prior and tc.static_background and ramp < 1:
             # Background subtraction against the static background image: changed pixels to the
             # parts, unchanged ones to the background slot. Fades out as the background loss

@@ -36,6 +36,8 @@ RECIPES: dict[str, dict] = {
     "flow20": {"weights": {"flow": 20.0}},
     "flow50": {"weights": {"flow": 50.0}},
     "flow100": {"weights": {"flow": 100.0}},
+    "flow20_moving_usage": {"usage_on_changed": True, "weights": {"flow": 20.0}},
+    "moving_usage": {"usage_on_changed": True},
 }
 
 VIDEO = dict(size=256, train_frames=300, test_frames=150, light=0.15, crf=23, test_motion_seed=1234)

@@ -116,3 +116,18 @@ def test_assemble_picks_slot_images():
     out = L.assemble(m, parts)
     assert out[0, :, 3, 3].tolist() == [0.0] * 3 and out[0, :, 11, 5].tolist() == [1.0] * 3
     assert out[0, :, 0, 0].tolist() == [-1.0] * 3
+
+
+def test_part_usage_counts_only_where_asked():
+    """A part parked on pixels outside ``where`` (the scenery) counts as unused there."""
+    from engine.losses import part_usage_loss
+
+    masks = torch.zeros(1, 3, 4, 4)
+    masks[0, 0] = 1.0
+    masks[0, 0, :, :2] = 0.0
+    masks[0, 1, :, 0] = 1.0          # part 1 on the moving column 0
+    masks[0, 2, :, 1] = 1.0          # part 2 on the static column 1
+    moving = torch.zeros(1, 4, 4)
+    moving[0, :, 0] = 1.0
+    assert part_usage_loss(masks, 0.3).item() == 0.0
+    assert part_usage_loss(masks, 0.3, moving).item() > 0.3
