@@ -128,7 +128,7 @@ class TrainConfig:
         snapshot_every, checkpoint_every: steps between mask snapshots / checkpoints.
         warp_rotation_deg, warp_scale, warp_shift: range of the equivariance warps.
         flow_preset: DIS optical-flow preset for the flow loss (:mod:`engine.flow`).
-        usage_on_changed: the part-usage loss measures each part's share over the pixels that
+        usage_on_changed: (default on) the part-usage loss measures each part's share over the pixels that
             differ from the static background image only (``static_background``), instead of
             over everything not on the background slot.
         device: ``"cpu"`` or ``"cuda"``.
@@ -155,7 +155,7 @@ class TrainConfig:
     warp_scale: float = 0.1
     warp_shift: float = 0.1
     flow_preset: str = "fast"
-    usage_on_changed: bool = False
+    usage_on_changed: bool = True
     device: str = "cpu"
     weights: LossWeights = field(default_factory=LossWeights)
 

@@ -32,12 +32,11 @@ sys.path.insert(0, str(ROOT))
 #: Named recipes: overrides of the TrainConfig defaults (= `parttrack train` with no options).
 RECIPES: dict[str, dict] = {
     "default": {},
-    "noflow": {"weights": {"flow": 0.0}},
-    "flow20": {"weights": {"flow": 20.0}},
-    "flow50": {"weights": {"flow": 50.0}},
-    "flow100": {"weights": {"flow": 100.0}},
-    "flow20_moving_usage": {"usage_on_changed": True, "weights": {"flow": 20.0}},
+    "noflow": {"usage_on_changed": False, "weights": {"flow": 0.0}},     # the default before usage_on_changed
+    "flow20": {"usage_on_changed": False, "weights": {"flow": 20.0}},
+    "flow100": {"usage_on_changed": False, "weights": {"flow": 100.0}},
     "moving_usage": {"usage_on_changed": True},
+    "flow20_moving_usage": {"usage_on_changed": True, "weights": {"flow": 20.0}},
 }
 
 VIDEO = dict(size=256, train_frames=300, test_frames=150, light=0.15, crf=23, test_motion_seed=1234)
