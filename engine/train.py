@@ -318,6 +318,15 @@ class Trainer:
         rs = tc.recon_scale
         small = F.interpolate(x, size=(h * rs, wd * rs), mode="area")
         img_s, img_t = small[:b], small[b:]
+        cache: list[torch.Tensor] = []
+
+        def changed() -> torch.Tensor:
+            """(2B, h, w) float {0, 1}: pixels whose mean |frame − static background| over RGB
+            exceeds ``change_threshold`` ([0, 1] units), at the mask resolution; computed once."""
+            if not cache:
+                diff = (small - self.background.detach()).abs().mean(1, keepdim=True) * 0.5
+                cache.append(((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float())
+            return cache[0]
 
         # Retarget: Ṽ_k = T_k^t ∘ (T_k^s)^-1 ∘ V_k^s, background slot unchanged. D is pointwise,
         # so decoding commutes with the warp: warp the decoded depth and part image instead.
@@ -346,20 +355,15 @@ class Trainer:
             if w.covariance:
                 terms["covariance"] = w.covariance * c_loss
         if w.usage:
-            where = None
-            if tc.usage_on_changed and tc.static_background:
-                # Count a part's share only over pixels that differ from the static background
-                # image, so parts parked on the scenery do not satisfy it.
-                diff = (small - self.background.detach()).abs().mean(1, keepdim=True) * 0.5
-                where = ((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float()
+            # With usage_on_changed, a part's share counts only over pixels that differ from the
+            # static background image, so parts parked on the scenery do not satisfy it.
+            where = changed() if tc.usage_on_changed and tc.static_background else None
             terms["usage"] = w.usage * L.part_usage_loss(masks_all, w.usage_share / k, where)
         if w.change_prior and tc.static_background and ramp < 1:
             # Background subtraction against the static background image: changed pixels to the
             # parts, unchanged ones to the background slot. Fades out as the background loss
             # fades in.
-            diff = (small - self.background.detach()).abs().mean(1, keepdim=True) * 0.5     # [0, 1] units
-            changed = (F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold
-            terms["change_prior"] = w.change_prior * (1.0 - ramp) * L.background_subtraction_loss(enc["depth"], changed.float())
+            terms["change_prior"] = w.change_prior * (1.0 - ramp) * L.background_subtraction_loss(enc["depth"], changed())
         if w.concentration:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
         if w.flow and self.pair_flow is not None:
