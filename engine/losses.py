@@ -217,3 +217,49 @@ def flow_loss(masks: torch.Tensor, rel: torch.Tensor, flow: torch.Tensor, weight
     err = torch.sqrt(((pred - flow[:, None]) ** 2).sum(2) + eps * eps) - eps           # (N, K+1, h, w)
     per_pixel = (masks * err).sum(1)
     return (per_pixel * weight).sum() / (weight.sum() + 1e-6)
+
+
+@torch.no_grad()
+def illumination_gain(images: torch.Tensor, background: torch.Tensor, iterations: int = 3,
+                      inlier_mads: float = 2.5, limits: tuple[float, float] = (0.5, 2.0)) -> torch.Tensor:
+    """Per-frame smooth illumination of a static scene: the gain field ``g`` with
+    ``frame ≈ g · background`` on the scenery, ``log g`` a plane in the image coordinates.
+
+    Fitted robustly to the per-pixel log ratio of the grey levels (``(I + 1) / 2`` averaged
+    over RGB, plus 0.02 against log 0): iteratively reweighted least squares that keeps the
+    pixels within ``inlier_mads`` × 1.4826 × the median absolute residual (the moving subject
+    and shadows fall out as outliers). A global gain (exposure, flicker) and a left–right or
+    top–bottom light gradient are both planes in log space.
+
+    Args:
+        images: ``(N, 3, h, w)`` frames in [-1, 1].
+        background: ``(3, h, w)`` static background image in [-1, 1].
+        iterations: reweighting rounds (the first fit uses every pixel).
+        inlier_mads: inlier band in robust standard deviations.
+        limits: the gain is clamped to this range.
+
+    Returns:
+        ``(N, 1, h, w)`` gain, 1 where the light did not change. Not differentiated.
+
+    Not in the paper: the paper's background slot is decoded from the source frame; with a
+    static background image (engine.train, ``static_background``) a change of light would
+    otherwise be a "change" that the parts are asked to explain.
+    """
+    n, _, h, w = images.shape
+    f = torch.log((images.mean(1) + 1) * 0.5 + 0.02).reshape(n, -1)                 # (N, P)
+    b = torch.log((background.mean(0) + 1) * 0.5 + 0.02).reshape(1, -1)
+    r = f - b
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, dtype=r.dtype, device=r.device),
+                            torch.linspace(-1, 1, w, dtype=r.dtype, device=r.device), indexing="ij")
+    x = torch.stack([torch.ones_like(xs), xs, ys], -1).reshape(1, -1, 3).expand(n, -1, -1)  # (N, P, 3)
+    weight = torch.ones_like(r)
+    fit = torch.zeros_like(r)
+    for _ in range(max(1, iterations)):
+        xw = x * weight[..., None]
+        beta = torch.linalg.solve(xw.transpose(1, 2) @ x + 1e-6 * torch.eye(3, dtype=r.dtype, device=r.device),
+                                  xw.transpose(1, 2) @ r[..., None])                # (N, 3, 1)
+        fit = (x @ beta)[..., 0]
+        res = (r - fit).abs()
+        scale = 1.4826 * res.median(1, keepdim=True).values + 1e-3
+        weight = (res <= inlier_mads * scale).to(r.dtype)
+    return fit.exp().clamp(*limits).view(n, 1, h, w)

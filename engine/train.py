@@ -128,6 +128,11 @@ class TrainConfig:
         snapshot_every, checkpoint_every: steps between mask snapshots / checkpoints.
         warp_rotation_deg, warp_scale, warp_shift: range of the equivariance warps.
         flow_preset: DIS optical-flow preset for the flow loss (:mod:`engine.flow`).
+        illumination: (default on, with ``static_background``) the static background image is
+            multiplied per frame by a smooth gain field fitted to that frame
+            (:func:`engine.losses.illumination_gain`: exposure changes and light gradients), both
+            in the reconstruction and in the changed-pixel map of the usage loss and the change
+            prior; without it a change of light counts as change that the parts must explain.
         usage_on_changed: (default on) the part-usage loss measures each part's share over the pixels that
             differ from the static background image only (``static_background``), instead of
             over everything not on the background slot.
@@ -156,6 +161,7 @@ class TrainConfig:
     warp_shift: float = 0.1
     flow_preset: str = "fast"
     usage_on_changed: bool = True
+    illumination: bool = True
     device: str = "cpu"
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -318,13 +324,14 @@ class Trainer:
         rs = tc.recon_scale
         small = F.interpolate(x, size=(h * rs, wd * rs), mode="area")
         img_s, img_t = small[:b], small[b:]
+        bg = self.background_images(small)
         cache: list[torch.Tensor] = []
 
         def changed() -> torch.Tensor:
             """(2B, h, w) float {0, 1}: pixels whose mean |frame − static background| over RGB
             exceeds ``change_threshold`` ([0, 1] units), at the mask resolution; computed once."""
             if not cache:
-                diff = (small - self.background.detach()).abs().mean(1, keepdim=True) * 0.5
+                diff = (small - bg.detach()).abs().mean(1, keepdim=True) * 0.5
                 cache.append(((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float())
             return cache[0]
 
@@ -336,8 +343,8 @@ class Trainer:
         moved = warp(stack.reshape(b * k, 4, h, wd), rel.reshape(b * k, 2, 3)).view(b, k, 4, h, wd)
         depth_st = torch.cat([depth_s[:, :1], moved[:, :, 0] - _DEPTH_PAD], 1)
         parts_st = torch.cat([parts_src[:, :1], moved[:, :, 1:]], 1)
-        masks_st, parts_st = self.upsampled(torch.softmax(depth_st, 1), parts_st)
-        masks_s, parts_s = self.upsampled(enc["masks"][:b], enc["parts"][:b])
+        masks_st, parts_st = self.upsampled(torch.softmax(depth_st, 1), parts_st, bg[b:])
+        masks_s, parts_s = self.upsampled(enc["masks"][:b], enc["parts"][:b], bg[:b])
         rec_t = L.assemble(masks_st, parts_st)
         terms: dict[str, torch.Tensor] = {}
         terms["rec_target"] = L.reconstruction_loss(rec_t, img_t, w.l1, w.gradient, w.perceptual, tc.pyramid_levels)
@@ -380,10 +387,22 @@ class Trainer:
         info = {"src": img_s, "tgt": img_t, "rec_t": rec_t, "masks_st": masks_st, "rec_s": rec_s}
         return total, {k_: float(v_.detach()) for k_, v_ in terms.items()}, info
 
-    def upsampled(self, masks: torch.Tensor, parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def background_images(self, images: torch.Tensor) -> torch.Tensor:
+        """The static background image as each frame of ``images`` ``(N, 3, H, W)`` ([-1, 1], at
+        the reconstruction resolution) sees it: ``(N, 3, H, W)``, multiplied by that frame's
+        illumination gain (:func:`engine.losses.illumination_gain`) when ``illumination`` is on."""
+        n = images.shape[0]
+        if not (self.tcfg.illumination and self.tcfg.static_background):
+            return self.background.expand(n, -1, -1, -1)
+        gain = L.illumination_gain(images, self.background.detach())
+        return (self.background[None] + 1) * gain - 1
+
+    def upsampled(self, masks: torch.Tensor, parts: torch.Tensor, background: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """Masks ``(N, K+1, h, w)`` and part images ``(N, K+1, 3, h, w)`` at the reconstruction
         resolution (``recon_scale``, bilinear), with the static background image in slot 0
-        when ``static_background`` is on."""
+        when ``static_background`` is on (``background`` ``(N, 3, H, W)``: per-frame images from
+        :meth:`background_images`; None: the image itself)."""
         rs = self.tcfg.recon_scale
         n, k1, _, h, w = parts.shape
         if rs > 1:
@@ -391,7 +410,8 @@ class Trainer:
             parts = F.interpolate(parts.reshape(n, k1 * 3, h, w), scale_factor=rs, mode="bilinear",
                                   align_corners=False).view(n, k1, 3, h * rs, w * rs)
         if self.tcfg.static_background:
-            parts = torch.cat([self.background.expand(n, -1, -1, -1)[:, None], parts[:, 1:]], 1)
+            bg = self.background.expand(n, -1, -1, -1) if background is None else background
+            parts = torch.cat([bg[:, None], parts[:, 1:]], 1)
         return masks, parts
 
     def budget_fraction(self) -> float:
@@ -435,7 +455,8 @@ class Trainer:
         self.net.eval()
         imgs = self.frames[torch.from_numpy(self.snap_idx)]
         enc = self.net.encode(imgs)
-        rec = L.assemble(*self.upsampled(enc["masks"], enc["parts"]))
+        small = F.interpolate(_to_float(imgs), size=self.background.shape[-2:], mode="area")
+        rec = L.assemble(*self.upsampled(enc["masks"], enc["parts"], self.background_images(small)))
         s = self.cfg.input_size
         colors = np.array([(0, 0, 0)] + list(default_part_colors(self.cfg.num_parts)), np.uint8)
         rows = []

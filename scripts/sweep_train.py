@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: Named recipes: overrides of the TrainConfig defaults (= `parttrack train` with no options).
+#: Named recipes: overrides of the TrainConfig defaults (= `parttrack train` with no options);
+#: a "network" entry overrides NetConfig.
 RECIPES: dict[str, dict] = {
     "default": {},
     "noflow": {"usage_on_changed": False, "weights": {"flow": 0.0}},     # the default before usage_on_changed
@@ -37,6 +38,8 @@ RECIPES: dict[str, dict] = {
     "flow100": {"usage_on_changed": False, "weights": {"flow": 100.0}},
     "moving_usage": {"usage_on_changed": True},
     "flow20_moving_usage": {"usage_on_changed": True, "weights": {"flow": 20.0}},
+    "mask64": {"network": {"latent_stride": 2}},
+    "noillum": {"illumination": False},                                  # the default before illumination
 }
 
 VIDEO = dict(size=256, train_frames=300, test_frames=150, light=0.15, crf=23, test_motion_seed=1234)
@@ -63,9 +66,11 @@ def run_one(job: dict) -> dict:
     common = dict(size=VIDEO["size"], figure_seed=fs, plan=job["plan"], light=VIDEO["light"], crf=VIDEO["crf"])
     video = render_video(VIDEO["train_frames"], motion_seed=0, **common)
     frames = prepare_frames(video.frames, 128)
+    recipe = dict(RECIPES[job["recipe"]])
+    net = NetConfig(**recipe.pop("network", {}))
     cfg = _merge({"steps": job["steps"], "minutes": None, "seed": job["seed"], "snapshot_every": 500,
-                  "checkpoint_every": 250}, RECIPES[job["recipe"]])
-    trainer = Trainer(frames, NetConfig(), TrainConfig.from_dict(cfg), run_dir)
+                  "checkpoint_every": 250}, recipe)
+    trainer = Trainer(frames, net, TrainConfig.from_dict(cfg), run_dir)
     trainer.load_checkpoint()
     t0 = time.perf_counter()
     result = trainer.run(progress=False)

@@ -131,3 +131,36 @@ def test_part_usage_counts_only_where_asked():
     moving[0, :, 0] = 1.0
     assert part_usage_loss(masks, 0.3).item() == 0.0
     assert part_usage_loss(masks, 0.3, moving).item() > 0.3
+
+
+def _textured_background(h: int = 48, w: int = 64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(3, h, w, generator=g) * 1.2 - 0.6)          # [-0.6, 0.6]: no clipping at gain 1.3
+
+
+def test_illumination_gain_is_one_on_an_unchanged_frame():
+    bg = _textured_background()
+    gain = L.illumination_gain(bg[None].repeat(2, 1, 1, 1), bg)
+    assert gain.shape == (2, 1, 48, 64)
+    assert torch.allclose(gain, torch.ones_like(gain), atol=1e-3)
+
+
+def test_illumination_gain_recovers_gain_and_gradient_despite_a_moving_subject():
+    bg = _textured_background()
+    h, w = bg.shape[-2:]
+    xs = torch.linspace(-1, 1, w).view(1, 1, w).expand(1, h, w)
+    true_gain = 1.2 * torch.exp(0.1 * xs)                                # global gain and a left-right gradient
+    lit = ((bg + 1) * 0.5 + 0.02) * true_gain - 0.02                     # exact in the log-grey model
+    frame = (lit * 2 - 1).clone()
+    frame[:, 10:30, 20:36] = 0.9                                          # the subject: a bright blob, an outlier
+    gain = L.illumination_gain(frame[None], bg)[0]
+    # the fit uses the grey level (mean over RGB), so compare on the scenery pixels only
+    scenery = torch.ones(h, w, dtype=torch.bool)
+    scenery[10:30, 20:36] = False
+    err = (gain[0] - true_gain[0]).abs()[scenery]
+    assert err.median() < 0.03 and err.max() < 0.15
+    # on the same frame without the light change the gain stays near 1: the blob does not bias it
+    still = bg.clone()
+    still[:, 10:30, 20:36] = 0.9
+    g0 = L.illumination_gain(still[None], bg)[0, 0]
+    assert (g0 - 1).abs().max() < 0.05
