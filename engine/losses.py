@@ -263,3 +263,42 @@ def illumination_gain(images: torch.Tensor, background: torch.Tensor, iterations
         scale = 1.4826 * res.median(1, keepdim=True).values + 1e-3
         weight = (res <= inlier_mads * scale).to(r.dtype)
     return fit.exp().clamp(*limits).view(n, 1, h, w)
+
+
+def cluster_loss(masks: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None,
+                 eps: float = 1e-6) -> torch.Tensor:
+    """Cross-entropy between the masks and per-frame unordered cluster targets, the clusters
+    matched to the parts frame by frame (Hungarian algorithm on the cross-entropy; the
+    background slot 0 is matched to target slot 0).
+
+    Args:
+        masks: ``(N, K+1, h, w)`` soft masks (softmax over slots).
+        targets: ``(N, K+1, h, w)`` per-pixel target shares (:func:`engine.motion_init.motion_clusters`),
+            slot 0 background, slots 1..K clusters in any order.
+        valid: ``(N,)`` bool, frames that have a target (None: all).
+
+    Returns:
+        Scalar: mean over valid frames of the per-pixel cross-entropy; 0 when none is valid.
+        It is 0 for masks equal to one-hot targets up to a permutation of the part slots.
+
+    Not in the paper: a start for the parts from motion clusters (:mod:`engine.motion_init`).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    n, k1, h, w = masks.shape
+    logm = torch.log(masks.clamp_min(eps))                                            # (N, K+1, h, w)
+    # cost[i, a, j] = − Σ_p targets[i, j, p] · log masks[i, a, p]   (parts a, clusters j)
+    cost = -torch.einsum("nap,njp->naj", logm[:, 1:].flatten(2), targets[:, 1:].flatten(2))
+    c = cost.detach().cpu().numpy()
+    perm = torch.empty(n, k1 - 1, dtype=torch.long)
+    for i in range(n):
+        rows, cols = linear_sum_assignment(c[i])          # part rows[r] ↔ cluster cols[r]
+        perm[i, torch.from_numpy(cols)] = torch.from_numpy(rows)      # cluster j → part perm[i, j]
+    perm = perm.to(masks.device)
+    matched = torch.gather(cost, 1, perm[:, None, :].expand(-1, 1, -1))[:, 0].sum(1)   # (N,)
+    bg = -(targets[:, 0] * logm[:, 0]).flatten(1).sum(1)
+    per_frame = (matched + bg) / (h * w)
+    if valid is None:
+        return per_frame.mean()
+    v = valid.to(per_frame.dtype)
+    return (per_frame * v).sum() / v.sum().clamp_min(1.0)

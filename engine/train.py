@@ -53,7 +53,7 @@ _DEPTH_PAD = 20.0
 
 #: Columns of log.csv (a term that is switched off or not yet active is logged as 0).
 LOSS_TERMS = ("total", "rec_target", "rec_source", "background", "translation", "covariance",
-              "equivariance", "concentration", "usage", "change_prior", "flow")
+              "equivariance", "concentration", "usage", "change_prior", "flow", "cluster")
 
 #: Fewest frames a training video may have (pairs need motion between distinct frames).
 MIN_FRAMES = 8
@@ -81,6 +81,7 @@ class LossWeights:
     change_prior: float = 0.3     # not in the paper: against the early all-background collapse (module docstring)
     change_threshold: float = 0.05  # a pixel "changed": mean |frame − static background| over RGB, in [0, 1] units
     flow: float = 0.0             # not in the paper: motion-layer loss against measured optical flow (losses.flow_loss)
+    cluster: float = 0.0          # not in the paper: start the parts from motion clusters (losses.cluster_loss)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,9 @@ class TrainConfig:
             (:func:`engine.losses.illumination_gain`: exposure changes and light gradients), both
             in the reconstruction and in the changed-pixel map of the usage loss and the change
             prior; without it a change of light counts as change that the parts must explain.
+        cluster_steps: with a ``cluster`` weight, the cluster loss (:func:`engine.losses.cluster_loss`
+            against :func:`engine.motion_init.motion_clusters`) is on at full weight for this many
+            first steps, then fades out linearly over as many more.
         usage_on_changed: (default on) the part-usage loss measures each part's share over the pixels that
             differ from the static background image only (``static_background``), instead of
             over everything not on the background slot.
@@ -162,6 +166,7 @@ class TrainConfig:
     flow_preset: str = "fast"
     usage_on_changed: bool = True
     illumination: bool = True
+    cluster_steps: int = 300
     device: str = "cpu"
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -244,6 +249,17 @@ class Trainer:
         self.elapsed_s = 0.0
         self.snap_idx = np.linspace(0, len(frames) - 1, 4).round().astype(int)
         self.pair_flow, self.gray = None, None
+        self.clusters = None
+        if train_config.weights.cluster:
+            from engine.motion_init import motion_clusters
+
+            cv2.setNumThreads(1)
+            full_med = np.median(frames[:: max(1, len(frames) // 64)], axis=0).astype(np.float32)
+            targets, valid = motion_clusters(frames, full_med, net_config.num_parts, net_config.mask_size,
+                                             change_threshold=train_config.weights.change_threshold,
+                                             seed=train_config.seed)
+            self.clusters = (torch.from_numpy(targets).to(torch.float16).to(self.device),
+                             torch.from_numpy(valid).to(self.device))
         if train_config.weights.flow:
             from engine.flow import PairFlow
 
@@ -294,15 +310,23 @@ class Trainer:
         self.last_pair_indices = (src, tgt)
         return self.frames[torch.from_numpy(src)], self.frames[torch.from_numpy(tgt)]
 
+    def batch_indices(self, src_u8: torch.Tensor, tgt_u8: torch.Tensor) -> tuple[np.ndarray, np.ndarray] | None:
+        """The frame indices (source, target) of a batch if it is the last one
+        :meth:`sample_pairs` drew, else None."""
+        idx = getattr(self, "last_pair_indices", None)
+        if idx is not None and len(idx[0]) == len(src_u8) and torch.equal(
+                self.frames[torch.from_numpy(idx[0])], src_u8) and torch.equal(self.frames[torch.from_numpy(idx[1])], tgt_u8):
+            return idx
+        return None
+
     def pair_flows(self, src_u8: torch.Tensor, tgt_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Measured optical flow ``(B, 2, h, w)`` and its trust ``(B, h, w)`` of a batch of pairs
         (:class:`engine.flow.PairFlow`; cached by frame indices when the batch is the last one
         :meth:`sample_pairs` drew)."""
         from engine.flow import to_gray
 
-        idx = getattr(self, "last_pair_indices", None)
-        if idx is not None and len(idx[0]) == len(src_u8) and torch.equal(
-                self.frames[torch.from_numpy(idx[0])], src_u8) and torch.equal(self.frames[torch.from_numpy(idx[1])], tgt_u8):
+        idx = self.batch_indices(src_u8, tgt_u8)
+        if idx is not None:
             if self.gray is None:
                 self.gray = to_gray(self.frames.cpu().numpy())
             flow, fw = self.pair_flow.for_pairs(self.gray, *idx)
@@ -375,6 +399,13 @@ class Trainer:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
         if w.flow and self.pair_flow is not None:
             terms["flow"] = w.flow * L.flow_loss(enc["masks"][:b], rel, *self.pair_flows(src_u8, tgt_u8))
+        if w.cluster and self.clusters is not None and self.step < 2 * tc.cluster_steps:
+            idx = self.batch_indices(src_u8, tgt_u8)
+            if idx is not None:
+                fade = min(1.0, 2.0 - self.step / max(1, tc.cluster_steps))
+                sel = torch.from_numpy(np.concatenate(idx)).to(self.device)
+                terms["cluster"] = w.cluster * fade * L.cluster_loss(masks_all, self.clusters[0][sel].float(),
+                                                                     self.clusters[1][sel])
         if w.equivariance and self.step % max(1, tc.equivariance_every) == 0:
             wm = random_warps(b, tc.warp_rotation_deg, tc.warp_scale, tc.warp_shift, self.warp_gen).to(x.device)
             x_w = warp(x[b:], wm, padding_mode="border")

@@ -40,6 +40,8 @@ RECIPES: dict[str, dict] = {
     "flow20_moving_usage": {"usage_on_changed": True, "weights": {"flow": 20.0}},
     "mask64": {"network": {"latent_stride": 2}},
     "noillum": {"illumination": False},                                  # the default before illumination
+    "cluster": {"weights": {"cluster": 1.0}},
+    "cluster3": {"weights": {"cluster": 3.0}, "cluster_steps": 500},
 }
 
 VIDEO = dict(size=256, train_frames=300, test_frames=150, light=0.15, crf=23, test_motion_seed=1234)

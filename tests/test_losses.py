@@ -164,3 +164,20 @@ def test_illumination_gain_recovers_gain_and_gradient_despite_a_moving_subject()
     still[:, 10:30, 20:36] = 0.9
     g0 = L.illumination_gain(still[None], bg)[0, 0]
     assert (g0 - 1).abs().max() < 0.05
+
+
+def test_cluster_loss_zero_for_permuted_one_hot_masks_and_positive_otherwise():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 5, (2, 8, 8), generator=g)                    # K = 4 parts + background
+    targets = torch.nn.functional.one_hot(labels, 5).permute(0, 3, 1, 2).float()
+    perm = torch.tensor([0, 3, 1, 4, 2])                                      # parts in another order
+    masks = targets[:, perm]
+    assert float(L.cluster_loss(masks, targets)) < 1e-4
+    uniform = torch.full_like(targets, 0.2)
+    assert float(L.cluster_loss(uniform, targets)) == pytest.approx(math.log(5), rel=1e-4)
+    swapped_bg = targets[:, [1, 0, 2, 3, 4]]                                  # background slot is not permuted
+    assert float(L.cluster_loss(swapped_bg, targets)) > 1.0
+    # invalid frames do not count
+    valid = torch.tensor([True, False])
+    mixed = torch.stack([masks[0], uniform[1]])
+    assert float(L.cluster_loss(mixed, targets, valid)) < 1e-4
