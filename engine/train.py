@@ -334,8 +334,10 @@ class Trainer:
             flow, fw = self.pair_flow(to_gray(src_u8.cpu().numpy()), to_gray(tgt_u8.cpu().numpy()))
         return torch.from_numpy(flow).to(self.device), torch.from_numpy(fw).to(self.device)
 
-    def losses(self, src_u8: torch.Tensor, tgt_u8: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], dict]:
-        """Total loss, its terms, and the tensors used (for snapshots)."""
+    def losses(self, src_u8: torch.Tensor, tgt_u8: torch.Tensor, heldout: bool = False
+               ) -> tuple[torch.Tensor, dict[str, float], dict]:
+        """Total loss, its terms, and the tensors used (for snapshots). ``heldout``: without the
+        equivariance and cluster terms, and drawing no random numbers (:meth:`heldout_score`)."""
         w, net, tc = self.tcfg.weights, self.net, self.tcfg
         b = src_u8.shape[0]
         k = self.cfg.num_parts
@@ -399,14 +401,14 @@ class Trainer:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
         if w.flow and self.pair_flow is not None:
             terms["flow"] = w.flow * L.flow_loss(enc["masks"][:b], rel, *self.pair_flows(src_u8, tgt_u8))
-        if w.cluster and self.clusters is not None and self.step < 2 * tc.cluster_steps:
+        if w.cluster and self.clusters is not None and self.step < 2 * tc.cluster_steps and not heldout:
             idx = self.batch_indices(src_u8, tgt_u8)
             if idx is not None:
                 fade = min(1.0, 2.0 - self.step / max(1, tc.cluster_steps))
                 sel = torch.from_numpy(np.concatenate(idx)).to(self.device)
                 terms["cluster"] = w.cluster * fade * L.cluster_loss(masks_all, self.clusters[0][sel].float(),
                                                                      self.clusters[1][sel])
-        if w.equivariance and self.step % max(1, tc.equivariance_every) == 0:
+        if w.equivariance and self.step % max(1, tc.equivariance_every) == 0 and not heldout:
             wm = random_warps(b, tc.warp_rotation_deg, tc.warp_scale, tc.warp_shift, self.warp_gen).to(x.device)
             x_w = warp(x[b:], wm, padding_mode="border")
             feats_w = net.features(x_w)
@@ -476,6 +478,27 @@ class Trainer:
         self.step += 1
         terms["total"] = float(total.detach())
         return terms
+
+    @torch.no_grad()
+    def heldout_score(self, pairs: int = 24, seed: int = 12345) -> dict[str, float]:
+        """Label-free quality figures on a fixed set of frame pairs (the same for every run on
+        the same frames): the loss terms of :meth:`losses` (``rec_target``: how well the parts
+        retarget the source onto the target; ``usage``: how evenly the parts share the changed
+        pixels) without the equivariance and cluster terms. Leaves the training state (random
+        generators, step) untouched."""
+        rng = np.random.default_rng(seed)
+        n = len(self.frames)
+        src = rng.integers(0, n, pairs)
+        gap = self.tcfg.max_pair_gap or n
+        tgt = np.clip(src + rng.integers(-gap, gap + 1, pairs), 0, n - 1)
+        self.net.eval()
+        out: dict[str, float] = {}
+        for i in range(0, pairs, self.tcfg.batch):
+            s_, t_ = torch.from_numpy(src[i:i + self.tcfg.batch]), torch.from_numpy(tgt[i:i + self.tcfg.batch])
+            _, terms, _ = self.losses(self.frames[s_], self.frames[t_], heldout=True)
+            for k_, v_ in terms.items():
+                out[k_] = out.get(k_, 0.0) + v_ * len(s_) / pairs
+        return {k_: out[k_] for k_ in ("rec_target", "rec_source", "usage", "flow") if k_ in out}
 
     # -- snapshots -----------------------------------------------------------------------
     @torch.no_grad()

@@ -44,6 +44,9 @@ RECIPES: dict[str, dict] = {
     "cluster3": {"weights": {"cluster": 3.0}, "cluster_steps": 500},
 }
 
+#: Steps at which a run records its label-free held-out score (Trainer.heldout_score).
+SCORE_STEPS = (150, 300, 500, 1000)
+
 VIDEO = dict(size=256, train_frames=300, test_frames=150, light=0.15, crf=23, test_motion_seed=1234)
 
 
@@ -74,8 +77,18 @@ def run_one(job: dict) -> dict:
                   "checkpoint_every": 250}, recipe)
     trainer = Trainer(frames, net, TrainConfig.from_dict(cfg), run_dir)
     trainer.load_checkpoint()
+    scores_path = run_dir / "heldout_scores.json"
+    scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
+
+    def on_step(tr, _last):
+        # label-free figures along the way: does any of them predict the final part IoU?
+        if tr.step in SCORE_STEPS:
+            scores[str(tr.step)] = {k: round(v, 5) for k, v in tr.heldout_score().items()}
+            scores_path.write_text(json.dumps(scores))
+
     t0 = time.perf_counter()
-    result = trainer.run(progress=False)
+    result = trainer.run(progress=False, on_step=on_step)
+    scores["final"] = {k: round(v, 5) for k, v in trainer.heldout_score().items()}
     bundle = write_trained_bundle(trainer, run_dir / "bundle", last=result["last"])
     held = render_video(VIDEO["test_frames"], motion_seed=VIDEO["test_motion_seed"], **common)
     res = evaluate_bundle(bundle, held, threads=1)
@@ -84,7 +97,8 @@ def run_one(job: dict) -> dict:
            "part_iou": round(res["part_iou"], 4), "foreground_iou": round(res["foreground_iou"], 4),
            "landmark_error_pct": round(res["landmark_error_pct"], 3),
            "per_part": {k: round(v, 3) for k, v in res["part_iou_per_part"].items()},
-           "final_losses": {k: round(v, 4) for k, v in result["last"].items()}}
+           "final_losses": {k: round(v, 4) for k, v in result["last"].items()},
+           "heldout_scores": scores}
     return row
 
 
