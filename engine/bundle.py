@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from engine.errors import BundleError
+from engine.scenery import PartEdits
 
 FORMAT_VERSION = 1
 METADATA_KEY = "parttrack"
@@ -66,6 +67,12 @@ class BundleMeta:
             graph does it itself): {"scale": 1/255, "mean": [...], "std": [...]}.
         format_version: bundle format; must equal :data:`FORMAT_VERSION` to load.
         extra: free-form facts (training steps, quality figures...).
+        dropped_parts: 1-based ids of parts folded into the background (their mask mass goes
+            to slot 0), e.g. parts found to model the scenery; sorted, unique.
+        merged_parts: ``(into, part)`` pairs of 1-based ids: ``part``'s mask mass goes to
+            ``into``. Consumers of the runtime output apply both with
+            :func:`engine.scenery.apply_part_edits` (:attr:`part_edits`); the graph itself is
+            unchanged, and K and the part ids stay the same. Absent in older bundles (= none).
     """
 
     num_parts: int
@@ -78,6 +85,8 @@ class BundleMeta:
     normalisation: dict = field(default_factory=lambda: {"scale": 1 / 255.0, "mean": [0.0] * 3, "std": [1.0] * 3})
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
+    dropped_parts: tuple[int, ...] = ()
+    merged_parts: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         k = self.num_parts
@@ -101,6 +110,31 @@ class BundleMeta:
         for a, b in self.skeleton_edges:
             if not (1 <= a <= k and 1 <= b <= k) or a == b:
                 raise BundleError(f"skeleton edge ({a}, {b}) is not a pair of part ids in 1..{k}")
+        try:
+            edits = PartEdits(tuple(self.dropped_parts), tuple(tuple(p) for p in self.merged_parts))
+            edits.check(k)
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"bundle metadata has invalid part edits: {exc}",
+                              "fix them with `parttrack label BUNDLE --reset-edits`") from None
+        object.__setattr__(self, "dropped_parts", edits.dropped)
+        object.__setattr__(self, "merged_parts", edits.merged)
+
+    @property
+    def part_edits(self) -> PartEdits:
+        """The dropped/merged parts as a :class:`engine.scenery.PartEdits` record."""
+        return PartEdits(self.dropped_parts, self.merged_parts)
+
+    def with_edits(self, edits: PartEdits) -> "BundleMeta":
+        """A copy recording ``edits`` (replacing the current ones).
+
+        Raises:
+            BundleError: an id outside 1..K.
+        """
+        try:
+            edits.check(self.num_parts)
+        except ValueError as exc:
+            raise BundleError(str(exc)) from None
+        return replace(self, dropped_parts=edits.dropped, merged_parts=edits.merged)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -9,8 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engine.bundle import (FORMAT_VERSION, METADATA_KEY, BundleMeta, load_bundle, read_onnx_meta,
-                           write_onnx_meta)
+from engine.bundle import FORMAT_VERSION, METADATA_KEY, BundleMeta, load_bundle, read_onnx_meta, write_onnx_meta
 from engine.errors import BundleError
 
 
@@ -118,3 +117,74 @@ def test_meta_validation():
         BundleMeta(num_parts=3, input_size=16, mask_size=(4, 4), part_names=("a", "b"))
     with pytest.raises(BundleError, match="skeleton edge"):
         BundleMeta(num_parts=3, input_size=16, mask_size=(4, 4), skeleton_edges=((1, 4),))
+
+
+# ------------------------------------------------------------------ part edits (drop / merge)
+def test_part_edits_round_trip_and_default(tmp_path):
+    from engine.scenery import PartEdits
+
+    b = load_bundle(_write_bundle(tmp_path / "b"))
+    assert b.meta.dropped_parts == () and b.meta.merged_parts == () and not b.meta.part_edits
+    write_onnx_meta(b.onnx_path, b.meta.with_edits(PartEdits(dropped=(3,), merged=((1, 2),))))
+    meta = load_bundle(tmp_path / "b").meta
+    assert meta.dropped_parts == (3,) and meta.merged_parts == ((1, 2),)
+    assert meta.part_edits == PartEdits((3,), ((1, 2),))
+    with pytest.raises(BundleError, match="no part 4"):
+        meta.with_edits(PartEdits(dropped=(4,)))
+
+
+def test_metadata_without_edit_keys_still_loads():
+    data = json.loads(BundleMeta(num_parts=3, input_size=16, mask_size=(4, 4)).to_json())
+    del data["dropped_parts"], data["merged_parts"]
+    assert BundleMeta.from_json(json.dumps(data)).part_edits.removed == ()
+
+
+@pytest.mark.parametrize("dropped, merged", [((4,), ()), ((0,), ()), ((), ((1, 1),)), ((2,), ((1, 2),))])
+def test_invalid_edits_in_metadata(dropped, merged):
+    with pytest.raises(BundleError, match="part edits"):
+        BundleMeta(num_parts=3, input_size=16, mask_size=(4, 4), dropped_parts=dropped, merged_parts=merged)
+
+
+def test_label_drop_and_merge_round_trip(tmp_path, capsys):
+    from tracker.cli import main
+
+    path = _write_bundle(tmp_path / "b", k=5)
+    assert main(["label", str(path), "--drop", "3"]) == 0
+    assert load_bundle(path).meta.dropped_parts == (3,)
+    assert main(["label", str(path), "--drop", "4,5", "--merge", "1,2"]) == 0
+    meta = load_bundle(path).meta
+    assert meta.dropped_parts == (3, 4, 5) and meta.merged_parts == ((1, 2),)
+    out = capsys.readouterr().out
+    assert "(dropped: background)" in out and "(merged into 1)" in out
+    assert main(["label", str(path), "--reset-edits", "--drop", "2"]) == 0
+    meta = load_bundle(path).meta
+    assert meta.dropped_parts == (2,) and meta.merged_parts == ()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--drop", "7"], ["no part 7", "1..3"]),
+    (["--drop", "0"], ["no part 0"]),
+    (["--drop", "x"], ["not a part id"]),
+    (["--merge", "1"], ["not A,B"]),
+    (["--merge", "2,2"], ["merged into itself"]),
+    (["--merge", "1,2", "--merge", "3,2"], ["more than once"]),
+    (["--drop", "2", "--merge", "1,2"], ["both dropped and merged"]),
+])
+def test_label_bad_edits_are_user_errors(tmp_path, capsys, args, words):
+    from tracker.cli import main
+
+    path = _write_bundle(tmp_path / "b", k=3)
+    assert main(["label", str(path), *args]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    for w in words:
+        assert w in err, err
+    assert load_bundle(path).meta.part_edits.removed == ()  # nothing written
+
+
+def test_label_bad_index_exit_status(tmp_path):
+    from tests.test_cli import assert_user_error, run_cli
+
+    proc = run_cli("label", str(_write_bundle(tmp_path / "b", k=3)), "--drop", "9")
+    assert proc.returncode == 2
+    assert_user_error(proc, "no part 9")
