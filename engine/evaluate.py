@@ -85,7 +85,7 @@ def part_iou(conf: np.ndarray, matching: str = "hungarian") -> tuple[float, np.n
     if matching not in MATCHINGS:
         raise ValueError(f"matching must be one of {MATCHINGS}, got {matching!r}")
     conf = np.asarray(conf, dtype=np.float64)
-    k, p = conf.shape[0] - 1, conf.shape[1] - 1
+    p = conf.shape[1] - 1
     pred_area, gt_area = conf.sum(1), conf.sum(0)
     assignment: list[list[int]] = [[] for _ in range(p)]
     if matching == "hungarian":

@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.bundle import (CONFIG_FILE, NOTES_FILE, ONNX_FILE, WEIGHTS_FILE, BundleMeta,
-                           write_onnx_meta)
+from engine.bundle import CONFIG_FILE, NOTES_FILE, ONNX_FILE, WEIGHTS_FILE, BundleMeta, write_onnx_meta
 from engine.errors import OutputError
 from engine.model import PartNet, count_macs, state_dict_numpy
 

@@ -55,21 +55,28 @@ class Letterbox:
                 self._scaled(self.src_h, self.scale, self.size))
 
     def apply(self, image: np.ndarray) -> np.ndarray:
-        """Resize and pad one frame.
+        """Resize and pad one frame (edge replication).
 
         Args:
-            image: ``(src_h, src_w, 3)`` uint8 RGB.
+            image: ``(src_h, src_w, 3)`` uint8 RGB, or a frame already scaled to
+                :attr:`inner_size` (a decoder that scales while decoding,
+                :class:`tracker.sources.ScaledFileSource`): that one is only padded.
 
         Returns:
-            ``(size, size, 3)`` uint8 RGB, C-contiguous.
+            ``(size, size, 3)`` uint8 RGB, C-contiguous, never a view of ``image``.
         """
         w, h = self.inner_size
-        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(image, (w, h), interpolation=interp)
+        if image.shape[:2] == (h, w):  # already scaled (cv2.resize would only copy it)
+            small = image
+        else:
+            interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+            small = cv2.resize(image, (w, h), interpolation=interp)
         left, top = int(self.pad_x), int(self.pad_y)
         right, bottom = self.size - w - left, self.size - h - top
         if left or top or right or bottom:
             small = cv2.copyMakeBorder(small, top, bottom, left, right, cv2.BORDER_REPLICATE)
+        elif small is image:
+            small = image.copy()
         return np.ascontiguousarray(small)
 
     # -- coordinates -------------------------------------------------------------------

@@ -43,6 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engine.angles import wrap_deg
 from engine.errors import InputError
 
 #: Body plans :func:`render_video` can draw (``plan=``).
@@ -101,12 +102,6 @@ _ROBOT_ARM_DOF = {
     "upper_arm": (35.0, 50.0), "forearm": (-75.0, 55.0), "wrist": (0.0, 45.0),
     "hand": (0.0, 25.0), "finger_a": (18.0, 14.0), "finger_b": (-18.0, 14.0),
 }
-
-
-def _wrap_deg(a: np.ndarray) -> np.ndarray:
-    """Wrap degrees to (-180, 180]."""
-    a = np.mod(np.asarray(a, dtype=np.float64) + 180.0, 360.0) - 180.0
-    return np.where(a == -180.0, 180.0, a)
 
 
 def _unit(phi_deg: np.ndarray) -> np.ndarray:
@@ -443,8 +438,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "
     Raises:
         ValueError: odd width/height or no frames.
     """
-    import av
     from fractions import Fraction
+
+    import av
 
     t, h, w, _ = frames.shape
     if t == 0 or h % 2 or w % 2:
@@ -689,7 +685,7 @@ def render_video(n_frames: int, size: int | tuple[int, int] = 128, figure_seed: 
     scales = np.array([[p.half_length, p.half_width] for p in spec.parts]) * unit
     pairs = np.array([sorted((pid[js.parent] + 1, pid[js.child] + 1)) for js in spec.joints], np.int64)
     return SyntheticVideo(
-        labels=labels, centres=pose.centres, angles_deg=_wrap_deg(pose.phi),
+        labels=labels, centres=pose.centres, angles_deg=wrap_deg(pose.phi),
         scales=np.broadcast_to(scales, (n_frames,) + scales.shape).copy(), joints=pose.joints,
         joint_pairs=pairs, part_names=spec.part_names, joint_names=tuple(js.name for js in spec.joints),
         times_s=np.arange(n_frames, dtype=np.float64) / fps, fps=float(fps),

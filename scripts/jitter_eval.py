@@ -22,6 +22,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -45,8 +46,10 @@ def _track(arrays: dict, times: np.ndarray) -> Track:
                  arrays["area_px"], arrays["visible"], arrays["confidence"])
 
 
-def _stack(outs: list[dict]) -> dict:
-    return {k: np.concatenate([o[k] for o in outs]) for k in outs[0] if k != "labels"}
+def _stack(outs: list) -> dict:
+    """PoseBatch records → one dict of arrays concatenated over frames (labels left out)."""
+    names = [f.name for f in dataclasses.fields(outs[0]) if f.name != "labels"]
+    return {k: np.concatenate([getattr(o, k) for o in outs]) for k in names}
 
 
 def measure(track: Track, ref_xy: np.ndarray, ref_angle: np.ndarray, mask: np.ndarray) -> dict:
@@ -90,7 +93,7 @@ def run_model(video, model: str, backend: str, batch: int = 16):
     for i in range(0, len(video), batch):
         imgs = np.stack([lb.apply(f) for f in video.frames[i:i + batch]])
         out = ex.compute(rt.infer(imgs))
-        labels.append(out["labels"])
+        labels.append(out.labels)
         outs.append(out)
     arrays = _stack(outs)
     # Match model parts to figure parts by the centre distance over time (Hungarian).

@@ -64,7 +64,7 @@ def run_one(job: dict) -> dict:
     from engine.evaluate import evaluate_bundle
     from engine.model import NetConfig
     from engine.synthetic import render_video
-    from engine.train import Trainer, TrainConfig, prepare_frames, write_trained_bundle
+    from engine.train import TrainConfig, Trainer, prepare_frames, write_trained_bundle
 
     run_dir = Path(job["run_dir"])
     fs = 100 + job["seed"]

@@ -2,7 +2,6 @@
 against the tracks they were made from."""
 
 import json
-import math
 import shutil
 import subprocess
 
@@ -12,8 +11,15 @@ import pytest
 from engine.errors import InputError
 from engine.synthetic import render_video
 from tracker import blender_import as bi
-from tracker.animation import (ExportSettings, ae_frames, ae_part_text, blender_script_text,
-                               export_tracks, parse_ae_keyframes, write_exports)
+from tracker.animation import (
+    ExportSettings,
+    ae_frames,
+    ae_part_text,
+    blender_script_text,
+    export_tracks,
+    parse_ae_keyframes,
+    write_exports,
+)
 from tracker.core import JointPositions, Track
 from tracker.io import JointsCSVWriter, read_tracks_csv, write_tracks_csv
 

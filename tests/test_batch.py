@@ -10,9 +10,10 @@ import pytest
 from engine.errors import InputError, OutputError
 from tests.fakes import ColorKeyRuntime, FailingRuntime, color_runtime_factory, flat_parts_frames
 from tests.videos import write_video
-from tracker.batch import (TrackOptions, VideoResult, discover_videos, failure_lines, output_dirs, run_batch, summarize,
-                           track_video)
+from tracker.batch import run_batch
 from tracker.io import JOINTS_COLUMNS, TRACKS_COLUMNS, read_joints_csv, read_label_png, read_tracks_csv
+from tracker.offline import track_video
+from tracker.results import TrackOptions, VideoResult, discover_videos, failure_lines, output_dirs, summarize
 
 N_FRAMES = 16
 
@@ -272,13 +273,12 @@ def test_scaled_decoding_matches_the_source_module(tmp_path, pix_fmt, src, size)
     """The pass-1 decoder (YUV planes area-resized, then one small colour conversion) gives
     the frames tracker.sources.FileSource gives at that size (its fallback: exactly)."""
     from engine.synthetic import render_video
-    from tracker.batch import _ScaledFileSource
-    from tracker.sources import FileSource
+    from tracker.sources import FileSource, ScaledFileSource
 
     video = render_video(6, size=src, figure_seed=0, motion_seed=0)
     path = write_video(tmp_path / "v.mp4", video.frames, pix_fmt=pix_fmt)
     ref = list(FileSource(path, size=size))
-    got = list(_ScaledFileSource(path, size=size))
+    got = list(ScaledFileSource(path, size=size))
     assert len(got) == len(ref) == 6
     for a, b in zip(ref, got):
         assert b.image.shape == (size[1], size[0], 3) and a.time_s == b.time_s

@@ -14,6 +14,7 @@ import pytest
 from engine import bench
 from engine.runtime import backend_status
 from tests.runtime_graphs import write_graph_bundle
+from tracker import bench as pipeline_bench
 from tracker.cli import main
 
 
@@ -92,11 +93,11 @@ def test_bench_pipeline_times_track_video(graph_bundle, tmp_path, monkeypatch):
     def track_video(video, out_dir, options, runtime=None):
         seen.append((Path(video), runtime.name))
 
-    fake = types.ModuleType("tracker.batch")
+    fake = types.ModuleType("tracker.offline")
     fake.TrackOptions, fake.track_video = dict, track_video
-    monkeypatch.setitem(sys.modules, "tracker.batch", fake)
-    monkeypatch.setattr(bench, "make_bench_video", lambda path, source: _write(path))
-    res = bench.bench_pipeline(graph_bundle, repeats=2)
+    monkeypatch.setitem(sys.modules, "tracker.offline", fake)
+    monkeypatch.setattr(pipeline_bench, "make_bench_video", lambda path, source: _write(path))
+    res = pipeline_bench.bench_pipeline(graph_bundle, repeats=2)
     assert res["frames"] == 6 and (res["width"], res["height"]) == (64, 48)
     assert len(res["runs_s"]) == 2 and res["best_fps"] >= res["median_fps"] > 0
     assert len(seen) == 2 and seen[0][1] == "onnxruntime"
@@ -112,7 +113,7 @@ def _write(path):
 def test_make_bench_video_size(tmp_path):
     import av
 
-    path = bench.make_bench_video(tmp_path / "v.mp4", None, size=(64, 48), frames=4)
+    path = pipeline_bench.make_bench_video(tmp_path / "v.mp4", None, size=(64, 48), frames=4)
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         assert (s.width, s.height) == (64, 48)

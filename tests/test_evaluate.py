@@ -5,8 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from engine.evaluate import (confusion, evaluate_bundle, evaluate_prediction, foreground_iou,
-                             landmark_error, part_iou, predict_video)
+from engine.evaluate import (
+    confusion,
+    evaluate_bundle,
+    evaluate_prediction,
+    foreground_iou,
+    landmark_error,
+    part_iou,
+    predict_video,
+)
 from engine.preprocess import Letterbox
 from engine.synthetic import render_video
 

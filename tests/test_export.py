@@ -7,10 +7,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from tests.bundle_factory import make_tiny_bundle
 from engine.bundle import load_bundle
 from engine.errors import BundleError
 from engine.model import load_network
+from tests.bundle_factory import make_tiny_bundle
 from tracker.cli import main
 
 

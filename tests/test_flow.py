@@ -102,7 +102,7 @@ def test_flow_loss_ignores_untrusted_pixels():
 def test_trainer_with_flow_loss_logs_it(tmp_path):
     from engine.model import NetConfig
     from engine.synthetic import render_video
-    from engine.train import Trainer, TrainConfig
+    from engine.train import TrainConfig, Trainer
 
     frames = render_video(12, 32, figure_seed=1, motion_seed=1).frames
     tc = TrainConfig.from_dict({"steps": 2, "batch": 2, "snapshot_every": 100, "checkpoint_every": 100,

@@ -7,9 +7,20 @@ import pytest
 
 from engine.errors import InputError
 from tracker.core import JointPositions, PartPoses, Track
-from tracker.io import (JOINTS_COLUMNS, TRACKS_COLUMNS, JointsCSVWriter, TracksCSVWriter, VideoWriter,
-                        read_joints_csv, read_json, read_label_png, read_tracks_csv, write_json,
-                        write_label_png, write_tracks_csv)
+from tracker.io import (
+    JOINTS_COLUMNS,
+    TRACKS_COLUMNS,
+    JointsCSVWriter,
+    TracksCSVWriter,
+    VideoWriter,
+    read_joints_csv,
+    read_json,
+    read_label_png,
+    read_tracks_csv,
+    write_json,
+    write_label_png,
+    write_tracks_csv,
+)
 
 
 def _poses(index: int, k: int = 3, rng=None) -> PartPoses:

@@ -10,8 +10,17 @@ import pytest
 
 from tests.kalman_reference import reference_offline, reference_online
 from tracker.core import Track
-from tracker.kalman import (KalmanFactory, KalmanNoise, NoFilterFactory, PoseFilter, _measurements,
-                            filter_track, make_factory, smooth_track, wrap_deg)
+from tracker.kalman import (
+    KalmanFactory,
+    KalmanNoise,
+    NoFilterFactory,
+    PoseFilter,
+    _measurements,
+    filter_track,
+    make_factory,
+    smooth_track,
+    wrap_deg,
+)
 
 FRAME = (480, 640)
 

@@ -1,10 +1,10 @@
-"""Overlay drawing (ui.overlay): masks where the labels are, axes at the pose angle, toggles."""
+"""Overlay drawing (tracker.overlay): masks where the labels are, axes at the pose angle, toggles."""
 
 import numpy as np
 import pytest
 
 from tracker.core import JointPositions, PartPoses
-from ui.overlay import OverlayStyle, axis_directions, blend_labels, draw_overlay
+from tracker.overlay import OverlayStyle, axis_directions, blend_labels, draw_overlay
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 GREY = 100

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from engine.bundle import load_bundle
@@ -70,7 +69,7 @@ def test_brief_training_finds_the_figure(tmp_path):
     from engine.evaluate import evaluate_prediction
     from engine.model import NetConfig
     from engine.synthetic import render_video
-    from engine.train import LossWeights, Trainer, TrainConfig
+    from engine.train import LossWeights, TrainConfig, Trainer
     from engine.types import part_labels
 
     torch.manual_seed(0)

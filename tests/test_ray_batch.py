@@ -24,8 +24,9 @@ import pytest
 from engine.errors import BackendUnavailable, BundleError, ParttrackError
 from tests.fakes import ColorKeyRuntime, flat_parts_frames
 from tests.videos import write_video
-from tracker.batch import TrackOptions, run_batch
+from tracker.batch import run_batch
 from tracker.ray_batch import WorkerPlan, plan_workers, run_batch_ray
+from tracker.results import TrackOptions
 
 # --------------------------------------------------------------------------- the worker plan
 CPU2 = [{"CPU": 2.0, "memory": 1e10}]
@@ -123,8 +124,9 @@ def _flat_videos(folder, n=3, frames=16):
 def test_ray_matches_the_process_pool_and_reports_a_failing_video(tmp_path, ray_env):
     import ray
 
+    from engine.synthetic import render_video
+    from engine.synthetic import write_video as write_synthetic
     from tests.bundle_factory import make_tiny_bundle
-    from engine.synthetic import render_video, write_video as write_synthetic
 
     bundle = make_tiny_bundle(tmp_path / "bundle", num_parts=4, input_size=32)
     src = tmp_path / "videos"

@@ -14,10 +14,9 @@ import pytest
 
 from engine.bundle import BundleMeta, load_bundle
 from engine.errors import BackendUnavailable, BundleError, ParttrackError
-from engine.runtime import BACKENDS, Runtime, backend_status, create_runtime, parse_device
-from engine.runtime import devices
-from engine.runtime.files import INT8_FILE, onnx_fingerprint
+from engine.runtime import BACKENDS, Runtime, backend_status, create_runtime, devices, parse_device
 from engine.runtime import tensorrt_backend as trtb
+from engine.runtime.files import INT8_FILE, onnx_fingerprint
 from engine.types import PartOutput
 from tests.runtime_graphs import reference, set_raw_metadata, write_graph_bundle
 
@@ -380,8 +379,11 @@ def test_fp16_onnx_conversion_keeps_io_types_and_accuracy(which, request):
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
     s = fp32.graph.input[0].type.tensor_type.shape.dim[1].dim_value
     images = _real_frames(s, 3)
-    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-        ["masks", "transforms"], {"image": images})
+
+    def run(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            ["masks", "transforms"], {"image": images})
+
     for half, full in zip(run(model), run(fp32)):
         np.testing.assert_allclose(half, full, atol=TOLERANCE["fp16"])
 

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from tracker.core import PartPoses, Track
-from tracker.skeleton import (ContactAccumulator, JointAccumulator, OnlineSkeleton, Skeleton, fit_skeleton,
-                              rotations, skeleton_from_track)
+from tracker.skeleton import (
+    ContactAccumulator,
+    JointAccumulator,
+    OnlineSkeleton,
+    Skeleton,
+    fit_skeleton,
+    rotations,
+    skeleton_from_track,
+)
 
 
 def hinge_track(n=80, noise=0.0, seed=0, relative_motion=True):
@@ -157,11 +164,11 @@ def test_skeleton_of_the_synthetic_figure():
     video = render_video(60, size=(160, 120), figure_seed=0, motion_seed=2)
     rt = GroundTruthRuntime(video, input_size=64, mask_size=(64, 64))
     ex = PoseExtractor(rt.letterbox, rt.meta.mask_size, PoseConfig(position="transform"))
-    arrays = ex.compute(rt.infer(np.zeros((60, 64, 64, 3), np.uint8)))
+    poses = ex.compute(rt.infer(np.zeros((60, 64, 64, 3), np.uint8)))
     contacts = ContactAccumulator(10, ex.grid_x, ex.grid_y)
-    contacts.add(arrays["labels"], arrays["xy"], arrays["angle_deg"], arrays["visible"])
-    track = Track(np.arange(60), video.times_s, arrays["xy"], arrays["angle_deg"], arrays["scale"],
-                  arrays["area_px"], arrays["visible"], arrays["confidence"])
+    contacts.add(poses.labels, poses.xy, poses.angle_deg, poses.visible)
+    track = Track(np.arange(60), video.times_s, poses.xy, poses.angle_deg, poses.scale,
+                  poses.area_px, poses.visible, poses.confidence)
     sk = skeleton_from_track(track, contacts)
     assert sorted(map(tuple, sk.edges.tolist())) == sorted(map(tuple, video.joint_pairs.tolist()))
     jxy = sk.joint_xy(video.centres, video.angles_deg)

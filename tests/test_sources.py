@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from tracker.sources import open_source, read_frames
 from tests.videos import moving_square, write_video
+from tracker.sources import open_source, read_frames
 
 CLIP = Path(__file__).resolve().parent.parent / "trained" / "bbb" / "clip.mp4"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from engine.synthetic import (JOINTS, PART_NAMES, GroundTruth, load_ground_truth, render_video)
+from engine.synthetic import JOINTS, PART_NAMES, GroundTruth, load_ground_truth, render_video
 
 
 @pytest.fixture(scope="module")

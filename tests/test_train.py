@@ -12,7 +12,7 @@ from engine.bundle import load_bundle
 from engine.errors import InputError, OutputError
 from engine.model import NetConfig
 from engine.synthetic import render_video
-from engine.train import Trainer, TrainConfig, prepare_frames, train_bundle
+from engine.train import TrainConfig, Trainer, prepare_frames, train_bundle
 from tracker.cli import main
 
 TINY = NetConfig(num_parts=3, input_size=32, widths=(8, 8, 16, 16), latent_channels=4, decoder_hidden=8,

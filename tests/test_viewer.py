@@ -8,23 +8,21 @@ end-to-end test at the bottom runs the real OnlineTracker on a real (tiny, rando
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-from PyQt6 import QtCore  # noqa: E402
-from PyQt6.QtCore import Qt  # noqa: E402
+from PyQt6.QtCore import Qt
 
-from engine.bundle import BundleMeta  # noqa: E402
-from tests.videos import write_video  # noqa: E402
-from tracker.core import Frame, JointPositions, PartPoses  # noqa: E402
-from ui.overlay import OverlayStyle  # noqa: E402
-from ui.viewer import (  # noqa: E402
-    FrameGrabber, LatestSlot, StreamEnd, TrackingWorker, ViewerWindow, qimage_to_array,
-)
+from engine.bundle import BundleMeta
+from tests.videos import write_video
+from tracker.capture import FrameGrabber, LatestSlot, StreamEnd
+from tracker.core import Frame, JointPositions, PartPoses
+from tracker.overlay import OverlayStyle
+from ui.viewer import ViewerWindow, qimage_to_array
+from ui.worker import TrackingWorker
 
 H, W, N = 72, 96, 30
 RED, GREEN = (230, 25, 75), (60, 180, 75)
@@ -414,7 +412,7 @@ def test_cli_missing_video_is_an_error_line(capsys, tmp_path):
 def test_real_online_tracker_colours_the_parts(qtbot, tmp_path):
     """OnlineTracker (poses, Kalman, labels) + a colour-keyed fake runtime: the window shows
     each part's colour over that part's pixels, and the recording holds smoothed poses."""
-    from tests.fakes import FLAT_COLORS, ColorKeyRuntime, flat_parts_frames
+    from tests.fakes import ColorKeyRuntime, flat_parts_frames
     from tracker.io import read_tracks_csv
 
     frames, (centres, _, _, _) = flat_parts_frames(12, 96, 128)

@@ -353,7 +353,17 @@ def write_blender(tracks_csv: str | Path, out_dir: str | Path, settings: ExportS
 
 
 # --------------------------------------------------------------------------- entry points
-def _parse_formats(formats) -> tuple[str, ...]:
+def parse_formats(formats) -> tuple[str, ...]:
+    """Export format names → the tuple of :data:`FORMATS` they select, in order, without
+    repeats.
+
+    Args:
+        formats: names (``"ae"``, ``"blender"``, ``"all"``), as a sequence or one string
+            separated by commas/spaces; case-insensitive.
+
+    Raises:
+        InputError: an unknown name (the hint lists the known ones).
+    """
     if isinstance(formats, str):
         formats = [f for f in re.split(r"[,\s]+", formats) if f]
     out = []
@@ -427,7 +437,7 @@ def export_tracks(tracks_csv: str | Path, out_dir: str | Path, formats=FORMATS, 
     """
     from tracker.io import read_joints_csv, read_tracks_csv
 
-    fmts = _parse_formats(formats)
+    fmts = parse_formats(formats)
     tracks_csv = Path(tracks_csv)
     track, part_names = read_tracks_csv(tracks_csv)
     info_path = Path(info_json) if info_json else tracks_csv.with_name("track.json")

@@ -96,6 +96,76 @@ class PartPoses:
 
 
 @dataclass(frozen=True)
+class PoseBatch:
+    """The poses of N frames from one inference batch, stacked, with the diagnostics pose
+    extraction computes on the way (:meth:`tracker.poses.PoseExtractor.compute`). Source-video
+    pixels throughout (module docstring).
+
+    Attributes:
+        xy: ``(N, K, 2)`` float64 part centres.
+        angle_deg: ``(N, K)`` float64 in (-180, 180], counter-clockwise on screen.
+        scale: ``(N, K, 2)`` float64 axis lengths in pixels.
+        area_px: ``(N, K)`` float64 mask areas in source pixels.
+        visible: ``(N, K)`` bool.
+        confidence: ``(N, K)`` float64 in [0, 1].
+        centroid: ``(N, K, 2)`` float64 mask centroids.
+        cov: ``(N, K, 2, 2)`` float64 mask covariances (px²).
+        t_xy: ``(N, K, 2)`` float64 the transforms' translations.
+        A: ``(N, K, 2, 2)`` float64 the transforms' matrices, columns = the part's axes (px).
+        labels: ``(N, h', w')`` uint8 hard label map of the mask pixels that lie on the source
+            frame (0 = background; their source coordinates are the extractor's ``grid_x``,
+            ``grid_y``).
+    """
+
+    xy: np.ndarray
+    angle_deg: np.ndarray
+    scale: np.ndarray
+    area_px: np.ndarray
+    visible: np.ndarray
+    confidence: np.ndarray
+    centroid: np.ndarray
+    cov: np.ndarray
+    t_xy: np.ndarray
+    A: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        n, k = self.xy.shape[:2] if self.xy.ndim == 3 else (-1, -1)
+        _check("PoseBatch.xy", self.xy, (None, None, 2))
+        for name in ("angle_deg", "area_px", "confidence"):
+            _check(f"PoseBatch.{name}", getattr(self, name), (n, k))
+        _check("PoseBatch.visible", self.visible, (n, k), np.bool_)
+        for name in ("scale", "centroid", "t_xy"):
+            _check(f"PoseBatch.{name}", getattr(self, name), (n, k, 2))
+        _check("PoseBatch.cov", self.cov, (n, k, 2, 2))
+        _check("PoseBatch.A", self.A, (n, k, 2, 2))
+        _check("PoseBatch.labels", self.labels, (n, None, None), np.uint8)
+
+    def __len__(self) -> int:
+        return int(self.xy.shape[0])
+
+    @property
+    def num_parts(self) -> int:
+        return int(self.xy.shape[1])
+
+    def pose(self, i: int, index: int, time_s: float) -> PartPoses:
+        """Frame ``i`` of the batch as :class:`PartPoses` with its frame index and time."""
+        return PartPoses(int(index), float(time_s), self.xy[i], self.angle_deg[i], self.scale[i], self.area_px[i],
+                         self.visible[i], self.confidence[i])
+
+    def poses(self, indices, times_s) -> list[PartPoses]:
+        """Every frame as :class:`PartPoses`.
+
+        Raises:
+            ValueError: ``indices`` or ``times_s`` not of length N.
+        """
+        n = len(self)
+        if len(indices) != n or len(times_s) != n:
+            raise ValueError(f"got {n} frames of poses but {len(indices)} indices and {len(times_s)} times")
+        return [self.pose(i, indices[i], times_s[i]) for i in range(n)]
+
+
+@dataclass(frozen=True)
 class JointPositions:
     """Joint positions in one frame.
 

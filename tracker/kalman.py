@@ -50,18 +50,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from engine.angles import wrap_deg
 from tracker.core import PartPoses, Track
 
 #: Channel names of a part's block state (value of each 2-vector (value, rate)).
 CHANNELS = ("x", "y", "angle_deg", "log_scale_x", "log_scale_y")
 _GROUPS = ((0, 1), (2,), (3, 4))  # gating groups: position, angle, scale
 _MIN_SCALE = 1e-3  # px; scales are filtered as logs
-
-
-def wrap_deg(a):
-    """Wrap degrees to (−180, 180]."""
-    a = np.mod(np.asarray(a, dtype=np.float64) + 180.0, 360.0) - 180.0
-    return np.where(a == -180.0, 180.0, a)
 
 
 @dataclass(frozen=True)
@@ -230,7 +225,7 @@ class _Channels:
         R = self.meas_var * r_scale[:, None]
         y = z - self.x0
         ya = y[:, 2]
-        y[:, 2] = ya - 360.0 * np.floor((ya + 180.0) / 360.0)  # wrap the angle innovation
+        y[:, 2] = ya - 360.0 * np.floor((ya + 180.0) / 360.0)  # wrap to [−180, 180) (inline: hot path)
         S = self.p00 + R
         valid5 = valid[:, None]
         fresh = valid5 & ~(self.init & (self.since <= nz.reset_after_s) & (self.gated < nz.gate_reset_frames))
@@ -271,7 +266,7 @@ def _poses_from_state(raw: PartPoses, z: np.ndarray, values: np.ndarray, have: n
     elsewhere."""
     v = values.copy() if have.all() else np.where(have, values, z)
     ang = v[:, 2]
-    ang = ang - 360.0 * np.ceil((ang - 180.0) / 360.0)  # wrap to (−180, 180]
+    ang = ang - 360.0 * np.ceil((ang - 180.0) / 360.0)  # wrap to (−180, 180] (inline: hot path)
     return PartPoses(raw.index, raw.time_s, v[:, 0:2], ang, np.exp(v[:, 3:5]),
                      raw.area_px, raw.visible, raw.confidence)
 

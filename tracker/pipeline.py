@@ -3,7 +3,8 @@ label map and joints, one frame at a time (causal), for the Qt viewer and record
 
 :class:`OnlineTracker` wires :mod:`tracker.poses`, :mod:`tracker.kalman` and
 :mod:`tracker.skeleton` around an inference runtime (:class:`engine.runtime.base.Runtime`).
-Batch processing of recorded videos (offline smoothing, files) is :mod:`tracker.batch`.
+Recorded videos (offline smoothing, files) go through :mod:`tracker.offline` (one video) and
+:mod:`tracker.batch` (many).
 """
 
 from __future__ import annotations
@@ -143,13 +144,12 @@ class OnlineTracker:
             raise ValueError(f"the runtime returned K={out.num_parts} parts, the bundle says {self.num_parts}")
         if frames and (frames[0].height, frames[0].width) != (self.src_h, self.src_w):
             self._configure(frames[0].height, frames[0].width)
-        arrays = self.extractor.compute(out)
+        poses = self.extractor.compute(out)
         result = []
         for i, frame in enumerate(frames):
-            raw = PartPoses(frame.index, frame.time_s, arrays["xy"][i], arrays["angle_deg"][i], arrays["scale"][i],
-                            arrays["area_px"][i], arrays["visible"][i], arrays["confidence"][i])
+            raw = poses.pose(i, frame.index, frame.time_s)
             smoothed = self.filter.update(raw)
-            joints = self.skeleton.update(arrays["labels"][i], smoothed) if self.skeleton is not None else None
+            joints = self.skeleton.update(poses.labels[i], smoothed) if self.skeleton is not None else None
             labels = None
             if self.want_labels:
                 labels = labels_at_source(out.masks[i], self.letterbox, smooth=self.smooth_labels)

@@ -39,7 +39,7 @@ import numpy as np
 
 from engine.preprocess import Letterbox
 from engine.types import PartOutput, part_labels
-from tracker.core import PartPoses
+from tracker.core import PartPoses, PoseBatch
 
 
 @dataclass(frozen=True)
@@ -123,22 +123,20 @@ class PoseExtractor:
         Raises:
             ValueError: masks of another size than ``mask_size`` or N mismatch.
         """
-        arrays = self.compute(out)
         n = len(out)
         if len(indices) != n or len(times_s) != n:
             raise ValueError(f"got {n} outputs but {len(indices)} indices and {len(times_s)} times")
-        return [PartPoses(int(indices[i]), float(times_s[i]), arrays["xy"][i], arrays["angle_deg"][i],
-                          arrays["scale"][i], arrays["area_px"][i], arrays["visible"][i],
-                          arrays["confidence"][i]) for i in range(n)]
+        return self.compute(out).poses(indices, times_s)
 
-    def compute(self, out: PartOutput) -> dict[str, np.ndarray]:
-        """Like :meth:`__call__` but returns stacked arrays: ``xy (N, K, 2)``,
-        ``angle_deg (N, K)``, ``scale (N, K, 2)``, ``area_px (N, K)``, ``visible (N, K)``
-        bool, ``confidence (N, K)``, and the diagnostics ``centroid (N, K, 2)``,
-        ``cov (N, K, 2, 2)`` (mask moments, source px) and ``t_xy (N, K, 2)``,
-        ``A (N, K, 2, 2)`` (the transform in source px), and ``labels (N, h', w')`` uint8,
-        the hard label map of the mask pixels on the source frame (their source coordinates
-        are :attr:`grid_x`, :attr:`grid_y`)."""
+    def compute(self, out: PartOutput) -> PoseBatch:
+        """Like :meth:`__call__` but returns the whole batch as one
+        :class:`tracker.core.PoseBatch` (stacked poses, the mask moments, the transforms in
+        source px and the hard label maps on the source frame, whose source coordinates are
+        :attr:`grid_x`, :attr:`grid_y`).
+
+        Raises:
+            ValueError: masks of another size than ``mask_size``.
+        """
         masks, tf = out.masks, out.transforms
         n, k1, h, w = masks.shape
         k = k1 - 1
@@ -207,11 +205,9 @@ class PoseExtractor:
         var = 0.5 * (sxx + syy) + float(self.pixel_wh @ self.pixel_wh) / 2.0
         centre = np.exp(-0.5 * d2 / var)
         confidence = np.where(has_pixels, seg * shape * centre, 0.0)
-        return {
-            "xy": xy, "angle_deg": angle, "scale": scale, "area_px": area, "visible": visible,
-            "confidence": confidence, "centroid": centroid, "cov": cov, "t_xy": t_xy, "A": A,
-            "labels": labels.reshape(n, self.grid_y.size, self.grid_x.size).astype(np.uint8),
-        }
+        return PoseBatch(xy=xy, angle_deg=angle, scale=scale, area_px=area, visible=visible, confidence=confidence,
+                         centroid=centroid, cov=cov, t_xy=t_xy, A=A,
+                         labels=labels.reshape(n, self.grid_y.size, self.grid_x.size).astype(np.uint8))
 
 
 def _mask_axes(cov: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

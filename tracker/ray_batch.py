@@ -1,7 +1,8 @@
-"""Batch tracking on a Ray cluster: the same per-video job as :func:`tracker.batch.run_batch`.
+"""Batch tracking on a Ray cluster: the same per-video job as :func:`tracker.batch.run_batch`,
+scheduled by :class:`RayScheduler` (a :class:`tracker.batch.Scheduler`).
 
 ``parttrack track PATHS... -o OUT --ray [ADDRESS]`` calls :func:`run_batch_ray`. Each video is
-one call of :func:`tracker.batch.track_video` (the job, its result folder and its ``done.json``
+one call of :func:`tracker.offline.track_video` (the job, its result folder and its ``done.json``
 marker are exactly those of the local batch) on a **Ray actor**: a worker process that loads
 the model once (``create_runtime`` in its constructor) and then tracks one video after
 another. Actors are used rather than plain tasks because Ray does not reuse a task's worker
@@ -60,15 +61,10 @@ from pathlib import Path
 
 from engine import errors
 from engine.errors import BackendUnavailable, InputError, OutputError, ParttrackError
-from tracker.batch import (
-    TrackOptions,
-    VideoResult,
-    _failure,
-    _make_runtime,
-    _Progress,
-    plan_batch,
-    track_video,
-)
+from tracker.offline import track_video
+from tracker.progress import Progress, videos_bar
+from tracker.progress import log as _default_log
+from tracker.results import TrackOptions, VideoResult, failure_result, plan_batch
 
 #: Logical CPUs (= inference threads) per worker when neither ``cpus_per_worker`` nor
 #: ``options.threads`` says. CPU workers: 1 — on the 2-core machine two 1-thread workers tracked
@@ -85,10 +81,6 @@ CANCEL_GRACE_S = 20.0
 _RAY_HINT = "pip install 'parttrack[ray]' (the same Ray version as the cluster)"
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def _import_ray():
     try:
         import ray
@@ -98,7 +90,7 @@ def _import_ray():
 
 
 # ------------------------------------------------------------------------------ the actor
-class _CancelCheck(_Progress):
+class _CancelCheck(Progress):
     """Progress sink that turns a Ray cancellation into :class:`KeyboardInterrupt` between
     frame batches, so :func:`track_video` writes what it has (without ``done.json``)."""
 
@@ -130,7 +122,7 @@ class VideoWorker:
     every node from ``tracker.ray_batch`` (parttrack must be installed there).
 
     Args:
-        options: :class:`tracker.batch.TrackOptions` with ``threads`` and ``device`` already
+        options: :class:`tracker.results.TrackOptions` with ``threads`` and ``device`` already
             set for this actor's reservation.
         runtime_factory: ``f(options, workers) -> Runtime`` (picklable), or None for
             :func:`engine.runtime.create_runtime` on ``options.model``.
@@ -145,8 +137,8 @@ class VideoWorker:
             if runtime_factory is not None:
                 self.runtime = runtime_factory(options, 1)
             else:
-                self.runtime = _make_runtime(options, 1, announce=False)
-        except Exception as exc:  # noqa: BLE001 - reported to the driver by ready()
+                self.runtime = options.make_runtime(1, announce=False)
+        except Exception as exc:  # reported to the driver by ready()
             self.error = _error_fields(exc)
 
     def ready(self) -> tuple[bool, str, str | None, str | None]:
@@ -157,7 +149,7 @@ class VideoWorker:
         return True, self.runtime.describe(), None, None
 
     def track(self, video: Path, out_dir: Path) -> VideoResult:
-        """:func:`tracker.batch.track_video` on this actor's runtime; never raises for a bad
+        """:func:`tracker.offline.track_video` on this actor's runtime; never raises for a bad
         video (status ``failed`` with error and hint) and returns status ``interrupted`` when
         the call was cancelled."""
         try:
@@ -169,12 +161,12 @@ class VideoWorker:
                 return VideoResult(video, out_dir, "failed", error=f"{video} does not exist on Ray node {self.node}",
                                    hint="inputs, outputs and the model must be on storage mounted at the same "
                                         "path on every node (docs/ray.md)")
-            return _failure(video, out_dir, exc)
+            return failure_result(video, out_dir, exc)
         except OutputError as exc:
             return VideoResult(video, out_dir, "failed", error=f"{exc.message} (on Ray node {self.node})",
                                hint=f"{exc.hint}; on a cluster the output folder must be shared by every node")
-        except Exception as exc:  # noqa: BLE001 - reported per video, the batch goes on
-            return _failure(video, out_dir, exc)
+        except Exception as exc:  # reported per video, the batch goes on
+            return failure_result(video, out_dir, exc)
 
 
 def _node_name() -> str:
@@ -311,13 +303,13 @@ def _raise_worker_error(name: str, message: str, hint: str | None) -> None:
 def run_batch_ray(videos, out_root, options: TrackOptions | None = None, address: str | None = None, *,
                   workers: int | None = None, cpus_per_worker: float | None = None,
                   gpus_per_worker: float | None = None, num_cpus: int | None = None, runtime_factory=None,
-                  progress: bool = True, log=_log) -> list[VideoResult]:
+                  progress: bool = True, log=_default_log) -> list[VideoResult]:
     """Track every video under ``videos`` into ``out_root/<stem>/`` on a Ray cluster.
 
     Args:
-        videos: video files and/or folders (:func:`tracker.batch.discover_videos`).
+        videos: video files and/or folders (:func:`tracker.results.discover_videos`).
         out_root: the output folder (created; on a cluster: shared by every node).
-        options: :class:`tracker.batch.TrackOptions` (the same as the local batch).
+        options: :class:`tracker.results.TrackOptions` (the same as the local batch).
         address: the cluster: ``HOST:PORT`` of the head (from a node of the cluster),
             ``ray://HOST:10001`` (Ray Client, from outside; needs ``ray[client]``), ``auto``
             (the cluster started with ``ray start`` on this machine). None: ``$RAY_ADDRESS``
@@ -333,7 +325,7 @@ def run_batch_ray(videos, out_root, options: TrackOptions | None = None, address
         log: where one-line messages go (default: stderr).
 
     Returns:
-        One :class:`tracker.batch.VideoResult` per video, in input order (status ``done``,
+        One :class:`tracker.results.VideoResult` per video, in input order (status ``done``,
         ``skipped``, ``failed`` with error/hint, or ``interrupted``).
 
     Raises:
@@ -358,15 +350,16 @@ def run_batch_ray(videos, out_root, options: TrackOptions | None = None, address
             plan = plan_workers(_live_nodes(ray), len(todo), options, workers=workers,
                                 cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
             log(f"ray: {plan.describe()} for {len(todo)} video{'s' if len(todo) != 1 else ''}")
-            _Dispatcher(ray, plan, options, runtime_factory, progress, log).run(paths, dirs, todo, results)
+            RayScheduler(ray, plan, options, runtime_factory, progress, log).run(paths, dirs, todo, results)
         finally:
             if started:
                 ray.shutdown()
     return [r for r in results if r is not None]
 
 
-class _Dispatcher:
-    """Hands videos to free actors, collects results, replaces dead actors."""
+class RayScheduler:
+    """:class:`tracker.batch.Scheduler` on Ray actors: hands videos to free actors, collects
+    results, replaces dead actors (built by :func:`run_batch_ray` once connected)."""
 
     def __init__(self, ray, plan: WorkerPlan, options: TrackOptions, runtime_factory, progress: bool, log) -> None:
         self.ray, self.plan, self.log, self.progress = ray, plan, log, progress
@@ -390,17 +383,14 @@ class _Dispatcher:
             self.actors.remove(actor)
         try:
             self.ray.kill(actor, no_restart=True)
-        except Exception:  # noqa: BLE001 - already dead
+        except Exception:  # already dead
             pass
 
     def run(self, paths, dirs, todo, results) -> None:
-        from tqdm import tqdm
-
         ray = self.ray
         queue = deque(todo)
-        bar = tqdm(total=len(todo), desc="videos (ray)", unit="video", disable=not self.progress,
-                   dynamic_ncols=True, file=sys.stderr)
-        if self.log is _log and self.progress:  # print above the bar, not through it
+        bar = videos_bar(len(todo), "videos (ray)", disable=not self.progress, file=sys.stderr)
+        if self.log is _default_log and self.progress:  # print above the bar, not through it
             self.log = lambda msg: bar.write(msg, file=sys.stderr)
         frames = failed = 0
         t0 = time.perf_counter()
@@ -482,7 +472,7 @@ class _Dispatcher:
                                     "in the Ray session's logs folder (`ray logs`); rerun to retry it")
         except ray.exceptions.RayError as exc:
             self.idle.append(actor)
-            return _failure(video, out_dir, exc)
+            return failure_result(video, out_dir, exc)
         self.idle.append(actor)
         return result
 

@@ -83,7 +83,7 @@ class ContactAccumulator:
             labels: ``(N, h, w)`` integer label maps (0 = background, i = part i) at the grid.
             xy: ``(N, K, 2)`` part centres (source px); angle_deg ``(N, K)``; visible ``(N, K)``.
         """
-        k, k1 = self.k, self.k + 1
+        k1 = self.k + 1
         labels = np.asarray(labels)
         n = labels.shape[0]
         gx, gy = np.broadcast_to(self.grid_x[None, :], labels.shape[1:]), np.broadcast_to(self.grid_y[:, None], labels.shape[1:])

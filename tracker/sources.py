@@ -339,3 +339,51 @@ def read_frames(path: str | Path, max_frames: int | None = None,
             if max_frames is not None and len(images) >= max_frames:
                 break
     return np.stack(images), np.asarray(times, dtype=np.float64)
+
+
+class ScaledFileSource(FileSource):
+    """:class:`FileSource` whose scaled frames (``size`` = (w, h)) come from the decoder's
+    YUV 4:2:0 planes: each plane area-resized with OpenCV, then one small YUV→RGB
+    conversion, several times cheaper than swscale's combined convert+scale (the batch
+    path's decoder; timings in docs/performance.md). Only for plain 8-bit yuv420p with even
+    sizes in BT.601/unspecified limited range (what swscale assumes too, so the model sees
+    the same colours); any other frame takes FileSource's own path.
+
+    Frames are ``(h, w, 3)`` uint8 RGB at ``size``; pad them to the model input with
+    :meth:`engine.preprocess.Letterbox.apply`."""
+
+    _BT601 = (2, 5, 6)  # AVCOL_SPC_UNSPECIFIED, BT470BG, SMPTE170M
+    _LIMITED = (0, 1)  # AVCOL_RANGE_UNSPECIFIED, MPEG
+
+    def _to_image(self, frame) -> np.ndarray:
+        size = self.size
+        if (size is not None and frame.format.name == "yuv420p" and not (frame.width | frame.height) & 1
+                and not (size[0] | size[1]) & 1 and frame.colorspace in self._BT601
+                and frame.color_range in self._LIMITED):
+            w, h = size
+            hh, ww = frame.height, frame.width
+            # (1.5 H, W) array holding the Y, U and V planes back to back; a chroma plane is
+            # (H/2)·(W/2) values, not always a whole number of W-wide rows (e.g. H = 270)
+            flat = frame.to_ndarray(format="yuv420p").ravel()
+            ny, nc = hh * ww, (hh // 2) * (ww // 2)
+            y = cv2.resize(flat[:ny].reshape(hh, ww), (w, h), interpolation=cv2.INTER_AREA)
+            u = cv2.resize(flat[ny:ny + nc].reshape(hh // 2, ww // 2), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            v = cv2.resize(flat[ny + nc:ny + 2 * nc].reshape(hh // 2, ww // 2), (w // 2, h // 2),
+                           interpolation=cv2.INTER_AREA)
+            i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
+            return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+        return super()._to_image(frame)
+
+
+def open_scaled(video: str | Path, size: tuple[int, int]) -> VideoSource:
+    """A threaded source of ``video`` whose frames are scaled to ``size`` = (w, h) while
+    decoding: video files through :class:`ScaledFileSource`, anything else through
+    :func:`open_source`.
+
+    Raises:
+        InputError: as :func:`open_source`.
+    """
+    video = Path(video)
+    if video.is_file() and video.suffix.lower() not in IMAGE_EXTENSIONS:  # open_source's file branch
+        return ScaledFileSource(video, size=size, threaded=True)
+    return open_source(video, size=size, threaded=True)

@@ -1,19 +1,16 @@
-"""The live viewer: a PyQt6 window over a camera or a video file (the only module importing Qt).
+"""The live viewer: a PyQt6 window over a camera or a video file (with :mod:`ui.worker`, the
+only modules importing Qt).
 
 Threads (nothing but painting runs on the GUI thread):
 
-* a **grabber** (Python thread, :class:`FrameGrabber`) reads the source. A camera is read as
-  fast as it delivers; a file is paced by its own timestamps (``realtime``) or read only as
-  fast as tracking consumes it (``realtime=False``: every frame is tracked, none dropped).
-  Frames go into a :class:`LatestSlot` holding **one** frame: a newer frame replaces an
-  unconsumed one (counted as dropped), so the latency stays bounded by one inference when
-  inference is slower than the camera — frames are never queued.
-* a **worker** (:class:`TrackingWorker`, moved to a ``QThread``) takes the newest frame,
-  runs inference + online Kalman smoothing (``tracker.pipeline.OnlineTracker.step``),
-  writes the smoothed poses to the recording CSV if one is open, and announces the result
-  with ``frame_ready``. The GUI collects only the newest result (:meth:`TrackingWorker.latest`),
-  so a busy GUI never builds up a backlog of signals either.
-* the **GUI** (:class:`ViewerWindow`) draws the overlay with :func:`ui.overlay.draw_overlay`
+* a **grabber** (:class:`tracker.capture.FrameGrabber`, a Python thread) reads the source
+  into a one-frame :class:`tracker.capture.LatestSlot` (newest frame wins, so latency stays
+  bounded by one inference; a file is paced by its timestamps or, with ``realtime=False``,
+  read as fast as it is tracked);
+* a **worker** (:class:`ui.worker.TrackingWorker`, moved to a ``QThread``) tracks the newest
+  frame (``tracker.pipeline.OnlineTracker``), records it if asked and announces it with
+  ``frame_ready``; the GUI collects only the newest result, so no backlog builds up;
+* the **GUI** (:class:`ViewerWindow`) draws the overlay with :func:`tracker.overlay.draw_overlay`
   (the same code as the exported overlay video) at the size it is shown, and paints it
   letterboxed in :class:`VideoView`, keeping the video's aspect ratio at any window size.
 
@@ -25,13 +22,10 @@ Keyboard shortcuts are listed in :data:`SHORTCUTS` (shown by F1).
 
 from __future__ import annotations
 
-import collections
 import logging
 import sys
-import threading
 import time
-import traceback
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -40,8 +34,10 @@ import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 from PyQt6.QtCore import Qt
 
-from engine.errors import InputError, OutputError, ParttrackError
-from ui.overlay import OverlayStyle, draw_overlay
+from engine.errors import OutputError
+from tracker.capture import SourceInfo, spec_of
+from tracker.overlay import OverlayStyle, draw_overlay
+from ui.worker import TrackingWorker, ViewFrame
 
 log = logging.getLogger(__name__)
 
@@ -64,418 +60,6 @@ SHORTCUTS = (
 )
 
 
-# ============================================================================ plumbing
-@dataclass(frozen=True)
-class Grabbed:
-    """A frame taken from the source, with the monotonic time it was taken."""
-
-    frame: object  # tracker.core.Frame
-    grabbed_at: float
-
-
-@dataclass(frozen=True)
-class StreamEnd:
-    """The source ended (``error`` None) or failed (``error`` an exception)."""
-
-    error: BaseException | None = None
-
-
-class LatestSlot:
-    """A thread-safe mailbox holding at most one item; the newest item wins.
-
-    ``put`` replaces an item nobody took yet (counted in :attr:`dropped`) unless
-    ``wait=True``, which blocks until the slot is empty (no frame dropped).
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item = None
-        self._full = False
-        self._closed = False
-        self.dropped = 0
-
-    def put(self, item, *, wait: bool = False) -> bool:
-        """Store ``item``; returns False if the slot was closed."""
-        with self._cond:
-            while wait and self._full and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                return False
-            if self._full:
-                self.dropped += 1
-            self._item, self._full = item, True
-            self._cond.notify_all()
-            return True
-
-    def take(self, timeout: float | None = None):
-        """The item (emptying the slot), or None after ``timeout`` seconds / when closed."""
-        with self._cond:
-            if not self._full and not self._closed:
-                self._cond.wait(timeout)
-            if not self._full:
-                return None
-            item, self._item, self._full = self._item, None, False
-            self._cond.notify_all()
-            return item
-
-    def close(self) -> None:
-        """Wake every waiter; later puts are refused."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-
-class FrameGrabber:
-    """Reads a :class:`tracker.sources.VideoSource` on its own thread into a :class:`LatestSlot`.
-
-    Args:
-        source: an opened source (the grabber closes it when it ends).
-        slot: where frames go; a final :class:`StreamEnd` follows the last frame (after the
-            last frame was taken, so it is never lost).
-        realtime: for files, hand frames out at the pace of their timestamps (newest wins);
-            False: wait for each frame to be taken (every frame tracked). Cameras are always
-            read as fast as they deliver, newest wins.
-    """
-
-    def __init__(self, source, slot: LatestSlot, *, realtime: bool = True) -> None:
-        self.source, self.slot = source, slot
-        self.live = bool(getattr(source, "is_live", False))
-        self.realtime = realtime
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-        self._thread = threading.Thread(target=self._run, name=f"grab-{source.name}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._running.set()
-        self.slot.close()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-
-    def set_paused(self, paused: bool) -> None:
-        """Pause reading a file (its clock stops too). Cameras keep being read (and dropped),
-        so that resuming shows a current image, not one buffered by the driver."""
-        if paused and not self.live:
-            self._running.clear()
-        else:
-            self._running.set()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        end = StreamEnd()
-        clock0, media0 = None, None
-        try:
-            for frame in self.source:
-                if self._stop.is_set():
-                    return
-                if not self._running.is_set():
-                    t_pause = time.monotonic()
-                    self._running.wait()
-                    if clock0 is not None:
-                        clock0 += time.monotonic() - t_pause
-                    if self._stop.is_set():
-                        return
-                if self.live or not self.realtime:
-                    ok = self.slot.put(Grabbed(frame, time.monotonic()), wait=not self.live)
-                else:
-                    if clock0 is None:
-                        clock0, media0 = time.monotonic(), frame.time_s
-                    due = clock0 + (frame.time_s - media0)
-                    if self._stop.wait(max(0.0, due - time.monotonic())):
-                        return
-                    ok = self.slot.put(Grabbed(frame, time.monotonic()))
-                if not ok:
-                    return
-            if getattr(self.source, "error", None):
-                end = StreamEnd(InputError(f"{self.source.name}: {self.source.error}",
-                                           "the file is damaged after this point; re-encode it"))
-        except ParttrackError as exc:
-            end = StreamEnd(exc)
-        except Exception as exc:  # a bug or an unexpected library error: keep the window alive
-            log.error("reading %s failed:\n%s", self.source.name, traceback.format_exc())
-            end = StreamEnd(exc)
-        finally:
-            try:
-                self.source.close()
-            except Exception:  # pragma: no cover - closing must not mask the real error
-                pass
-        self.slot.put(end, wait=True)
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """What the window needs to know about an opened source."""
-
-    name: str
-    width: int
-    height: int
-    fps: float | None
-    is_live: bool
-    spec: object  # camera index (int) or file path (Path) to reopen; None if unknown
-
-
-@dataclass(frozen=True)
-class ViewFrame:
-    """One tracked frame on its way to the screen.
-
-    Attributes:
-        tracked: ``tracker.pipeline.TrackedFrame`` (frame, raw, smoothed, labels, joints).
-        grabbed_at: monotonic time the frame was taken from the source (s).
-        done_at: monotonic time tracking finished (s).
-        step_ms: inference + smoothing time of this frame (ms).
-    """
-
-    tracked: object
-    grabbed_at: float
-    done_at: float
-    step_ms: float
-
-
-def _default_tracker(runtime, src_h: int, src_w: int):
-    from tracker.pipeline import OnlineTracker
-
-    return OnlineTracker(runtime, src_h, src_w)
-
-
-def _spec_of(source):
-    if hasattr(source, "index") and getattr(source, "is_live", False):
-        return int(source.index)
-    return getattr(source, "path", None)
-
-
-class TrackingWorker(QtCore.QObject):
-    """Capture + inference + online smoothing, off the GUI thread.
-
-    Args:
-        source: an opened ``VideoSource``, or a spec for :func:`tracker.sources.open_source`
-            (camera index or path), opened on the worker thread.
-        runtime: the inference runtime (``engine.runtime.Runtime``); ``.meta`` gives the part
-            names and colours.
-        make_tracker: ``(runtime, src_h, src_w) -> tracker`` with ``.step(Frame) ->
-            TrackedFrame``; default ``tracker.pipeline.OnlineTracker``. Tests inject fakes here.
-        loop: reopen files at the end (times keep increasing).
-        realtime: see :class:`FrameGrabber`.
-        max_frames: end after tracking this many frames (None: no limit).
-
-    Signals:
-        opened(SourceInfo), frame_ready() (collect with :meth:`latest`),
-        failed(message, hint), ended(message), finished().
-    """
-
-    opened = QtCore.pyqtSignal(object)
-    frame_ready = QtCore.pyqtSignal()
-    failed = QtCore.pyqtSignal(str, str)
-    ended = QtCore.pyqtSignal(str)
-    finished = QtCore.pyqtSignal()
-
-    def __init__(self, source, runtime, *, make_tracker=None, loop: bool = False, realtime: bool = True,
-                 max_frames: int | None = None) -> None:
-        super().__init__()
-        self._source_arg = source
-        self.runtime = runtime
-        self.make_tracker = make_tracker or _default_tracker
-        self.loop, self.realtime, self.max_frames = loop, realtime, max_frames
-        self.tracker = None
-        self.info: SourceInfo | None = None
-        self.slot = LatestSlot()
-        self.grabber: FrameGrabber | None = None
-        self.processed = 0
-        self.first_done_at: float | None = None
-        self.last_done_at: float | None = None
-        self._stop = threading.Event()
-        self._paused = threading.Event()
-        self._result_lock = threading.Lock()
-        self._result: ViewFrame | None = None
-        self._announced = False
-        self._recorder = None
-        self._rec_lock = threading.Lock()
-        self._done_times: collections.deque = collections.deque(maxlen=240)
-        self.running = False
-
-    # -- control (any thread) ----------------------------------------------------------
-    def stop(self) -> None:
-        """Ask the loop to end (returns at once; the loop ends within ~0.1 s)."""
-        self._stop.set()
-        self.slot.close()
-        if self.grabber is not None:
-            self.grabber.stop(timeout=0)
-
-    def set_paused(self, paused: bool) -> None:
-        if paused:
-            self._paused.set()
-        else:
-            self._paused.clear()
-        if self.grabber is not None:
-            self.grabber.set_paused(paused)
-
-    @property
-    def paused(self) -> bool:
-        return self._paused.is_set()
-
-    def start_recording(self, writer) -> None:
-        """Write every tracked frame's smoothed poses to ``writer`` (a
-        ``tracker.io.TracksCSVWriter``) from now on; replaces (closes) a previous one."""
-        with self._rec_lock:
-            old, self._recorder = self._recorder, writer
-        if old is not None:
-            old.close()
-
-    def stop_recording(self):
-        """Close and return the current writer (None if not recording)."""
-        with self._rec_lock:
-            writer, self._recorder = self._recorder, None
-        if writer is not None:
-            writer.close()
-        return writer
-
-    @property
-    def recording(self):
-        return self._recorder
-
-    def latest(self) -> ViewFrame | None:
-        """The newest tracked frame not collected yet (older ones are skipped), or None."""
-        with self._result_lock:
-            vf, self._result, self._announced = self._result, None, False
-            return vf
-
-    @property
-    def fps(self) -> float:
-        """Frames tracked per second over the last ~2 s (0 until two frames)."""
-        times = self._done_times.copy()  # atomic under the GIL (the worker appends)
-        if len(times) < 2:
-            return 0.0
-        recent = [t for t in times if t >= times[-1] - 2.0]
-        if len(recent) < 2:
-            recent = times[-2:]
-        span = recent[-1] - recent[0]
-        return (len(recent) - 1) / span if span > 0 else 0.0
-
-    @property
-    def dropped(self) -> int:
-        return self.slot.dropped
-
-    # -- the work -------------------------------------------------------------------------
-    def prepare(self):
-        """Open the source (if a spec was given) and build the tracker; returns SourceInfo.
-
-        Raises:
-            InputError: the source cannot be opened (see :func:`tracker.sources.open_source`).
-        """
-        src = self._source_arg
-        if not hasattr(src, "__iter__") or isinstance(src, (str, Path)):
-            from tracker.sources import open_source
-
-            src = open_source(src, loop=self.loop, threaded=False)
-            self._source_arg = src
-        self.source = src
-        self.info = SourceInfo(src.name, int(src.width), int(src.height), src.fps,
-                               bool(getattr(src, "is_live", False)), _spec_of(src))
-        self.tracker = self.make_tracker(self.runtime, self.info.height, self.info.width)
-        return self.info
-
-    def process_one(self, frame, grabbed_at: float | None = None) -> ViewFrame:
-        """Track one frame: inference + smoothing, recording, and publish it as the latest.
-
-        Args:
-            frame: a ``tracker.core.Frame`` of the source's size.
-            grabbed_at: monotonic time it was taken (default: now).
-
-        Returns:
-            The :class:`ViewFrame` (also available once through :meth:`latest`).
-        """
-        t0 = time.monotonic()
-        tracked = self.tracker.step(frame)
-        with self._rec_lock:
-            if self._recorder is not None:
-                try:
-                    self._recorder.write(tracked.smoothed)
-                except (OSError, ValueError) as exc:
-                    writer, self._recorder = self._recorder, None
-                    try:
-                        writer.close()
-                    except OSError:
-                        pass
-                    self.failed.emit(f"recording to {writer.path} stopped: {exc}",
-                                     "check the disk space and the output folder")
-        done = time.monotonic()
-        vf = ViewFrame(tracked, t0 if grabbed_at is None else grabbed_at, done, (done - t0) * 1e3)
-        self.processed += 1
-        self._done_times.append(done)
-        if self.first_done_at is None:
-            self.first_done_at = done
-        self.last_done_at = done
-        with self._result_lock:
-            self._result = vf
-            announce = not self._announced
-            self._announced = True
-        if announce:
-            self.frame_ready.emit()
-        return vf
-
-    @QtCore.pyqtSlot()
-    def run(self) -> None:
-        """The worker thread's loop (connected to ``QThread.started``)."""
-        self.running = True
-        try:
-            self._run()
-        except ParttrackError as exc:
-            self.failed.emit(exc.message, exc.hint or "")
-        except Exception as exc:  # a bug: report it, keep the window alive
-            log.error("tracking failed:\n%s", traceback.format_exc())
-            self.failed.emit(f"tracking failed: {exc.__class__.__name__}: {exc}",
-                             "this is a bug; please report it with the traceback printed above")
-        finally:  # the recording is closed by the window (it reports the saved file)
-            if self.grabber is not None:
-                self.grabber.stop()
-            elif hasattr(self._source_arg, "close"):
-                self._source_arg.close()
-            self.running = False
-            self.finished.emit()
-
-    def _run(self) -> None:
-        if self._stop.is_set():
-            return
-        info = self.prepare()
-        if self._stop.is_set():  # stopped while the source was opening
-            return
-        self.opened.emit(info)
-        self.grabber = FrameGrabber(self.source, self.slot, realtime=self.realtime)
-        if self._paused.is_set():
-            self.grabber.set_paused(True)
-        self.grabber.start()
-        while not self._stop.is_set():
-            if self._paused.is_set():
-                self._stop.wait(0.05)
-                continue
-            item = self.slot.take(timeout=0.1)
-            if item is None:
-                continue
-            if isinstance(item, StreamEnd):
-                if item.error is None:
-                    self.ended.emit(f"end of {info.name} ({self.processed} frames tracked)")
-                elif isinstance(item.error, ParttrackError):
-                    self.failed.emit(item.error.message, item.error.hint or "")
-                else:
-                    self.failed.emit(f"reading {info.name} failed: {item.error}", "")
-                return
-            self.process_one(item.frame, item.grabbed_at)
-            if self.max_frames is not None and self.processed >= self.max_frames:
-                self.ended.emit(f"stopped after {self.processed} frames (--max-frames)")
-                return
-
-
-# ============================================================================ widgets
 def to_qimage(image: np.ndarray) -> QtGui.QImage:
     """``(H, W, 3)`` uint8 RGB → an owning QImage (bytes-per-line given: odd widths are not
     4-byte aligned; ``.copy()`` detaches it from the numpy buffer)."""
@@ -531,14 +115,14 @@ class VideoView(QtWidgets.QWidget):
     def message(self) -> str:
         return self._message
 
-    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+    def sizeHint(self) -> QtCore.QSize:
         return QtCore.QSize(960, int(round(960 / self._aspect)))
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.resized.emit()
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         p = QtGui.QPainter(self)
         p.fillRect(self.rect(), QtGui.QColor(0, 0, 0))
         if self._image is not None:
@@ -568,7 +152,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             (:meth:`open_camera`, :meth:`open_file`).
         make_tracker: see :class:`TrackingWorker` (tests inject fakes).
         loop, realtime, max_frames: see :class:`TrackingWorker`.
-        style: initial :class:`ui.overlay.OverlayStyle`.
+        style: initial :class:`tracker.overlay.OverlayStyle`.
         out_dir: where recordings and snapshots go (created when first needed).
         record: a CSV path to record tracks to from the first frame on.
         close_at_end: close the window when the stream ends (``--max-frames``).
@@ -692,7 +276,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.last_error = None
         self.view.set_image(None)
         self._latency_ms = None
-        self._spec = source if isinstance(source, (int, str, Path)) else _spec_of(source)
+        self._spec = source if isinstance(source, (int, str, Path)) else spec_of(source)
         if getattr(source, "width", None) and getattr(source, "height", None):
             self.view.set_aspect(source.width, source.height)  # known now: size the window for it
         name = getattr(source, "name", None) or (f"camera {source}" if isinstance(source, int) else str(source))
@@ -998,7 +582,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def _stats_worker(self):
         return self.worker or getattr(self, "_last_worker", None)
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         self._last_worker = self.worker
         self.stop_worker()
         super().closeEvent(event)

@@ -19,27 +19,12 @@ import numpy as np
 
 from engine.bundle import Bundle, read_onnx_meta
 from engine.errors import BackendUnavailable, BundleError, ParttrackError
+from engine.runtime.base import check_images
 from engine.runtime.devices import threads_per_worker
 from engine.runtime.files import INT8_FILE, INT8_SOURCE_KEY, onnx_fingerprint
 from engine.types import PartOutput
 
 PRECISIONS = ("fp32", "int8")
-
-
-def check_images(images: np.ndarray, size: int) -> np.ndarray:
-    """Validate a model-input batch and return it C-contiguous.
-
-    Args:
-        images: ``(N, S, S, 3)`` uint8 RGB, ``S = size``.
-
-    Raises:
-        ValueError: wrong dtype or shape (the message gives expected and actual).
-    """
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-        raise ValueError(f"images must be a uint8 numpy array, got {getattr(images, 'dtype', type(images))}")
-    if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.shape[0] < 1:
-        raise ValueError(f"images must be (N, {size}, {size}, 3) with N >= 1, got {images.shape}")
-    return np.ascontiguousarray(images)
 
 
 class OnnxRuntimeBackend:

@@ -40,9 +40,9 @@ import numpy as np
 
 from engine.bundle import Bundle
 from engine.errors import BackendUnavailable, BundleError, ParttrackError
+from engine.runtime.base import check_images
 from engine.runtime.devices import GpuInfo, cuda_gpus
 from engine.runtime.files import cache_dir, onnx_fingerprint
-from engine.runtime.onnxruntime_backend import check_images
 from engine.types import PartOutput
 
 INSTALL_HINT = "pip install 'parttrack[tensorrt]'"

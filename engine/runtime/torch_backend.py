@@ -11,8 +11,8 @@ import numpy as np
 
 from engine.bundle import Bundle
 from engine.errors import BackendUnavailable, ParttrackError
+from engine.runtime.base import check_images
 from engine.runtime.devices import threads_per_worker
-from engine.runtime.onnxruntime_backend import check_images
 from engine.types import PartOutput
 
 

@@ -1,6 +1,6 @@
 """``parttrack bench``: frames/s and latency of every available backend (batch 1 and a larger
 batch) and of the whole tracking pipeline on a video, with the machine they ran on
-(a thin layer over :func:`engine.bench.run_bench`)."""
+(a thin layer over :func:`tracker.bench.run_bench`)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.bench import format_report, run_bench, to_json
     from engine.bundle import default_model_path
+    from tracker.bench import format_report, run_bench, to_json
 
     if any(b < 1 for b in args.batch):
         from engine.errors import ParttrackError

@@ -61,9 +61,9 @@ def run(args) -> int:
 
     exports = tuple(args.export)
     if exports:
-        from tracker.animation import _parse_formats
+        from tracker.animation import parse_formats
 
-        exports = _parse_formats(list(exports))  # unknown names fail now, not after tracking
+        exports = parse_formats(list(exports))  # unknown names fail now, not after tracking
     if args.batch_size < 1:
         from engine.errors import ParttrackError
 

@@ -6,6 +6,7 @@ Thin layer over :func:`engine.train.train_bundle`; frames are decoded with
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ def add_parser(sub):
     p = sub.add_parser("train", help="learn the parts of a subject from its video (unsupervised)",
                        description="Train a part model on one or more videos of the same subject, without "
                                    "labels, and write a model bundle. Interrupt with Ctrl-C at any time: a "
-                                   "checkpoint is saved and --resume continues it.")
+                                   "checkpoint is saved and --resume continues it.",
+                       formatter_class=_HelpFormatter)
     p.add_argument("videos", nargs="+", help="video files (or image folders) of the subject")
     p.add_argument("-o", "--output", required=True, help="bundle folder to write, e.g. trained/my_model")
     p.add_argument("--parts", type=int, default=10, help="number of parts K (default 10)")
@@ -38,12 +40,25 @@ def add_parser(sub):
                    help="largest distance in frames between the two frames of a training pair (default 25; 0 = any)")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
                    help="set a loss weight (repeatable; 0 switches that loss off), e.g. --weight background=0.2; "
-                        "names: " + ", ".join(_weight_names()))
+                        "names: " + _WEIGHT_NAMES)
     p.add_argument("--run-dir", default=None,
                    help="folder for checkpoints, log and mask snapshots (default OUTPUT/checkpoints)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in the run folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+#: Placeholder in the ``--weight`` help, filled in only when the help is printed: the names
+#: come from :class:`engine.train.LossWeights`, and importing it imports torch.
+_WEIGHT_NAMES = "<loss names>"
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    def _get_help_string(self, action) -> str | None:
+        text = action.help
+        if text and _WEIGHT_NAMES in text:
+            text = text.replace(_WEIGHT_NAMES, ", ".join(_weight_names()))
+        return text
 
 
 def _weight_names() -> list[str]:
@@ -144,7 +159,7 @@ def run(args) -> int:
                               progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"parttrack: interrupted; checkpoint saved in {run_dir}", file=sys.stderr)
-        print(f"parttrack: hint: rerun the same command with --resume to continue", file=sys.stderr)
+        print("parttrack: hint: rerun the same command with --resume to continue", file=sys.stderr)
         return 130
     print(f"parttrack: wrote {bundle}; name its parts with `parttrack label {bundle} --name 1=...`")
     return 0

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_window(args, source, runtime) -> int:
     from PyQt6 import QtCore, QtWidgets
 
-    from ui.overlay import OverlayStyle
+    from tracker.overlay import OverlayStyle
     from ui.viewer import ViewerWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])

@@ -32,7 +32,7 @@ from engine.bundle import read_onnx_meta, write_onnx_meta  # noqa: E402
 from engine.evaluate import evaluate_bundle  # noqa: E402
 from engine.model import NetConfig  # noqa: E402
 from engine.synthetic import render_video  # noqa: E402
-from engine.train import Trainer, TrainConfig, write_trained_bundle  # noqa: E402
+from engine.train import TrainConfig, Trainer, write_trained_bundle  # noqa: E402
 
 OUT = ROOT / "trained" / "synth"
 TRAIN = dict(n_frames=300, size=128, figure_seed=0, motion_seed=0)

@@ -18,7 +18,7 @@ What is drawn (each switchable in :class:`OverlayStyle`):
 
 * part masks: each part's label pixels blended with its colour (``mask_opacity``), plus the
   part boundaries at full colour (``show_outlines``); a colour lookup table makes this a few
-  OpenCV calls (~1 ms at 640×480 on the 2-core CPU machine);
+  OpenCV calls (timings in docs/performance.md);
 * axes of every part's pose; parts flagged not visible (predicted by the Kalman filter) are
   drawn dashed in a faded colour;
 * the skeleton: a line centre(a) → joint → centre(b) for every joint whose two parts are
@@ -29,9 +29,8 @@ What is drawn (each switchable in :class:`OverlayStyle`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
