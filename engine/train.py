@@ -137,6 +137,10 @@ class TrainConfig:
         cluster_steps: with a ``cluster`` weight, the cluster loss (:func:`engine.losses.cluster_loss`
             against :func:`engine.motion_init.motion_clusters`) is on at full weight for this many
             first steps, then fades out linearly over as many more.
+        fold_scenery: (default on) at the end of training, the parts that model the scenery
+            (:func:`engine.scenery.detect_scenery` on the training frames: never visible,
+            static, on the static background, or spread) are recorded in the bundle as dropped
+            (folded into the background; ``parttrack label --reset-edits`` undoes it).
         usage_on_changed: (default on) the part-usage loss measures each part's share over the pixels that
             differ from the static background image only (``static_background``), instead of
             over everything not on the background slot.
@@ -167,6 +171,7 @@ class TrainConfig:
     usage_on_changed: bool = True
     illumination: bool = True
     cluster_steps: int = 300
+    fold_scenery: bool = True
     device: str = "cpu"
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -581,8 +586,21 @@ def network_from_trainer(trainer: Trainer) -> PartNet:
     return trainer.net.eval().cpu()
 
 
-def mask_statistics(net: PartNet, frames: np.ndarray, batch: int = 32) -> dict:
+def predict_masks(net: PartNet, frames: np.ndarray, batch: int = 32) -> np.ndarray:
+    """Soft masks ``(T, K+1, h, w)`` float16 of a network on ``(T, S, S, 3)`` uint8 frames."""
+    net = net.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(frames), batch):
+            masks, _ = net(torch.from_numpy(frames[i:i + batch]).to(next(net.parameters()).device))
+            out.append(masks.cpu().numpy().astype(np.float16))
+    return np.concatenate(out)
+
+
+def mask_statistics(net: PartNet, frames: np.ndarray, batch: int = 32, masks: np.ndarray | None = None) -> dict:
     """Quality figures of a trained network on (letterboxed) frames, no ground truth needed.
+
+    ``masks``: the network's masks on ``frames`` when already computed (:func:`predict_masks`).
 
     Returns:
         {"foreground_fraction": mean share of pixels not on the background,
@@ -591,13 +609,9 @@ def mask_statistics(net: PartNet, frames: np.ndarray, batch: int = 32) -> dict:
          "label_flicker": mean share of foreground pixels whose label changes between
          consecutive frames}.
     """
-    net = net.eval()
-    labels = []
-    with torch.no_grad():
-        for i in range(0, len(frames), batch):
-            masks, _ = net(torch.from_numpy(frames[i:i + batch]).to(next(net.parameters()).device))
-            labels.append(part_labels(masks.cpu().numpy(), axis=1))
-    lab = np.concatenate(labels)
+    if masks is None:
+        masks = predict_masks(net, frames, batch)
+    lab = part_labels(masks, axis=1)
     k = net.config.num_parts
     area = [float((lab == i + 1).mean()) for i in range(k)]
     fg = lab > 0
@@ -605,6 +619,28 @@ def mask_statistics(net: PartNet, frames: np.ndarray, batch: int = 32) -> dict:
     flicker = float(change.sum() / max(1, (fg[1:] | fg[:-1]).sum()))
     return {"foreground_fraction": float(fg.mean()), "part_area": [round(a, 5) for a in area],
             "dead_parts": [i + 1 for i, a in enumerate(area) if a < 1e-3], "label_flicker": round(flicker, 4)}
+
+
+def scenery_parts(masks: np.ndarray, frames: np.ndarray, static_camera: bool = True) -> tuple[list, tuple[int, ...]]:
+    """The parts of a trained network that model the scenery, to fold into the background.
+
+    Args:
+        masks: ``(T, K+1, h, w)`` the network's masks on ``frames`` (:func:`predict_masks`).
+        frames: ``(T, S, S, 3)`` uint8 letterboxed training frames.
+        static_camera: use the "on the static background" test (off with a moving camera).
+
+    Returns:
+        (the :class:`engine.scenery.ScenePart` scores of every part, the 1-based ids to drop).
+        Nothing is dropped when every part is flagged (the subject was not found; the bundle
+        keeps all parts and the notes say so).
+    """
+    from engine.scenery import detect_scenery
+
+    scores = detect_scenery(masks.astype(np.float32), frames if static_camera else None)
+    drop = tuple(s.part for s in scores if s.scenery)
+    if len(drop) == len(scores):
+        drop = ()
+    return scores, drop
 
 
 def train_bundle(frames: np.ndarray, out_dir: str | Path, net_config: NetConfig, train_config: TrainConfig,
@@ -644,6 +680,28 @@ def train_bundle(frames: np.ndarray, out_dir: str | Path, net_config: NetConfig,
                                 last=result["last"])
 
 
+def _json_safe(d: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else (round(v, 4) if isinstance(v, float) else v))
+            for k, v in d.items()}
+
+
+def _scenery_notes(scores: list, drop: tuple[int, ...]) -> str:
+    if not scores:
+        return ""
+    lines = ["## Parts on the scenery (engine.scenery, measured on the training frames)", ""]
+    flagged = [s for s in scores if s.scenery]
+    if not flagged:
+        lines.append("None: every part is on the moving subject.")
+    else:
+        for s in flagged:
+            lines.append(f"- part {s.part}: {s.reason}")
+        lines.append("")
+        lines.append(f"Folded into the background (dropped): {list(drop)}; undo with "
+                     "`parttrack label BUNDLE --reset-edits`." if drop else
+                     "Every part was flagged, so none was dropped: the subject was probably not found.")
+    return "\n".join(lines) + "\n"
+
+
 def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos: tuple[dict, ...] = (),
                          part_names: tuple[str, ...] = (), notes_extra: str = "",
                          last: dict | None = None, extra: dict | None = None) -> Path:
@@ -654,14 +712,18 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
 
     net_config, train_config, frames = trainer.cfg, trainer.tcfg, trainer.frames.cpu().numpy()
     net = network_from_trainer(trainer)
-    stats = mask_statistics(net, frames)
+    masks = predict_masks(net, frames)
+    stats = mask_statistics(net, frames, masks=masks)
+    scores, drop = scenery_parts(masks, frames, train_config.static_background) if train_config.fold_scenery else ([], ())
+    del masks
     last = {k: round(v, 4) for k, v in (last or {}).items()}
     result = {"steps": trainer.step, "elapsed_s": trainer.elapsed_s}
     meta = BundleMeta(num_parts=net_config.num_parts, input_size=net_config.input_size,
                       mask_size=net_config.mask_size, part_names=part_names,
-                      training_videos=training_videos,
+                      training_videos=training_videos, dropped_parts=drop,
                       extra={"training_steps": result["steps"], "training_wall_s": round(result["elapsed_s"], 1),
-                             "final_losses": last, "mask_statistics": stats, **(extra or {})})
+                             "final_losses": last, "mask_statistics": stats,
+                             "scenery": [_json_safe(asdict(sc)) for sc in scores], **(extra or {})})
     names = ", ".join(v.get("name", "?") for v in training_videos) or "(frames)"
     notes = f"""# Model bundle
 
@@ -682,6 +744,7 @@ ICML 2021, adapted for real-time CPU inference; see engine/model.py and engine/t
 - Parts that never win a pixel (dead): {stats['dead_parts'] or 'none'}
 - Label flicker between consecutive frames (share of foreground pixels): {stats['label_flicker']}
 
+{_scenery_notes(scores, drop)}
 Part order is arbitrary: name the parts with `parttrack label {Path(out_dir)} --name 1=...`.
 {notes_extra}"""
     return export_bundle(net, trainer.config_dict(), meta, out_dir, notes)
