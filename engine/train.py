@@ -29,6 +29,7 @@ snapshots (``snapshots/step_XXXXXX.png``) go to the run folder.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -137,6 +138,10 @@ class TrainConfig:
         cluster_steps: with a ``cluster`` weight, the cluster loss (:func:`engine.losses.cluster_loss`
             against :func:`engine.motion_init.motion_clusters`) is on at full weight for this many
             first steps, then fades out linearly over as many more.
+        restarts, restart_steps: with ``restarts`` > 1, a fresh run starts that many times (seeds
+            ``seed + 1000·r``) for ``restart_steps`` steps each and continues the start whose
+            reconstruction of a fixed set of held-out frame pairs is best (no labels:
+            :meth:`Trainer.heldout_score`); the discarded starts count against the budget.
         fold_scenery: (default on) at the end of training, the parts that model the scenery
             (:func:`engine.scenery.detect_scenery` on the training frames: never visible,
             static, on the static background, or spread) are recorded in the bundle as dropped
@@ -172,6 +177,8 @@ class TrainConfig:
     illumination: bool = True
     cluster_steps: int = 300
     fold_scenery: bool = True
+    restarts: int = 1
+    restart_steps: int = 300
     device: str = "cpu"
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -248,6 +255,7 @@ class Trainer:
         self.background = torch.nn.Parameter(torch.from_numpy(med).permute(2, 0, 1).contiguous().to(self.device))
         learn_bg = train_config.static_background and train_config.learn_background
         self.background.requires_grad_(learn_bg)
+        self._background0 = self.background.data.clone()
         params = list(self.net.parameters()) + ([self.background] if learn_bg else [])
         self.opt = torch.optim.Adam(params, lr=train_config.lr)
         self.step = 0
@@ -532,9 +540,93 @@ class Trainer:
         return out
 
     # -- the loop ------------------------------------------------------------------------
+    def reinitialise(self, seed: int) -> None:
+        """A fresh start: new network weights, optimiser and random streams from ``seed``; step 0."""
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.warp_gen = torch.Generator().manual_seed(seed)
+        self.net = build_network(self.cfg).to(self.device)
+        self.background.data.copy_(self._background0)
+        learn_bg = self.tcfg.static_background and self.tcfg.learn_background
+        self.opt = torch.optim.Adam(list(self.net.parameters()) + ([self.background] if learn_bg else []), lr=self.tcfg.lr)
+        self.step = 0
+
+    def _state(self) -> dict:
+        return {"net": copy.deepcopy(self.net.state_dict()), "opt": copy.deepcopy(self.opt.state_dict()),
+                "background": self.background.data.clone(), "rng": copy.deepcopy(self.rng.bit_generator.state),
+                "warp_rng": self.warp_gen.get_state(), "step": self.step}
+
+    def _set_state(self, st: dict) -> None:
+        self.net.load_state_dict(st["net"])
+        self.opt.load_state_dict(st["opt"])
+        self.background.data.copy_(st["background"])
+        self.rng.bit_generator.state = st["rng"]
+        self.warp_gen.set_state(st["warp_rng"])
+        self.step = st["step"]
+
+    def _loop(self, max_steps: int, limit_s: float, log_path: Path, bar, start: float, main: bool, on_step=None) -> dict:
+        """Train until ``max_steps`` or ``limit_s``, logging every step to ``log_path``; ``main``:
+        snapshots, checkpoints and ``on_step`` as configured (off for restart candidates)."""
+        tc = self.tcfg
+        last: dict[str, float] = {}
+        new_log = not log_path.exists()
+        with open(log_path, "a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new_log:
+                writer.writerow(["step", "elapsed_s"] + list(LOSS_TERMS))
+            while self.step < max_steps and self.elapsed_s < limit_s:
+                last = self.train_step()
+                self.elapsed_s = time.perf_counter() - start
+                writer.writerow([self.step, f"{self.elapsed_s:.1f}"] + [f"{last.get(k_, 0.0):.5f}" for k_ in LOSS_TERMS])
+                bar.update(1)
+                bar.set_postfix({k_: f"{v:.3f}" for k_, v in last.items() if k_ in ("total", "rec_target", "background")})
+                if not main:
+                    continue
+                if self.step % tc.snapshot_every == 0:
+                    self.snapshot()
+                    fh.flush()
+                if self.step % tc.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if on_step is not None:
+                    on_step(self, last)
+        return last
+
+    def _restart_phase(self, limit_s: float, bar, start: float) -> None:
+        """``restarts`` short starts of ``restart_steps`` steps from seeds ``seed + 1000·r``; the
+        one with the lowest label-free held-out reconstruction loss (:meth:`heldout_score`)
+        is kept and continued. Each candidate's log and last snapshot go to ``restarts/``;
+        the choice to ``restarts/choice.json``; the kept one's log is copied into log.csv."""
+        tc = self.tcfg
+        folder = self.run_dir / "restarts"
+        folder.mkdir(exist_ok=True)
+        best, scores = None, []
+        for r in range(tc.restarts):
+            if r > 0:
+                self.reinitialise(tc.seed + 1000 * r)
+            log = folder / f"r{r}_log.csv"
+            log.unlink(missing_ok=True)
+            self._loop(tc.restart_steps, limit_s, log, bar, start, main=False)
+            self.snapshot(folder / f"r{r}_step_{self.step:06d}.png")
+            score = self.heldout_score()
+            scores.append({"restart": r, "seed": tc.seed + 1000 * r, "steps": self.step, **score})
+            if best is None or score["rec_target"] < best[0]:
+                best = (score["rec_target"], r, self._state())
+            if self.elapsed_s >= limit_s:
+                break
+        self._set_state(best[2])
+        (folder / "choice.json").write_text(json.dumps({"kept": best[1], "criterion": "rec_target",
+                                                        "candidates": scores}, indent=2) + "\n")
+        (self.run_dir / "log.csv").write_text((folder / f"r{best[1]}_log.csv").read_text())
+        self.restart_choice = {"kept": best[1], "candidates": scores}
+
     def run(self, progress: bool = True, on_step=None) -> dict:
         """Train until ``steps`` or ``minutes`` is reached (whichever first). Ctrl-C saves a
-        checkpoint and re-raises KeyboardInterrupt.
+        checkpoint and re-raises KeyboardInterrupt (during the restart phase nothing is saved:
+        a resumed run starts that phase again).
+
+        With ``restarts`` > 1 a fresh run first makes that many short starts and keeps the best
+        (:meth:`_restart_phase`); the discarded starts count against the budget (steps and
+        minutes alike).
 
         Returns:
             {"steps", "elapsed_s", "last": last loss terms}.
@@ -544,35 +636,23 @@ class Trainer:
         tc = self.tcfg
         limit_s = tc.minutes * 60 if tc.minutes else math.inf
         max_steps = tc.steps if tc.steps else 10 ** 9
-        log_path = self.run_dir / "log.csv"
-        new_log = not log_path.exists()
+        restarting = tc.restarts > 1 and self.step < tc.restart_steps
+        if tc.restarts > 1 and max_steps < 10 ** 9:
+            max_steps -= (tc.restarts - 1) * tc.restart_steps
+        if restarting and self.step:
+            self.reinitialise(tc.seed)
         bar = tqdm(total=None if max_steps >= 10 ** 9 else max_steps, initial=self.step, disable=not progress,
                    desc="train", unit="step", dynamic_ncols=True)
         last: dict[str, float] = {}
         start = time.perf_counter() - self.elapsed_s
         try:
-            with open(log_path, "a", newline="") as fh:
-                writer = None
-                while self.step < max_steps and self.elapsed_s < limit_s:
-                    last = self.train_step()
-                    self.elapsed_s = time.perf_counter() - start
-                    if writer is None:
-                        writer = csv.writer(fh)
-                        keys = list(LOSS_TERMS)
-                        if new_log:
-                            writer.writerow(["step", "elapsed_s"] + keys)
-                    writer.writerow([self.step, f"{self.elapsed_s:.1f}"] + [f"{last.get(k_, 0.0):.5f}" for k_ in keys])
-                    bar.update(1)
-                    bar.set_postfix({k_: f"{v:.3f}" for k_, v in last.items() if k_ in ("total", "rec_target", "background")})
-                    if self.step % tc.snapshot_every == 0:
-                        self.snapshot()
-                        fh.flush()
-                    if self.step % tc.checkpoint_every == 0:
-                        self.save_checkpoint()
-                    if on_step is not None:
-                        on_step(self, last)
+            if restarting:
+                self._restart_phase(limit_s, bar, start)
+                self.save_checkpoint()
+            last = self._loop(max_steps, limit_s, self.run_dir / "log.csv", bar, start, main=True, on_step=on_step)
         except KeyboardInterrupt:
-            self.save_checkpoint()
+            if not restarting or hasattr(self, "restart_choice"):
+                self.save_checkpoint()
             raise
         finally:
             bar.close()

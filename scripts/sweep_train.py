@@ -42,6 +42,8 @@ RECIPES: dict[str, dict] = {
     "noillum": {"illumination": False},                                  # the default before illumination
     "cluster": {"weights": {"cluster": 1.0}},
     "cluster3": {"weights": {"cluster": 3.0}, "cluster_steps": 500},
+    "restarts3": {"restarts": 3, "restart_steps": 300},
+    "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 
 #: Steps at which a run records its label-free held-out score (Trainer.heldout_score).

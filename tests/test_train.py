@@ -167,3 +167,42 @@ def test_cli_train_end_to_end(tmp_path, frames):
     assert main(["train", str(video), "-o", str(tmp_path / "m"), "--parts", "2", "--size", "32", "--steps", "4",
                  "--batch", "2", "--no-progress", "--resume"]) == 0
     assert load_bundle(tmp_path / "m").meta.extra["training_steps"] == 4
+
+
+def test_restarts_keep_the_start_with_the_best_heldout_reconstruction(frames, tmp_path):
+    run = tmp_path / "run"
+    tr = Trainer(frames, TINY, _cfg(steps=10, restarts=3, restart_steps=3), run)
+    tr.run(progress=False)
+    choice = json.loads((run / "restarts" / "choice.json").read_text())
+    assert [c["seed"] for c in choice["candidates"]] == [0, 1000, 2000]
+    scores = [c["rec_target"] for c in choice["candidates"]]
+    assert choice["kept"] == int(np.argmin(scores))
+    # the discarded starts count against the step budget: 10 − 2 × 3 steps on the kept line
+    assert tr.step == 4
+    log = (run / "log.csv").read_text().splitlines()
+    assert len(log) == 1 + 4 and log[3].startswith("3,")
+    # the kept line continues from the kept candidate: its first 3 logged steps are that candidate's
+    kept = (run / "restarts" / f"r{choice['kept']}_log.csv").read_text().splitlines()
+    assert log[:4] == kept
+    # a resumed run does not restart again
+    b = Trainer(frames, TINY, _cfg(steps=12, restarts=3, restart_steps=3), run)
+    assert b.load_checkpoint() and b.step == 4
+    b.run(progress=False)
+    assert b.step == 6
+
+
+def test_scenery_parts_are_recorded_as_dropped(frames, tmp_path):
+    from engine.train import predict_masks, scenery_parts
+
+    tr = Trainer(frames, TINY, _cfg(steps=2), tmp_path / "run")
+    masks = predict_masks(tr.net, prepare_frames(frames, 32))
+    assert masks.shape == (24, 4, 8, 8) and masks.dtype == np.float16
+    masks = np.zeros_like(masks)
+    masks[:, 0] = 1.0
+    masks[:, 1, 2:5, 2:5], masks[:, 0, 2:5, 2:5] = 1.0, 0.0            # part 1: a frozen patch (scenery)
+    for t in range(24):                                                 # part 2: a blob moving over the frame
+        x = t % 6
+        masks[t, 2, 5:7, x:x + 2], masks[t, 0, 5:7, x:x + 2] = 1.0, 0.0
+    scores, drop = scenery_parts(masks, prepare_frames(frames, 32), static_camera=False)
+    assert 1 in drop and 2 not in drop and 3 in drop                    # part 3 is never visible
+    assert "static" in scores[0].reason and "never visible" in scores[2].reason
