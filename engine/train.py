@@ -15,12 +15,10 @@ image initialised to the per-pixel temporal median of the training frames, inste
 decoded from the source frame; the background stays where it is in the target. During the
 background warm-up the same image also gives a background-subtraction prior (loss
 ``change_prior``, not in the paper): pixels that differ from it should not go to the
-background slot. Without it the static image, a near-perfect reconstruction of most of each
-frame from the first step, drove every pixel to the background slot within ~100–200 steps in
-4 of 8 seeds of the trained/synth recipe (a collapse the parts never leave: their masks, and so
-their gradients, are zero); with it (weight 0.3, the default) none of those 4 seeds collapsed
-(foreground share 0.10–0.13 after 600 steps, true ≈ 0.11). At weight 1.0 it also prevented the
-collapse but left worse parts after 20 minutes (trained/synth/NOTES.md, "Training record").
+background slot: the static image reconstructs most of each frame from the first step and
+would otherwise draw every pixel to the background slot, a collapse the parts never leave
+(their masks, and so their gradients, are zero). Why each default is what it is, with the
+measurements: docs/training.md.
 
 Weights of 0 switch a loss off (and skip its computation). The config, checkpoints
 (``checkpoint.pt``, plain tensors, loaded with ``weights_only=True``), a CSV log and mask
@@ -108,9 +106,8 @@ class TrainConfig:
             (1, 2 or 4): masks and part images are upsampled bilinearly — as the inference
             does with the masks — before assembly, and the frames are area-downsampled to that
             size. At 1, a limb one mask pixel wide blurs into the background colour in the
-            target image and gives the parts little reconstruction signal. Measured on a
-            generated video: 2 gave no better masks than 1 and made the early all-background
-            collapse likelier, so 1 is the default.
+            target image and gives the parts little reconstruction signal. Default 1
+            (docs/training.md).
         static_background: the background slot shows one fixed image (static camera: the
             per-pixel temporal median) instead of an image decoded from the source frame.
         learn_background: let that image be learnt (it drifts towards parts that stay put,
