@@ -22,7 +22,9 @@ pixel dominate thin parts). Thresholds are in :class:`SceneryThresholds`.
 * **spread** — the region is not one compact blob: the compactness ``|R| / (4π·√det Σ)``
   (its area over the area of the ellipse of its spatial covariance Σ; 1 for a filled
   ellipse, ≈ 0.95 for a filled rectangle, → 0 for pixels scattered over the frame) has a
-  median over the frames where it is visible below ``min_compactness``.
+  median over the frames where it is visible below ``min_compactness`` while its ellipse covers
+  at least ``min_spread_extent`` of the frame (two small blobs moving together, such as a
+  pair of ears, are not spread).
 
 A part is flagged as scenery when any test fires. A part of the subject that never moves in
 the whole video is indistinguishable from scenery by these tests and is flagged too.
@@ -161,7 +163,11 @@ class SceneryThresholds:
             frame (area-averaged to the mask grid, 0–255) is within this of the median.
         min_on_background: at or above this share of its region on background pixels the
             part is "on the background".
-        min_compactness: below this median compactness the part is "spread".
+        min_compactness: below this median compactness, and with its covariance ellipse
+            covering at least ``min_spread_extent`` of the frame (median over its visible
+            frames), the part is "spread" (a low compactness alone also fits two small blobs
+            that move together, such as a pair of ears).
+        min_spread_extent: see ``min_compactness``.
     """
 
     min_area: float = 0.002
@@ -170,6 +176,7 @@ class SceneryThresholds:
     background_tol: float = 12.0
     min_on_background: float = 0.9
     min_compactness: float = 0.25
+    min_spread_extent: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -269,12 +276,14 @@ def detect_scenery(masks: np.ndarray, frames: np.ndarray | None = None, *,
     syy = np.einsum("nkhw,hw->nk", pf, yy * yy) / safe - my * my + 1.0 / 12.0
     sxy = np.einsum("nkhw,hw->nk", pf, xx * yy) / safe - mx * my
     det = np.maximum(sxx * syy - sxy * sxy, 1e-12)
-    comp = mass / (4.0 * math.pi * np.sqrt(det))  # (N, K)
+    ellipse = 4.0 * math.pi * np.sqrt(det)  # (N, K) area of the covariance ellipse, mask pixels
+    comp = mass / ellipse
 
     out = []
     for j in range(k1 - 1):
         vis = visible[:, j]
         compactness = float(np.median(comp[vis, j])) if vis.any() else math.nan
+        extent = float(np.median(ellipse[vis, j])) / (h * w) if vis.any() else math.nan
         reasons = []
         if visible_frac[j] < th.min_visible:
             reasons.append(f"never visible (≥ {th.min_area:.1%} of the frame in "
@@ -284,8 +293,9 @@ def detect_scenery(masks: np.ndarray, frames: np.ndarray | None = None, *,
                 reasons.append(f"static (temporal change {change[j]:.2f} < {th.max_static_change})")
             if on_bg[j] >= th.min_on_background:
                 reasons.append(f"on the static background ({on_bg[j]:.0%} of its mass)")
-            if compactness < th.min_compactness:
-                reasons.append(f"spread over the frame (compactness {compactness:.2f} < {th.min_compactness})")
+            if compactness < th.min_compactness and extent >= th.min_spread_extent:
+                reasons.append(f"spread over the frame (compactness {compactness:.2f} < {th.min_compactness}, "
+                               f"its ellipse covers {extent:.0%} of the frame)")
         out.append(ScenePart(part=j + 1, visible_frac=float(visible_frac[j]), mean_area=float(area[:, j].mean()),
                              change=float(change[j]), on_background=float(on_bg[j]),
                              compactness=compactness, scenery=bool(reasons), reason="; ".join(reasons)))

@@ -130,3 +130,16 @@ def test_bad_inputs():
         detect_scenery(np.zeros((3, 8, 8), np.float32))
     with pytest.raises(ValueError, match="frames must be"):
         detect_scenery(np.full((4, 2, 8, 8), 0.5, np.float32), np.zeros((3, 8, 8, 3), np.uint8))
+
+
+def test_two_small_blobs_moving_together_are_not_spread():
+    # a pair of ears: low compactness (two blobs) but a small ellipse, so not "spread"
+    n = 20
+    masks = np.zeros((n, 2, MASK, MASK), np.float32)
+    masks[:, 0] = 1.0
+    for t in range(n):
+        for x0 in (8, 14):
+            masks[t, 1, 4:7, x0 + t % 5:x0 + 2 + t % 5] = 1.0
+    masks[:, 0] -= masks[:, 1]
+    (score,) = detect_scenery(masks)
+    assert score.compactness < 0.25 and not score.scenery
