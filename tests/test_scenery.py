@@ -138,7 +138,7 @@ def test_two_small_blobs_moving_together_are_not_spread():
     masks = np.zeros((n, 2, MASK, MASK), np.float32)
     masks[:, 0] = 1.0
     for t in range(n):
-        for x0 in (8, 14):
+        for x0 in (4, 20):
             masks[t, 1, 4:7, x0 + t % 5:x0 + 2 + t % 5] = 1.0
     masks[:, 0] -= masks[:, 1]
     (score,) = detect_scenery(masks)
