@@ -240,13 +240,16 @@ def masks_to_source(masks: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> n
                                borderMode=cv2.BORDER_REPLICATE) for m in masks])
 
 
-def predict_video(runtime, frames: np.ndarray, batch_size: int = 16) -> Prediction:
+def predict_video(runtime, frames: np.ndarray, batch_size: int = 16, refine: bool = False) -> Prediction:
     """Run a runtime (:class:`engine.runtime.base.Runtime`) over source frames.
 
     Args:
         runtime: built by :func:`engine.runtime.create_runtime`.
         frames: ``(T, H, W, 3)`` uint8 RGB source frames.
         batch_size: frames per ``infer`` call.
+        refine: resample the masks to the frame with the frame as guide
+            (:class:`engine.refine.MaskRefiner`, as the label images and overlay do) instead
+            of bilinearly.
 
     Returns:
         :class:`Prediction` in source pixels (see module docstring).
@@ -258,15 +261,20 @@ def predict_video(runtime, frames: np.ndarray, batch_size: int = 16) -> Predicti
     centres = np.zeros((t, k, 2))
     centroids = np.zeros((t, k, 2))
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    maps = None
+    maps = refiner = None
     for start in range(0, t, batch_size):
         batch = np.stack([lb.apply(f) for f in frames[start:start + batch_size]])
         out = runtime.infer(batch)
         if maps is None:
             maps = _source_sampling_maps(lb, *out.masks.shape[2:])
+            if refine:
+                from engine.refine import MaskRefiner
+
+                refiner = MaskRefiner((h, w), out.masks.shape[2:], lb)
         centres[start:start + len(batch)] = lb.norm_to_source(out.transforms[..., 4:6])
         for i, m in enumerate(out.masks):
-            src = masks_to_source(m, maps)
+            src = (refiner(np.asarray(m, np.float32), frames[start + i]).to_source() if refiner is not None
+                   else masks_to_source(m, maps))
             labels[start + i] = part_labels(src)
             fg = src[1:].astype(np.float64)
             area = fg.sum(axis=(1, 2))
@@ -290,7 +298,8 @@ def _read_video_frames(path: Path) -> np.ndarray:
 
 
 def evaluate_bundle(bundle_path: str | Path, video: str | Path | SyntheticVideo, backend: str = "onnxruntime",
-                    matching: str = "hungarian", batch_size: int = 16, threads: int | None = None) -> dict:
+                    matching: str = "hungarian", batch_size: int = 16, threads: int | None = None,
+                    refine: bool = False) -> dict:
     """Run a model bundle on a synthetic video and score it against the ground truth.
 
     Args:
@@ -302,6 +311,7 @@ def evaluate_bundle(bundle_path: str | Path, video: str | Path | SyntheticVideo,
         matching: ``"hungarian"`` or ``"max_overlap"`` (see :func:`part_iou`).
         batch_size: frames per inference call.
         threads: CPU threads for the runtime (None = its default).
+        refine: score the guided-filter masks (see :func:`predict_video`).
 
     Returns:
         the dict of :func:`evaluate_prediction` plus ``bundle``, ``video``, ``runtime``.
@@ -324,7 +334,7 @@ def evaluate_bundle(bundle_path: str | Path, video: str | Path | SyntheticVideo,
         if frames.shape[:3] != gt.labels.shape:
             raise InputError(f"{vdir}: video has {frames.shape[:3]} (T, H, W) but the ground truth has {gt.labels.shape}")
     runtime = create_runtime(bundle_path, backend=backend, threads=threads)
-    pred = predict_video(runtime, frames, batch_size=batch_size)
+    pred = predict_video(runtime, frames, batch_size=batch_size, refine=refine)
     result = evaluate_prediction(pred.labels, pred.centres, gt, runtime.meta.num_parts, matching,
                                  pred_centroids=pred.centroids)
     result.update(bundle=str(bundle_path), video=name, runtime=runtime.describe())

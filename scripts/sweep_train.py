@@ -94,10 +94,12 @@ def run_one(job: dict) -> dict:
     bundle = write_trained_bundle(trainer, run_dir / "bundle", last=result["last"])
     held = render_video(VIDEO["test_frames"], motion_seed=VIDEO["test_motion_seed"], **common)
     res = evaluate_bundle(bundle, held, threads=1)
+    ref = evaluate_bundle(bundle, held, threads=1, refine=True)
     row = {"recipe": job["recipe"], "plan": job["plan"], "seed": job["seed"], "figure_seed": fs,
            "steps": trainer.step, "train_s": round(trainer.elapsed_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
            "part_iou": round(res["part_iou"], 4), "foreground_iou": round(res["foreground_iou"], 4),
            "landmark_error_pct": round(res["landmark_error_pct"], 3),
+           "part_iou_refined": round(ref["part_iou"], 4), "foreground_iou_refined": round(ref["foreground_iou"], 4),
            "per_part": {k: round(v, 3) for k, v in res["part_iou_per_part"].items()},
            "final_losses": {k: round(v, 4) for k, v in result["last"].items()},
            "heldout_scores": scores}

@@ -39,6 +39,9 @@ def add_parser(sub):
                    help="how learned parts are matched to ground-truth parts (default hungarian)")
     p.add_argument("--backend", default="onnxruntime", help="auto|onnxruntime|tensorrt|torch (default onnxruntime)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
+    p.add_argument("--refine", action="store_true",
+                   help="score the masks resampled with the frame as guide (as the label images and overlay "
+                        "draw them) instead of bilinearly")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run)
 
@@ -69,7 +72,7 @@ def run(args) -> int:
         target = Path(args.video_dir)
     else:
         raise InputError("nothing to evaluate on", "pass VIDEO_DIR or --generate")
-    result = evaluate_bundle(args.bundle, target, backend=args.backend, matching=args.matching,
+    result = evaluate_bundle(args.bundle, target, backend=args.backend, matching=args.matching, refine=args.refine,
                              threads=args.threads)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
