@@ -96,3 +96,85 @@ class PairFlow:
 def to_gray(frames_rgb: np.ndarray) -> np.ndarray:
     """``(T, H, W, 3)`` uint8 RGB → ``(T, H, W)`` uint8 luma (OpenCV's RGB2GRAY weights)."""
     return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames_rgb])
+
+
+def global_affine_residual(flow: np.ndarray, valid: np.ndarray, iterations: int = 3,
+                           inlier_mads: float = 3.0, step: int = 4) -> np.ndarray:
+    """Flow left over after the dominant (camera) motion: ``|flow − A·[x, y, 1]|`` per pixel.
+
+    The 2×3 affine motion ``A`` is fitted by least squares to the trusted pixels of a
+    ``step``-subsampled grid, then refitted ``iterations − 1`` times on the pixels within
+    ``inlier_mads`` × 1.4826 × the median absolute residual (the moving subject falls out as
+    outliers). For a static camera ``A`` ≈ 0 and the residual is the flow's magnitude.
+
+    Args:
+        flow: ``(H, W, 2)`` float32 displacement in pixels (module conventions).
+        valid: ``(H, W)`` bool, trusted pixels.
+
+    Returns:
+        ``(H, W)`` float32 residual magnitude in pixels, on every pixel (mask it with ``valid``
+        where that matters).
+    """
+    h, w = valid.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    design = np.stack([xs, ys, np.ones_like(xs)], -1)                      # (H, W, 3)
+    sel = valid[::step, ::step]
+    x = design[::step, ::step][sel].astype(np.float64)
+    f = flow[::step, ::step][sel].astype(np.float64)
+    if len(x) < 6:
+        return np.hypot(flow[..., 0], flow[..., 1]).astype(np.float32)
+    keep = np.ones(len(x), bool)
+    coef = np.zeros((3, 2))
+    for _ in range(max(1, iterations)):
+        if keep.sum() < 6:
+            break
+        coef = np.linalg.lstsq(x[keep], f[keep], rcond=None)[0]             # (3, 2)
+        res = np.hypot(*(f - x @ coef).T)
+        keep = res <= inlier_mads * 1.4826 * np.median(res) + 0.05
+    pred = design @ coef.astype(np.float32)
+    return np.hypot(flow[..., 0] - pred[..., 0], flow[..., 1] - pred[..., 1]).astype(np.float32)
+
+
+def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...] = (3, 10, 25),
+                  threshold_px: float = 1.0, preset: str = "fast", progress=None) -> np.ndarray:
+    """Per frame, the share of each mask pixel that moves relative to the dominant motion.
+
+    A pixel of frame t "moves" when, for at least one of the frames ``t ± g`` (``g`` in
+    ``gaps``, those inside the video), its optical flow is trusted (forward–backward check,
+    :meth:`PairFlow.pixels`) and differs from the frame's dominant affine motion
+    (:func:`global_affine_residual`: the camera's) by more than ``threshold_px`` input pixels.
+    The moving subject's pixels move in some of those pairs; the scenery's do not, whatever
+    the camera does (up to an affine motion). Occluded pixels fail the check and count as
+    not moving.
+
+    Args:
+        gray: ``(T, S, S)`` uint8 grayscale frames.
+        size: ``(h, w)`` output (mask) resolution.
+        gaps: frame distances compared.
+        threshold_px: residual motion threshold in input pixels.
+        preset: DIS preset (:data:`PRESETS`).
+        progress: optional callable ``progress(done, total)``.
+
+    Returns:
+        ``(T, h, w)`` float32 in [0, 1]: the share of moving input pixels per mask pixel.
+
+    Raises:
+        ValueError: bad shapes or an unknown preset.
+    """
+    if gray.ndim != 3 or gray.dtype != np.uint8 or len(gray) < 2:
+        raise ValueError(f"gray must be (T >= 2, S, S) uint8, got {gray.shape} {gray.dtype}")
+    pf = PairFlow(size, preset)
+    t_n = len(gray)
+    h, w = int(size[0]), int(size[1])
+    out = np.zeros((t_n, h, w), np.float32)
+    for t in range(t_n):
+        moving = np.zeros(gray.shape[1:], bool)
+        for g in gaps:
+            for other in (t + g, t - g):
+                if 0 <= other < t_n:
+                    flow, valid = pf.pixels(gray[t], gray[other])
+                    moving |= valid & (global_affine_residual(flow, valid) > threshold_px)
+        out[t] = cv2.resize(moving.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        if progress is not None:
+            progress(t + 1, t_n)
+    return out

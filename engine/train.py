@@ -139,6 +139,10 @@ class TrainConfig:
             ``seed + 1000·r``) for ``restart_steps`` steps each and continues the start whose
             reconstruction of a fixed set of held-out frame pairs is best (no labels:
             :meth:`Trainer.heldout_score`); the discarded starts count against the budget.
+        motion_changed: (default on) without a static background (a moving camera), the
+            changed-pixel map of the usage loss and the change prior is the map of pixels that
+            move relative to the dominant (camera) motion in some nearby frame
+            (:func:`engine.flow.moving_pixels`) instead of nothing.
         fold_scenery: (default on) at the end of training, the parts that model the scenery
             (:func:`engine.scenery.detect_scenery` on the training frames: never visible,
             static, on the static background, or spread) are recorded in the bundle as dropped
@@ -174,6 +178,7 @@ class TrainConfig:
     illumination: bool = True
     cluster_steps: int = 300
     fold_scenery: bool = True
+    motion_changed: bool = True
     restarts: int = 1
     restart_steps: int = 300
     device: str = "cpu"
@@ -260,6 +265,12 @@ class Trainer:
         self.snap_idx = np.linspace(0, len(frames) - 1, 4).round().astype(int)
         self.pair_flow, self.gray = None, None
         self.clusters = None
+        self.moving = None
+        if not train_config.static_background and train_config.motion_changed:
+            from engine.flow import moving_pixels, to_gray
+
+            cv2.setNumThreads(1)
+            self.moving = torch.from_numpy(moving_pixels(to_gray(frames), net_config.mask_size)).to(self.device)
         if train_config.weights.cluster:
             from engine.motion_init import motion_clusters
 
@@ -363,12 +374,19 @@ class Trainer:
         bg = self.background_images(small)
         cache: list[torch.Tensor] = []
 
-        def changed() -> torch.Tensor:
-            """(2B, h, w) float {0, 1}: pixels whose mean |frame − static background| over RGB
-            exceeds ``change_threshold`` ([0, 1] units), at the mask resolution; computed once."""
+        def changed() -> torch.Tensor | None:
+            """(2B, h, w) float {0, 1} at the mask resolution, computed once: with a static
+            background, pixels whose mean |frame − static background| over RGB exceeds
+            ``change_threshold`` ([0, 1] units); without, the moving pixels
+            (:func:`engine.flow.moving_pixels`, ``motion_changed``; None when unavailable)."""
             if not cache:
-                diff = (small - bg.detach()).abs().mean(1, keepdim=True) * 0.5
-                cache.append(((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float())
+                if tc.static_background:
+                    diff = (small - bg.detach()).abs().mean(1, keepdim=True) * 0.5
+                    cache.append(((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float())
+                else:
+                    idx = self.batch_indices(src_u8, tgt_u8) if self.moving is not None else None
+                    cache.append(None if idx is None else
+                                 (self.moving[torch.from_numpy(np.concatenate(idx)).to(self.device)] > 0.25).float())
             return cache[0]
 
         # Retarget: Ṽ_k = T_k^t ∘ (T_k^s)^-1 ∘ V_k^s, background slot unchanged. D is pointwise,
@@ -400,9 +418,9 @@ class Trainer:
         if w.usage:
             # With usage_on_changed, a part's share counts only over pixels that differ from the
             # static background image, so parts parked on the scenery do not satisfy it.
-            where = changed() if tc.usage_on_changed and tc.static_background else None
+            where = changed() if tc.usage_on_changed and (tc.static_background or self.moving is not None) else None
             terms["usage"] = w.usage * L.part_usage_loss(masks_all, w.usage_share / k, where)
-        if w.change_prior and tc.static_background and ramp < 1:
+        if w.change_prior and (tc.static_background or self.moving is not None) and ramp < 1 and changed() is not None:
             # Background subtraction against the static background image: changed pixels to the
             # parts, unchanged ones to the background slot. Fades out as the background loss
             # fades in.

@@ -110,3 +110,39 @@ def test_trainer_with_flow_loss_logs_it(tmp_path):
     tr = Trainer(frames, NetConfig(num_parts=3, input_size=32), tc, tmp_path)
     terms = tr.train_step()
     assert terms["flow"] > 0 and np.isfinite(terms["total"])
+
+
+def test_global_affine_residual_removes_a_camera_pan():
+    from engine.flow import global_affine_residual
+
+    h = w = 64
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    flow = np.stack([0.02 * xs + 3.0, -0.01 * ys + 1.0], -1)          # camera: zoom-ish affine + pan
+    flow[20:30, 20:30] += (4.0, -2.0)                                   # the subject moves on its own
+    res = global_affine_residual(flow, np.ones((h, w), bool))
+    assert np.median(res) < 0.05
+    assert res[22:28, 22:28].min() > 3.5
+
+
+def test_moving_pixels_find_the_subject_under_a_camera_pan():
+    from engine.flow import moving_pixels
+
+    scene = _textured(0, 160)
+    blob = _textured(1, 24)
+    frames = []
+    for t in range(12):
+        x0 = 10 + 2 * t                                                  # the camera pans 2 px per frame
+        f = scene[20:116, x0:x0 + 96].copy()
+        bx = 30 + 3 * t - 2 * t                                          # the subject moves 3 px per frame in the scene
+        f[36:60, bx:bx + 24] = blob
+        frames.append(f)
+    gray = np.stack(frames)
+    share = moving_pixels(gray, (24, 24), gaps=(2, 4))
+    assert share.shape == (12, 24, 24) and share.dtype == np.float32
+    t = 6
+    bx = 30 + t
+    on = share[t, 36 // 4:60 // 4, bx // 4 + 1:(bx + 24) // 4 - 1]
+    off = np.ones((24, 24), bool)
+    off[36 // 4 - 2:60 // 4 + 2, bx // 4 - 2:(bx + 24) // 4 + 2] = False
+    assert on.mean() > 0.6
+    assert share[t][off].mean() < 0.1
