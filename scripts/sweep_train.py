@@ -43,6 +43,8 @@ RECIPES: dict[str, dict] = {
     "cluster": {"weights": {"cluster": 1.0}},
     "cluster3": {"weights": {"cluster": 3.0}, "cluster_steps": 500},
     "restarts3": {"restarts": 3, "restart_steps": 300},
+    "moving": {"static_background": False},                             # the decoded background, as in the paper
+    "moving_nomotion": {"static_background": False, "motion_changed": False},
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 
