@@ -555,6 +555,34 @@ class Trainer:
         return out
 
     # -- the loop ------------------------------------------------------------------------
+    def load_weights(self, bundle_dir: str | Path) -> None:
+        """Start from a bundle's network weights (``weights.npz``; warm start) instead of a random
+        initialisation. The optimiser and step stay fresh.
+
+        Raises:
+            InputError: the bundle's network settings (K, input size, widths...) differ from
+                this trainer's, or it has no readable config.json / weights.npz.
+        """
+        from engine.bundle import CONFIG_FILE, WEIGHTS_FILE
+        from engine.errors import BundleError
+        from engine.model import load_state_npz, read_config
+
+        d = Path(bundle_dir)
+        try:
+            theirs = NetConfig.from_dict(read_config(d / CONFIG_FILE)["network"])
+        except (BundleError, KeyError, OSError, TypeError, ValueError) as exc:
+            raise InputError(f"cannot start from {d}: no readable network settings ({exc})",
+                             "pass a bundle folder written by `parttrack train`") from None
+        if theirs != self.cfg:
+            raise InputError(f"cannot start from {d}: its network (K={theirs.num_parts}, input "
+                             f"{theirs.input_size}) differs from this one (K={self.cfg.num_parts}, input "
+                             f"{self.cfg.input_size})", "train with the same --parts and --size, or without --init")
+        try:
+            load_state_npz(self.net, d / WEIGHTS_FILE)
+        except BundleError as exc:
+            raise InputError(f"cannot start from {d}: {exc}") from None
+        self.initialised_from = str(d)
+
     def reinitialise(self, seed: int) -> None:
         """A fresh start: new network weights, optimiser and random streams from ``seed``; step 0."""
         torch.manual_seed(seed)
@@ -740,7 +768,8 @@ def scenery_parts(masks: np.ndarray, frames: np.ndarray, static_camera: bool = T
 
 def train_bundle(frames: np.ndarray, out_dir: str | Path, net_config: NetConfig, train_config: TrainConfig,
                  run_dir: str | Path, resume: bool = False, training_videos: tuple[dict, ...] = (),
-                 part_names: tuple[str, ...] = (), progress: bool = True, notes_extra: str = "") -> Path:
+                 part_names: tuple[str, ...] = (), progress: bool = True, notes_extra: str = "",
+                 init: str | Path | None = None) -> Path:
     """Train on letterboxed frames and write a bundle (:func:`engine.export.export_bundle`).
 
     Args:
@@ -751,6 +780,8 @@ def train_bundle(frames: np.ndarray, out_dir: str | Path, net_config: NetConfig,
         resume: continue from ``run_dir/checkpoint.pt``.
         training_videos: [{"name", "sha256", "frames"}] for the bundle metadata.
         part_names: optional K names.
+        init: a bundle folder to start from (:meth:`Trainer.load_weights`; ignored when a
+            checkpoint is resumed).
 
     Raises:
         OutputError: ``run_dir`` holds a checkpoint and ``resume`` is False, or a checkpoint of
@@ -768,8 +799,10 @@ def train_bundle(frames: np.ndarray, out_dir: str | Path, net_config: NetConfig,
             raise OutputError(f"the checkpoint in {run_dir} was made with a different network "
                               f"configuration ({old})", "resume with the same --parts/--size, or start a new run")
     trainer = Trainer(frames, net_config, train_config, run_dir)
-    if resume:
-        trainer.load_checkpoint()
+    resumed = trainer.load_checkpoint() if resume else False
+    if init is not None and not resumed:
+        trainer.load_weights(init)
+        notes_extra = f"\nStarted from the weights of {init} (warm start).\n" + notes_extra
     result = trainer.run(progress=progress)
     return write_trained_bundle(trainer, out_dir, training_videos, part_names, notes_extra,
                                 last=result["last"])

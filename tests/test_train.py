@@ -206,3 +206,20 @@ def test_scenery_parts_are_recorded_as_dropped(frames, tmp_path):
     scores, drop = scenery_parts(masks, prepare_frames(frames, 32), static_camera=False)
     assert 1 in drop and 2 not in drop and 3 in drop                    # part 3 is never visible
     assert "static" in scores[0].reason and "never visible" in scores[2].reason
+
+
+def test_warm_start_from_a_bundle_and_its_refusals(frames, tmp_path):
+    first = train_bundle(frames, tmp_path / "a", TINY, _cfg(steps=2), tmp_path / "run_a", progress=False)
+    tr = Trainer(frames, TINY, _cfg(steps=1), tmp_path / "run_b")
+    tr.load_weights(first)
+    theirs = np.load(first / "weights.npz")
+    for name, value in tr.net.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), theirs[name], atol=0)
+    other = NetConfig(num_parts=4, input_size=32, widths=(8, 8, 16, 16), latent_channels=4, decoder_hidden=8,
+                      head_hidden=8)
+    with pytest.raises(InputError, match="differs"):
+        Trainer(frames, other, _cfg(steps=1), tmp_path / "run_c").load_weights(first)
+    with pytest.raises(InputError):
+        tr.load_weights(tmp_path / "nothing")
+    out = train_bundle(frames, tmp_path / "b", TINY, _cfg(steps=1), tmp_path / "run_d", progress=False, init=first)
+    assert "warm start" in (out / "NOTES.md").read_text()
