@@ -120,9 +120,7 @@ class RefinedMasks:
         if lh <= self.masks.shape[1] or lw <= self.masks.shape[2]:
             labels = part_labels(self.masks)
         else:
-            hwc = np.ascontiguousarray(np.moveaxis(self.masks, 0, -1))
-            up = cv2.resize(hwc, (lw, lh), interpolation=cv2.INTER_LINEAR)
-            labels = part_labels(up.reshape(lh, lw, -1), axis=2)
+            labels = _planar_labels(self.masks, (lh, lw))
         if labels.shape != (h, w):
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
         return labels
@@ -133,6 +131,29 @@ class RefinedMasks:
         k1 = self.masks.shape[0]
         counts = np.bincount(part_labels(self.masks).ravel(), minlength=k1)[1:]
         return counts.astype(np.float64) * self.cell_area_px
+
+
+def _planar_labels(masks: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """:func:`engine.types.part_labels` of ``masks`` ``(K+1, h, w)`` resampled bilinearly to
+    ``size_hw``, one slot plane at a time (a running maximum: several times faster than the
+    arg-max over a ``(H, W, K+1)`` array; the same labels, first slot on ties)."""
+    lh, lw = size_hw
+    if masks.shape[0] == 1:
+        return np.zeros((lh, lw), np.uint8)
+
+    def up(k: int) -> np.ndarray:
+        return cv2.resize(np.ascontiguousarray(masks[k]), (lw, lh), interpolation=cv2.INTER_LINEAR)
+
+    best = up(1)
+    total = best.copy()
+    labels = np.ones((lh, lw), np.uint8)
+    for k in range(2, masks.shape[0]):
+        p = up(k)
+        labels[p > best] = k
+        np.maximum(best, p, out=best)
+        total += p
+    labels[up(0) >= total] = 0
+    return labels
 
 
 def _source_to_mask(letterbox: Letterbox | None, src_hw: tuple[int, int],
@@ -209,29 +230,45 @@ class MaskRefiner:
         """Refine one frame's masks.
 
         Args:
-            masks: ``(K+1, h, w)`` float32 soft masks of this frame (slot 0 = background).
-            frame: ``(H, W, 3)`` uint8 source frame, RGB (the project's frame order; the
-                colour guide treats the three channels alike, so BGR gives the same result).
+            masks: ``(K+1, h, w)`` soft masks of this frame (slot 0 = background), float, or
+                uint8 holding ``round(255·M)``.
+            frame: the guide, ``(H', W', 3)`` uint8 RGB (the project's frame order; the colour
+                guide treats the three channels alike, so BGR gives the same result): the
+                source frame's whole field of view (no letterbox padding) at any resolution
+                — the source frame itself (``(H, W, 3)``), or e.g. the frame the batch path
+                decodes at the letterbox's inner size. It is area-reduced (or, when coarser,
+                bilinearly enlarged) to the work grid; a guide coarser than the work grid
+                places edges only as precisely as its own pixels.
 
         Returns:
             :class:`RefinedMasks` on the work grid.
 
         Raises:
-            ValueError: shapes or dtypes other than the above.
+            ValueError: shapes or dtypes other than the above, or a frame of another aspect
+                ratio than the source.
         """
+        masks = np.asarray(masks)
         if masks.ndim != 3 or masks.shape[1:] != self.mask_size or masks.shape[0] < 1:
             raise ValueError(f"masks must be (K+1, {self.mask_size[0]}, {self.mask_size[1]}), got {masks.shape}")
+        if masks.dtype == np.uint8:
+            masks = masks.astype(np.float32) * np.float32(1.0 / 255.0)
         if not np.issubdtype(masks.dtype, np.floating):
-            raise ValueError(f"masks must be float, got {masks.dtype}")
-        if frame.shape != self.src_size + (3,) or frame.dtype != np.uint8:
-            raise ValueError(f"frame must be ({self.src_size[0]}, {self.src_size[1]}, 3) uint8, "
-                             f"got {frame.shape} {frame.dtype}")
+            raise ValueError(f"masks must be float or uint8, got {masks.dtype}")
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or min(frame.shape[:2]) < 1:
+            raise ValueError(f"frame must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+        (fh, fw), (sh, sw) = frame.shape[:2], self.src_size
+        if abs(fh * sw - fw * sh) > sh * sw * (1.0 / min(fh, fw) + 0.01):
+            raise ValueError(f"frame must be an image of the whole {sw}x{sh} source (same aspect ratio), "
+                             f"got {fw}x{fh}")
         k1 = masks.shape[0]
         wh, ww = self.work_size
         hwc = np.ascontiguousarray(np.moveaxis(masks, 0, -1), dtype=np.float32)
         p = cv2.warpAffine(hwc, self._work_to_mask, (ww, wh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE).reshape(wh, ww, k1)
-        guide = frame if (wh, ww) == self.src_size else cv2.resize(frame, (ww, wh), interpolation=cv2.INTER_AREA)
+        guide = frame
+        if frame.shape[:2] != (wh, ww):
+            finer = frame.shape[0] >= wh and frame.shape[1] >= ww
+            guide = cv2.resize(frame, (ww, wh), interpolation=cv2.INTER_AREA if finer else cv2.INTER_LINEAR)
         guide = guide.astype(np.float32) * np.float32(1.0 / 255.0)
         gf = self._ximgproc.createGuidedFilter(guide, self.radius_cells, self.eps)
         q = gf.filter(p).reshape(wh, ww, k1)

@@ -258,3 +258,23 @@ def test_angle_rate_is_limited():
     for i in range(40):
         f.update(make_track(np.full((40, 1, 2), 50.0), angle, times=t).poses(i))
         assert abs(f.state[0, 2, 1]) <= KalmanNoise().max_angle_rate + 1e-9
+
+
+@pytest.mark.parametrize("mode", SMOOTHERS)
+def test_missing_measurements_may_be_nan(mode):
+    """A part without mask pixels has NaN poses (tracker.poses): never read while it is not
+    visible; a part never visible stays without a pose."""
+    t = 20
+    xy = np.stack([np.stack([np.linspace(100, 200, t), np.full(t, 50.0)], -1), np.full((t, 2), 80.0)], 1)
+    visible = np.ones((t, 2), bool)
+    visible[5:9, 0] = False  # part 1 occluded for a while
+    visible[:, 1] = False  # part 2 never measured
+    clean = make_track(xy, visible=visible)
+    nan_xy, nan_scale, nan_angle = xy.copy(), np.full((t, 2, 2), 20.0), np.zeros((t, 2))
+    for arr in (nan_xy, nan_scale, nan_angle):
+        arr[~visible] = np.nan
+    holes = make_track(nan_xy, angle=nan_angle, scale=nan_scale, visible=visible)
+    a, b = SMOOTHERS[mode](clean, KalmanFactory()), SMOOTHERS[mode](holes, KalmanFactory())
+    np.testing.assert_allclose(b.xy[:, 0], a.xy[:, 0])
+    np.testing.assert_allclose(b.scale[:, 0], a.scale[:, 0])
+    assert np.isfinite(b.xy[:, 0]).all() and np.isnan(b.xy[:, 1]).all() and np.isnan(b.angle_deg[:, 1]).all()

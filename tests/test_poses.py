@@ -97,7 +97,8 @@ def test_uncertain_masks_lower_confidence(lb):
     masks, _ = ellipse_masks(PARTS[:1], lb, soft=0.6)
     vague = PartOutput(masks, crisp.transforms)
     ex = PoseExtractor(lb, (M, M))
-    assert ex(vague, [0], [0.0])[0].confidence[0] < 0.6 * ex(crisp, [0], [0.0])[0].confidence[0]
+    # the certainty factor is the probability itself: p = 0.6 vs 0.95
+    assert ex(vague, [0], [0.0])[0].confidence[0] < 0.7 * ex(crisp, [0], [0.0])[0].confidence[0]
 
 
 def test_tiny_and_missing_parts_are_not_visible(lb):
@@ -107,7 +108,9 @@ def test_tiny_and_missing_parts_are_not_visible(lb):
     (p,) = poses_from_output(out, lb, [0], [0.0])
     assert p.visible.tolist() == [True, False, False]
     assert p.area_px[2] == 0 and p.confidence[2] == 0
-    np.testing.assert_allclose(p.xy[2], [10, 10], atol=1e-3)  # no pixels: the transform's centre
+    # no pixels: not measured, no pose (the transform of an empty mask is not reported)
+    assert np.isnan(p.xy[2]).all() and np.isnan(p.angle_deg[2]) and np.isnan(p.scale[2]).all()
+    assert np.isfinite(p.xy[:2]).all()
 
 
 def test_letterbox_padding_is_ignored(lb):
@@ -173,3 +176,64 @@ def test_part_labels_decide_foreground_on_all_parts_together():
     assert part_labels(np.ones((1, 2, 2), np.float32)).tolist() == [[0, 0], [0, 0]]
     with pytest.raises(ValueError, match="slots"):
         part_labels(np.ones((257, 1, 1), np.float32))
+
+
+def _masks_from_region(region: np.ndarray, soft: float = 0.95) -> np.ndarray:
+    """(1, 2, m, m) masks: part 1 = ``region`` (bool (m, m)) with probability ``soft``."""
+    m = np.where(region[None], [[[1 - soft]], [[soft]]], [[[soft]], [[1 - soft]]]).astype(np.float32)
+    return m[None]
+
+
+def _matching_transform(masks: np.ndarray, lb) -> np.ndarray:
+    """The transform whose N(t, AAᵀ) equals the part's mask Gaussian (centroid, covariance)."""
+    ex = PoseExtractor(lb, masks.shape[2:])
+    pb = ex.compute(PartOutput(masks, np.tile(np.array([1, 1, 0, 1, 0, 0], np.float32), (1, 1, 1))))
+    evals, evecs = np.linalg.eigh(pb.cov[0, 0])
+    v = evecs[:, 1]
+    angle = np.degrees(np.arctan2(-v[1], v[0]))  # CCW on screen
+    return transforms_from_poses(pb.centroid[0], np.array([angle]), np.sqrt(evals[::-1])[None], lb)[None]
+
+
+def _region_confidence(region: np.ndarray, lb, soft: float = 0.95) -> float:
+    masks = _masks_from_region(region, soft)
+    out = PartOutput(masks, _matching_transform(masks, lb))
+    return float(PoseExtractor(lb, (M, M)).compute(out).confidence[0, 0])
+
+
+def _grid(lb):
+    yy, xx = np.mgrid[0:M, 0:M]
+    return xx, yy
+
+
+@pytest.mark.parametrize("soft", [0.95, 0.8])
+def test_compact_part_whose_transform_agrees_scores_high(lb, soft):
+    xx, yy = _grid(lb)
+    ellipse = ((xx - 30) / 12.0) ** 2 + ((yy - 32) / 6.0) ** 2 <= 1
+    c = _region_confidence(ellipse, lb, soft)
+    assert c > 0.7 * soft / 0.95 and c > 0.55, c
+
+
+def test_spread_or_ragged_parts_score_low(lb):
+    xx, yy = _grid(lb)
+    rng = np.random.default_rng(0)
+    ellipse = ((xx - 30) / 12.0) ** 2 + ((yy - 32) / 6.0) ** 2 <= 1
+    good = _region_confidence(ellipse, lb)
+    r = np.hypot(xx - 32, yy - 32)
+    cases = {
+        "ring": (r >= 16) & (r < 18),  # a band around something (e.g. the grass round the subject)
+        "scatter": (rng.random((M, M)) < 0.08) & (yy > 8) & (yy < 56),  # pixels all over the frame
+        "two blobs": (np.hypot(xx - 12, yy - 20) < 4) | (np.hypot(xx - 50, yy - 44) < 4),
+        "ragged": ellipse & (rng.random((M, M)) < 0.4),  # an ellipse with most pixels missing
+    }
+    for name, region in cases.items():
+        c = _region_confidence(region, lb)
+        assert c < 0.5 * good and c < 0.4, (name, c, good)
+
+
+def test_confidence_is_zero_without_pixels_and_in_unit_range(lb):
+    out, _ = make_output(PARTS + [(10.0, 10.0, 0.1, 0.1, 0.0)], lb)  # third part: no pixels
+    pb = PoseExtractor(lb, (M, M)).compute(out)
+    assert pb.confidence[0, 2] == 0 and ((pb.confidence >= 0) & (pb.confidence <= 1)).all()
+    empty = PartOutput(np.stack([np.ones((M, M)), np.zeros((M, M))]).astype(np.float32)[None],
+                       out.transforms[:, :1])
+    assert PoseExtractor(lb, (M, M)).compute(empty).confidence[0, 0] == 0

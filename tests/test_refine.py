@@ -159,3 +159,28 @@ def test_refiner_checks_its_geometry():
         MaskRefiner((48, 64), (16, 16), Letterbox.fit(64, 64, 64))
     with pytest.raises(ValueError):
         RefinedMasks(np.zeros((2, 8, 8), np.float64), (16, 16))
+
+
+def test_label_grid_matches_part_labels_of_the_resampled_masks():
+    rng = np.random.default_rng(3)
+    raw = rng.random((6, 12, 16)).astype(np.float32)
+    raw[2] = raw[3]  # ties go to the first slot, as in part_labels
+    masks = RefinedMasks(raw / raw.sum(0, keepdims=True), (48, 64))
+    from engine.types import part_labels
+
+    up = _bilinear(masks.masks, (24, 32))
+    expected = cv2.resize(part_labels(up), (64, 48), interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(masks.labels(step=2), expected)
+
+
+def test_guide_at_another_resolution():
+    h = w = 256
+    frame, disc, dist, _, r = _disc_scene(h, w)
+    masks = _two_slots(cv2.resize(disc.astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA))
+    refiner = MaskRefiner((h, w), (32, 32), downsample=2)
+    half = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    pred = refiner(masks, half).to_source()[1] >= 0.5
+    base = _bilinear(masks, (h, w))[1] >= 0.5
+    assert _iou(pred, disc) > _iou(base, disc)
+    quantised = refiner(np.rint(masks * 255).astype(np.uint8), half).to_source()
+    np.testing.assert_allclose(quantised, refiner(masks, half).to_source(), atol=0.02)

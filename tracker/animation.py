@@ -127,9 +127,10 @@ def reference_scale(track: Track) -> np.ndarray:
     frames when it never is); 1.0 where that is not positive."""
     ref = np.empty((track.num_parts, 2))
     for k in range(track.num_parts):
-        vis = track.visible[:, k] & np.all(np.isfinite(track.scale[:, k]), axis=1)
-        src = track.scale[vis, k] if vis.any() else track.scale[:, k]
-        ref[k] = np.nanmedian(src, axis=0) if len(src) else (1.0, 1.0)
+        finite = np.all(np.isfinite(track.scale[:, k]), axis=1)
+        vis = track.visible[:, k] & finite
+        src = track.scale[vis, k] if vis.any() else track.scale[finite, k]
+        ref[k] = np.median(src, axis=0) if len(src) else (1.0, 1.0)
     return np.where(np.isfinite(ref) & (ref > 0), ref, 1.0)
 
 
@@ -239,8 +240,9 @@ def _safe(name: str) -> str:
 
 def write_after_effects(track: Track, part_names, out_dir: str | Path, settings: ExportSettings,
                         joints: list[JointPositions] | None = None) -> list[Path]:
-    """Write ``out_dir/part<ID>_<name>.txt`` per part, ``joint<ID>_<a>_<b>.txt`` per joint and
-    ``README.txt`` (how to paste; reference sizes). Returns the paths written.
+    """Write ``out_dir/part<ID>_<name>.txt`` per part that has a pose in at least one frame,
+    ``joint<ID>_<a>_<b>.txt`` per joint and ``README.txt`` (how to paste; reference sizes).
+    Returns the paths written.
 
     Raises:
         OutputError: the folder cannot be written.
@@ -252,6 +254,8 @@ def write_after_effects(track: Track, part_names, out_dir: str | Path, settings:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for k, name in enumerate(part_names):
+            if not np.isfinite(track.xy[:, k]).all(-1).any():
+                continue  # no pose in any frame (e.g. a part dropped from the model): no layer
             p = out / f"part{k + 1}_{_safe(name)}.txt"
             p.write_text(ae_part_text(track, k, settings, ref[k], t0), encoding="utf-8", newline="")
             written.append(p)

@@ -82,7 +82,8 @@ def read_tracks(path):
             p["sx"].append(float(row[7]))
             p["sy"].append(float(row[8]))
             p["visible"].append(row[10] == "1")
-    return parts
+    # a part without any pose (NaN in every row, e.g. dropped from the model) is not imported
+    return {pid: p for pid, p in parts.items() if any(math.isfinite(x) for x in p["x"])}
 
 
 def read_joints(path):
@@ -134,13 +135,15 @@ def frame_numbers(times, fps, frame_start=1, t0=None):
 
 def part_keyframes(part, settings, t0=None):
     """Keyframes of one part: ``(frames, locations [(X, Y, 0)], rotations_z [rad],
-    scales [(sx, sy, 1)])``; samples that round to an already used frame are dropped."""
+    scales [(sx, sy, 1)])``; samples that round to an already used frame, and samples without
+    a pose (NaN), are dropped."""
     w, h, ppu = settings["width"], settings["height"], float(settings["px_per_unit"])
     frames = frame_numbers(part["time"], settings["fps"], settings.get("frame_start", 1), t0)
     rot = unwrap_deg(part["angle"])
     out_f, loc, rz, sc, seen = [], [], [], [], set()
     for i, f in enumerate(frames):
-        if f in seen:
+        pose = (part["x"][i], part["y"][i], part["sx"][i], part["sy"][i])
+        if f in seen or not all(math.isfinite(v) for v in pose):
             continue
         seen.add(f)
         out_f.append(f)

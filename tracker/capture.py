@@ -186,6 +186,6 @@ class SourceInfo:
 
 def spec_of(source):
     """What reopens ``source``: its camera index (int) for a camera, else its file path (or None)."""
-    if hasattr(source, "index") and getattr(source, "is_live", False):
-        return int(source.index)
+    if hasattr(source, "index") and getattr(source, "is_live", False) and getattr(source, "path", None) is None:
+        return int(source.index)  # a stream opened by URL/device path (tracker.playback) has a path
     return getattr(source, "path", None)

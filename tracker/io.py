@@ -25,6 +25,10 @@ visible        1 when the part was measured in this frame, 0 when its mask was t
 confidence     0..1, how much the measurement can be trusted (see tracker.poses)
 =============  ==========================================================================
 
+A part without a pose in a frame (no mask pixels and nothing to predict from, e.g. a part
+dropped or merged away with ``parttrack label``) has ``nan`` in x, y, angle_deg, scale_x and
+scale_y, area 0, visible 0 and confidence 0.
+
 Joints CSV (``joints.csv``), one row per frame × joint, columns :data:`JOINTS_COLUMNS`:
 ``frame, time_s`` as above; ``joint`` a 1-based joint id (stable within the file: ids are
 given in the order the joints first appear, i.e. the skeleton's edge order); ``part_a``,

@@ -29,7 +29,9 @@ Angles: the innovation ``z − x`` is wrapped to (−180, 180] before the update
 kept unwrapped, so a part turning through ±180° never jumps; outputs are wrapped again.
 
 Misses, outliers, re-acquisition: a part flagged not visible is predicted only
-(filterpy's ``update(None)``) and reported ``visible = False``. A visible measurement whose
+(filterpy's ``update(None)``) and reported ``visible = False``; its measured values are never
+read, so they may be NaN (a part without mask pixels has no pose), and a part with no
+measurement yet keeps them (no pose is invented for a part never seen). A visible measurement whose
 normalised innovation squared per degree of freedom exceeds ``gate_sigma²`` (checked
 separately for position, angle and scale) is ignored for that group; if a group has had no
 accepted measurement for ``reset_after_s`` seconds, or ``gate_reset_frames`` measurements in
@@ -224,6 +226,8 @@ class _Channels:
         nz = self.noise
         R = self.meas_var * r_scale[:, None]
         y = z - self.x0
+        if not valid.all():  # a part without a measurement may carry NaN (tracker.poses)
+            y[~valid] = 0.0
         ya = y[:, 2]
         y[:, 2] = ya - 360.0 * np.floor((ya + 180.0) / 360.0)  # wrap to [−180, 180) (inline: hot path)
         S = self.p00 + R

@@ -11,8 +11,11 @@ threaded mode and scaled to the letterbox's inner size straight from the decoder
 (no full-resolution RGB frame is ever made; :class:`tracker.sources.ScaledFileSource`),
 padded to the model input, inferred in batches, and turned into poses from the low-resolution
 masks; source-resolution label maps are only made for ``--masks``. Frames are streamed, never
-held: what is kept per frame is its K poses (and, for ``--overlay``, its mask-resolution label
-map, in a temporary file). The offline smoother (forward Kalman filter + RTS) runs once all
+held: what is kept per frame is its K poses (and, for ``--overlay``, its soft masks at mask
+resolution as uint8, in a temporary file). Label PNGs and the overlay's masks are refined to the
+source resolution with the frame as the guide (:class:`tracker.poses.SourceLabeler`; in pass 1
+the guide is the frame decoded at the letterbox's inner size, in the overlay pass the
+full-resolution frame). The offline smoother (forward Kalman filter + RTS) runs once all
 frames are measured; the skeleton is fitted on the whole video; the overlay is drawn in a
 second decoding pass with the final poses (videos under 360 px high at an integer zoom ≥ 2,
 to stay legible).
@@ -36,7 +39,7 @@ from engine.preprocess import Letterbox
 from tracker.core import PartPoses, Track
 from tracker.io import JointsCSVWriter, TracksCSVWriter, VideoWriter, write_json, write_label_png
 from tracker.kalman import make_factory
-from tracker.poses import PoseExtractor, labels_at_source
+from tracker.poses import LABEL_STEP, PoseExtractor, SourceLabeler
 from tracker.progress import Progress
 from tracker.results import (
     CONVENTIONS,
@@ -124,6 +127,11 @@ class _VideoJob:
         self.k = int(self.meta.num_parts)
         self.lb = Letterbox.fit(self.src_h, self.src_w, self.meta.input_size)
         self.extractor = PoseExtractor(self.lb, self.meta.mask_size, options.pose)
+        # label PNGs: masks refined to the source's edges, the guide being pass 1's frame (decoded
+        # at the letterbox's inner size); the overlay pass makes its own (full-resolution guide)
+        self.png_labeler = None
+        if options.masks:
+            self.png_labeler = SourceLabeler(self.lb, self.meta.mask_size, guide_size=self.lb.inner_size)
         self.contacts = ContactAccumulator(self.k, self.extractor.grid_x, self.extractor.grid_y)
         self.factory = make_factory(options.smoother, options.noise)
         self.chunks: list[dict] = []  # per batch: index, time_s and the pose arrays of Track
@@ -212,10 +220,10 @@ class _VideoJob:
                             self.smoothed_chunks.append(s)
                 if self.options.masks:
                     for i in range(len(batch)):
-                        labels = labels_at_source(out.masks[i], self.lb)
+                        labels = self.png_labeler(out.masks[i], batch[i].image)
                         write_label_png(self.out_dir / MASKS_DIR / f"{int(index[i]):06d}.png", labels)
-                if labels_fh is not None:
-                    labels_fh.write(self._full_grid(poses.labels).tobytes())
+                if labels_fh is not None:  # soft masks as uint8 round(255·M), for the overlay pass
+                    labels_fh.write(np.rint(out.masks * 255.0).astype(np.uint8).tobytes())
                 self.chunks.append(chunk)
                 self.frames += len(batch)
                 self.progress.advance(len(batch))
@@ -223,12 +231,6 @@ class _VideoJob:
                 self.warnings.append(f"{self.video.name}: {src.error}; the frames before it were tracked")
         if opts.overlay and labels_fh is not None:
             labels_fh.flush()
-
-    def _full_grid(self, labels: np.ndarray) -> np.ndarray:
-        """Cropped (N, h', w') label maps → (N, h, w) on the full mask grid (edge-replicated)."""
-        h, w = self.meta.mask_size
-        (r, c) = self.extractor.crop
-        return np.pad(labels, ((0, 0), (r.start, h - r.stop), (c.start, w - c.stop)), mode="edge")
 
     # -- finishing: smoothing, skeleton, files -----------------------------------------------
     def _raw_track(self) -> Track:
@@ -321,20 +323,23 @@ class _VideoJob:
         out = self.out_dir
         h, w = self.meta.mask_size
         tmp = out / LABELS_TMP
-        labels = np.memmap(tmp, dtype=np.uint8, mode="r", shape=(self.frames, h, w)) if self.frames else None
+        shape = (self.frames, self.k + 1, h, w)
+        masks = np.memmap(tmp, dtype=np.uint8, mode="r", shape=shape) if self.frames else None
         colors, names = self.meta.part_colors, self.meta.part_names
-        # small videos are drawn at 2× or more so the legend and axes stay legible
+        # small videos are drawn at 2× or more so the legend and axes stay legible (their label
+        # maps then at every source pixel, so the zoom shows no staircase)
         zoom = max(1, int(np.ceil(360 / max(1, self.src_h))))
+        labeler = SourceLabeler(self.lb, self.meta.mask_size, step=1 if zoom > 1 else LABEL_STEP)
         try:
             with VideoWriter(out / OVERLAY_FILE, self.src_w * zoom, self.src_h * zoom, self.nominal_fps) as vw, \
                     open_source(self.video, threaded=True) as src:
                 for t, frame in enumerate(src):
                     if t >= self.frames:
                         break
-                    lab = labels_at_source(np.asarray(labels[t]), self.lb, smooth=True, num_parts=self.k)
+                    lab = labeler(np.asarray(masks[t]), frame.image)
                     image = draw_overlay(frame.image, lab, track.poses(t), joints[t], colors, names, scale=zoom)
                     vw.write(image, float(track.time_s[t]) - float(track.time_s[0]))
         finally:
-            del labels
+            del masks
             if tmp.exists():
                 tmp.unlink()

@@ -109,7 +109,9 @@ def draw_overlay(
         image: ``(H, W, 3)`` uint8 RGB frame (not modified).
         labels: ``(H, W)`` uint8 part label map (0 = background, i = part i), or ``None``.
             A map of another size is resized (nearest neighbour) to the image.
-        poses: the frame's :class:`tracker.core.PartPoses` (source pixels), or ``None``.
+        poses: the frame's :class:`tracker.core.PartPoses` (source pixels), or ``None``. A part
+            whose centre is NaN (no pose: e.g. dropped from the model) is not drawn and not
+            listed in the legend.
         joints: the frame's :class:`tracker.core.JointPositions` (source pixels), or ``None``.
         colors: K RGB triples, index i ↔ part id i+1; empty = the bundle default palette.
         names: K part names for the legend; empty = ``part1 … partK``.
@@ -163,8 +165,13 @@ def draw_overlay(
         _draw_axes(out, poses, centres, sx, sy, colors, thick, style)
     font_scale = style.font_scale or max(0.4, 0.5 * out_h / 480)
     if style.show_legend and k:
-        visible = poses.visible if poses is not None else None
-        _draw_legend(out, [_ascii(n) for n in names], colors, visible, font_scale)
+        listed, visible = list(range(k)), None
+        if poses is not None:  # a part without any pose (e.g. dropped from the model) is not listed
+            has_pose = np.isfinite(poses.xy).all(-1)
+            listed = [i for i in listed if i >= poses.num_parts or has_pose[i]]
+            visible = [i >= poses.num_parts or bool(poses.visible[i]) for i in listed]
+        if listed:
+            _draw_legend(out, [_ascii(names[i]) for i in listed], colors[listed], visible, font_scale)
     if style.show_hud and hud:
         _draw_text_box(out, [_ascii(s) for s in hud], font_scale)
     return out

@@ -19,15 +19,34 @@ For each frame and part k (1..K) this computes, in **source-video pixels** (conv
   centroid, ``A_k A_kᵀ`` ≈ mask covariance ``Σ_k``) — folded into the confidence.
 * **visible** — area at least ``min_area_frac`` of the frame and at least
   ``min_mask_pixels`` mask pixels.
-* **confidence** in [0, 1] = segmentation certainty × shape agreement × centre agreement:
-  ``seg`` = mean probability of the part over its label pixels rescaled so that a uniform
-  softmax gives 0 and a one-hot mask 1; ``shape`` = ``1 − ‖AAᵀ − Σ‖_F / (‖AAᵀ‖_F + ‖Σ‖_F)``;
-  ``centre`` = ``exp(−d² / (2 (σ² + p²)))`` with d the distance between ``t`` and the mask
-  centroid, σ² = trace(Σ)/2 and p one mask pixel. 0 for a part without pixels.
+* **no pixels** — a part that holds no label pixel in a frame (e.g. a part dropped or merged
+  away with ``parttrack label``, whose mask is all zero) was not measured: its centre, angle
+  and scale are NaN, its area and confidence 0, and it is not visible.
+* **confidence** in [0, 1]: how far the measurement can be trusted, the product of three
+  factors, each 1 for an ideal part, computed over the part's label pixels ``R`` (``M`` the
+  softmax masks, slot 0 the background):
+
+  - *certainty* = ``mean_R(M_k / Σ_{j≥1} M_j) · mean_R(1 − M_0)``: how sure the network is
+    that these pixels are this part (rather than another part) and that they are the subject
+    (rather than the background); 1 for a one-hot mask;
+  - *agreement* = ``BC²``, the squared Bhattacharyya coefficient (``exp(−2 D_B)``) of the two
+    Gaussians the paper's transformation loss ties together, ``N(t, AAᵀ)`` of the transform
+    and ``N(μ, Σ)`` of the mask (centroid, covariance): 1 when the transform's centre and axes
+    match the mask, lower as the centre moves away (in units of the part's size) or the
+    sizes/orientations differ (axes of a 3:1 part turned by 90°: 0.36); scale-invariant, so
+    small and large parts are judged alike;
+  - *compactness* = ``min(1, c / COMPACT_FULL)²`` with ``c = |R| / (4π√det Σ)`` the mask area
+    over the area of its covariance ellipse (1 for a filled ellipse, ≈ 0.95 for a rectangle,
+    small for a ring, a thin scatter, several blobs or a ragged region full of holes: the
+    patterns of parts on the scenery).
+
+  0 for a part without pixels. A compact, confidently segmented part whose transform follows
+  it scores ≳ 0.7; a part spread over the scenery, or whose transform does not describe its
+  mask, well below 0.5.
 
 Everything is vectorised over the batch and the parts; the work is proportional to the mask
-resolution (h × w), never to the source resolution (except :func:`labels_at_source`, which
-is only needed for label PNGs and overlays).
+resolution (h × w), never to the source resolution (except :func:`labels_at_source` and
+:class:`SourceLabeler`, which are only needed for label PNGs, overlays and the viewer).
 """
 
 from __future__ import annotations
@@ -40,6 +59,11 @@ import numpy as np
 from engine.preprocess import Letterbox
 from engine.types import PartOutput, part_labels
 from tracker.core import PartPoses, PoseBatch
+
+#: Compactness (area over the area of the ellipse of the mask covariance, ``|R| / (4π√det Σ)``;
+#: 1 for a filled ellipse, ≈ 0.95 for a filled rectangle) at and above which the confidence's
+#: compactness factor is 1; below it the factor falls as ``(c / COMPACT_FULL)²``.
+COMPACT_FULL = 0.75
 
 
 @dataclass(frozen=True)
@@ -139,7 +163,6 @@ class PoseExtractor:
         """
         masks, tf = out.masks, out.transforms
         n, k1, h, w = masks.shape
-        k = k1 - 1
         if (h, w) != self.mask_size:
             raise ValueError(f"masks are {h}x{w} but this PoseExtractor was built for {self.mask_size}")
         cfg = self.config
@@ -179,35 +202,56 @@ class PoseExtractor:
         has_pixels = wsum > 1e-9
         visible = (area >= self.min_area) & has_pixels
 
-        if cfg.position == "mask":
-            xy = np.where(has_pixels[..., None], centroid, t_xy)
-        else:
-            xy = t_xy
+        xy = centroid if cfg.position == "mask" else t_xy
         if cfg.geometry == "transform":
             ax1, ax2 = a1, a2
         else:
             ax1, ax2 = _mask_axes(cov, a1, a2)
-            ax1 = np.where(has_pixels[..., None], ax1, a1)
-            ax2 = np.where(has_pixels[..., None], ax2, a2)
         angle = np.degrees(np.arctan2(-ax1[..., 1], ax1[..., 0]))  # CCW on screen
         angle = np.where(angle <= -180.0, angle + 360.0, angle)
         scale = np.stack([np.hypot(ax1[..., 0], ax1[..., 1]), np.hypot(ax2[..., 0], ax2[..., 1])], -1)
+        # A part without label pixels was not measured: no pose (NaN), area 0, confidence 0.
+        missing = ~has_pixels
+        if missing.any():
+            xy = np.where(missing[..., None], np.nan, xy)
+            angle = np.where(missing, np.nan, angle)
+            scale = np.where(missing[..., None], np.nan, scale)
 
-        # Confidence: segmentation certainty × shape agreement × centre agreement.
-        mean_p = np.where(counts > 0, wsum / np.maximum(counts, 1), 0.0)
-        floor = 1.0 / k1
-        seg = np.clip((mean_p - floor) / (1.0 - floor), 0.0, 1.0)
+        # Confidence (module docstring): certainty × agreement × compactness.
+        fg = 1.0 - m[:, 0, :].astype(np.float64)  # (N, P) foreground probability
+        share = pmax / np.maximum(fg, 1e-12)  # the label's share of the foreground
+        n_safe = np.maximum(counts, 1.0)
+        certainty = (per_part(share) / n_safe) * (per_part(fg) / n_safe)
         aat = A @ np.swapaxes(A, -1, -2)
-        diff = np.linalg.norm((aat - cov).reshape(n, k, 4), axis=-1)
-        tot = np.linalg.norm(aat.reshape(n, k, 4), axis=-1) + np.linalg.norm(cov.reshape(n, k, 4), axis=-1)
-        shape = np.clip(1.0 - diff / np.maximum(tot, 1e-12), 0.0, 1.0)
-        d2 = ((t_xy - centroid) ** 2).sum(-1)
-        var = 0.5 * (sxx + syy) + float(self.pixel_wh @ self.pixel_wh) / 2.0
-        centre = np.exp(-0.5 * d2 / var)
-        confidence = np.where(has_pixels, seg * shape * centre, 0.0)
+        agreement = _gaussian_affinity(t_xy, aat, centroid, cov) ** 2
+        det_cov = np.maximum(sxx * syy - sxy * sxy, 1e-12)
+        compactness = area / (4.0 * np.pi * np.sqrt(det_cov))
+        compact = np.clip(compactness / COMPACT_FULL, 0.0, 1.0) ** 2
+        confidence = np.where(has_pixels, np.clip(certainty, 0.0, 1.0) * agreement * compact, 0.0)
         return PoseBatch(xy=xy, angle_deg=angle, scale=scale, area_px=area, visible=visible, confidence=confidence,
                          centroid=centroid, cov=cov, t_xy=t_xy, A=A,
                          labels=labels.reshape(n, self.grid_y.size, self.grid_x.size).astype(np.uint8))
+
+
+def _gaussian_affinity(mu0: np.ndarray, s0: np.ndarray, mu1: np.ndarray, s1: np.ndarray) -> np.ndarray:
+    """Bhattacharyya coefficient of the 2-D Gaussians ``N(mu0, s0)`` and ``N(mu1, s1)``
+    (means ``(..., 2)``, covariances ``(..., 2, 2)``): ``det(s0)^¼ det(s1)^¼ / det(s̄)^½ ·
+    exp(−⅛ dᵀ s̄⁻¹ d)`` with ``s̄ = (s0 + s1)/2``, ``d = mu0 − mu1``. In [0, 1]; 1 exactly when the
+    two Gaussians are equal; invariant to a common affine change of coordinates. 0 where a
+    covariance is singular or a value is not finite."""
+    def det(s):
+        return s[..., 0, 0] * s[..., 1, 1] - s[..., 0, 1] * s[..., 1, 0]
+
+    sb = 0.5 * (s0 + s1)
+    d0, d1, db = det(s0), det(s1), det(sb)
+    d = mu0 - mu1
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # dᵀ s̄⁻¹ d with the 2×2 inverse written out
+        maha = (d[..., 0] ** 2 * sb[..., 1, 1] - 2.0 * d[..., 0] * d[..., 1] * sb[..., 0, 1]
+                + d[..., 1] ** 2 * sb[..., 0, 0]) / db
+        bc = (np.maximum(d0, 0.0) * np.maximum(d1, 0.0)) ** 0.25 / np.sqrt(db) * np.exp(-maha / 8.0)
+    ok = (d0 > 0) & (d1 > 0) & (db > 0) & np.isfinite(bc)
+    return np.where(ok, np.clip(bc, 0.0, 1.0), 0.0)
 
 
 def _mask_axes(cov: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -236,6 +280,69 @@ def poses_from_output(out: PartOutput, letterbox: Letterbox, indices, times_s,
 
 
 # ------------------------------------------------------------------------------ label maps
+#: Source pixels per label cell of :class:`SourceLabeler`'s refined label maps (edges placed to
+#: within half of it; 1 costs several times more at 640×480).
+LABEL_STEP = 2
+
+
+class SourceLabeler:
+    """Part label maps of one video's frames at the source resolution, for label PNGs,
+    overlays and the viewer.
+
+    With ``refine`` (default) the soft masks are upsampled edge-aware with the frame as the
+    guide (:class:`engine.refine.MaskRefiner`: guided filter on a work grid, then
+    :meth:`engine.refine.RefinedMasks.labels` with ``step``), so part outlines follow the
+    subject's edges; otherwise (or when no guide is given) :func:`labels_at_source`'s smooth
+    bilinear upsampling. Poses and ``area_px`` never depend on this (they come from the masks
+    at mask resolution).
+
+    Args:
+        letterbox: the frames' :class:`engine.preprocess.Letterbox`.
+        mask_size: ``(h, w)`` of the masks.
+        refine: edge-aware refinement.
+        step: label cells per source pixel side (see :meth:`engine.refine.RefinedMasks.labels`).
+        guide_size: ``(w, h)`` of the guide images when they are coarser than the source (e.g.
+            the letterbox's inner size in the batch path): the refiner's work grid is then made
+            no finer than the guide (a finer grid would cost more and add nothing). None = the
+            guides are source frames.
+
+    Raises:
+        ImportError: ``refine`` without OpenCV's contrib modules (see :mod:`engine.refine`).
+    """
+
+    def __init__(self, letterbox: Letterbox, mask_size: tuple[int, int], *, refine: bool = True,
+                 step: int = LABEL_STEP, guide_size: tuple[int, int] | None = None) -> None:
+        from engine.refine import MaskRefiner
+
+        self.letterbox, self.step = letterbox, int(step)
+        self.refiner = None
+        if refine:
+            src = (letterbox.src_h, letterbox.src_w)
+            refiner = MaskRefiner(src, mask_size, letterbox)
+            if guide_size is not None:
+                coarsest = max(1, min(src[1] // max(1, int(guide_size[0])), src[0] // max(1, int(guide_size[1]))))
+                if coarsest > refiner.downsample:
+                    refiner = MaskRefiner(src, mask_size, letterbox, downsample=coarsest)
+            self.refiner = refiner
+
+    def __call__(self, masks: np.ndarray, guide: np.ndarray | None = None) -> np.ndarray:
+        """The label map of one frame.
+
+        Args:
+            masks: ``(K+1, h, w)`` soft masks (float, or uint8 ``round(255·M)``), slot 0 =
+                background.
+            guide: ``(H', W', 3)`` uint8 RGB image of the whole source frame at any resolution
+                (the source frame, or the batch path's frame at the letterbox's inner size);
+                None = no refinement.
+
+        Returns:
+            ``(src_h, src_w)`` uint8 part ids, 0 = background.
+        """
+        if self.refiner is None or guide is None:
+            return labels_at_source(np.asarray(masks, np.float32), self.letterbox)
+        return self.refiner(masks, guide).labels(step=self.step)
+
+
 def _source_to_mask_affine(letterbox: Letterbox, mask_size: tuple[int, int]) -> np.ndarray:
     """2×3 affine mapping source pixel coordinates to mask pixel coordinates (both with pixel
     centres at integers)."""

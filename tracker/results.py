@@ -40,7 +40,7 @@ JOINTS_FILE = "joints.csv"
 OVERLAY_FILE = "overlay.mp4"
 MASKS_DIR = "masks"
 ERROR_FILE = "error.txt"
-LABELS_TMP = ".labels.tmp"  # mask-resolution label maps kept for the overlay pass
+LABELS_TMP = ".labels.tmp"  # mask-resolution soft masks (uint8) kept for the overlay pass
 OUTPUTS = (TRACKS_FILE, RAW_FILE, JOINTS_FILE, INFO_FILE, OVERLAY_FILE, ERROR_FILE, LABELS_TMP)
 
 #: The conventions written into every ``track.json`` (the same as :mod:`tracker.core`'s).
@@ -107,10 +107,11 @@ class TrackOptions:
 
     def fingerprint(self) -> dict:
         """What decides the content of tracks/joints (a done folder with another fingerprint
-        is redone)."""
-        return {"model": str(self.model_path().resolve()), "smoother": self.smoother,
-                "max_frames": self.max_frames, "pose": asdict(self.pose), "noise": asdict(self.noise),
-                "min_touch": self.min_touch}
+        is redone): the model (its path and the SHA-256 of its ``model.onnx``, which changes
+        when it is retrained or relabelled, e.g. ``parttrack label --drop``) and the settings."""
+        return {"model": str(self.model_path().resolve()), "model_sha256": _model_digest(self.model_path()),
+                "smoother": self.smoother, "max_frames": self.max_frames, "pose": asdict(self.pose),
+                "noise": asdict(self.noise), "min_touch": self.min_touch}
 
     def outputs(self) -> dict:
         return {"raw": self.raw, "masks": self.masks, "overlay": self.overlay}
@@ -126,6 +127,20 @@ class TrackOptions:
 
         return create_runtime(self.model_path(), backend=self.backend, device=self.device, threads=self.threads,
                               workers=workers, announce=announce, precision=self.precision)
+
+
+def _model_digest(path: Path) -> str:
+    """SHA-256 (hex) of a bundle's ``model.onnx`` (``path``: the bundle folder or the file);
+    ``""`` when it cannot be read (the runtime then reports the missing bundle)."""
+    import hashlib
+
+    from engine.bundle import ONNX_FILE
+
+    onnx = path / ONNX_FILE if path.is_dir() else path
+    try:
+        return hashlib.sha256(onnx.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 @dataclass

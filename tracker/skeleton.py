@@ -183,10 +183,11 @@ class JointAccumulator:
         self.sdd = np.zeros((k, k))
 
     def add(self, xy: np.ndarray, angle_deg: np.ndarray, visible: np.ndarray, confidence: np.ndarray | None = None) -> None:
-        """Add N frames of poses: xy ``(N, K, 2)``, angle_deg/visible/confidence ``(N, K)``."""
-        xy = np.asarray(xy, np.float64)
-        rot = rotations(angle_deg)  # (N, K, 2, 2)
+        """Add N frames of poses: xy ``(N, K, 2)``, angle_deg/visible/confidence ``(N, K)``.
+        Poses of parts not visible are not read (they may be NaN)."""
         vis = np.asarray(visible, bool)
+        xy = np.where(vis[..., None], np.asarray(xy, np.float64), 0.0)
+        rot = rotations(np.where(vis, angle_deg, 0.0))  # (N, K, 2, 2)
         conf = np.ones(vis.shape) if confidence is None else np.clip(np.asarray(confidence, np.float64), 0, 1)
         w = np.where(vis[:, :, None] & vis[:, None, :], np.minimum(conf[:, :, None], conf[:, None, :]), 0.0)  # (N,K,K)
         d = xy[:, None, :, :] - xy[:, :, None, :]  # d[n, a, b] = c_b − c_a

@@ -37,27 +37,38 @@ from PyQt6.QtCore import Qt
 from engine.errors import OutputError
 from tracker.capture import SourceInfo, spec_of
 from tracker.overlay import OverlayStyle, draw_overlay
-from ui.worker import TrackingWorker, ViewFrame
+from ui.parts import PartsPanel
+from ui.worker import TrackingWorker, ViewFrame, without_parts
 
 log = logging.getLogger(__name__)
 
 #: (key, what it does) — the viewer's keyboard shortcuts, for the help box and the README.
 SHORTCUTS = (
     ("Space", "pause / resume (at the end of a file: play it again; after a camera error: retry)"),
+    ("← / →", "files: one frame back / forward (pauses); the seek bar below the video jumps"),
     ("M", "show / hide part masks"),
     ("A", "show / hide part axes"),
     ("S", "show / hide the skeleton (centres and joints)"),
     ("L", "show / hide the legend"),
+    ("N", "parts panel: turn parts off (not drawn, not recorded), rename them (double-click)"),
     ("H", "show / hide the frames/s · latency · backend readout"),
     ("+ / -", "mask opacity up / down"),
     ("R", "start / stop recording tracks to CSV"),
     ("P", "save a snapshot PNG of the view"),
+    ("T", "learn: record the subject, train a model on it, swap it in (again: stop early)"),
     ("C", "pick a camera"),
     ("O", "open a video file"),
     ("F11", "full screen"),
     ("F1", "this help"),
     ("Q / Esc", "quit"),
 )
+
+
+def default_make_runtime(path):
+    """A runtime for a newly learnt bundle: ``engine.runtime.create_runtime(path)``."""
+    from engine.runtime import create_runtime
+
+    return create_runtime(path, announce=True)
 
 
 def to_qimage(image: np.ndarray) -> QtGui.QImage:
@@ -156,13 +167,21 @@ class ViewerWindow(QtWidgets.QMainWindow):
         out_dir: where recordings and snapshots go (created when first needed).
         record: a CSV path to record tracks to from the first frame on.
         close_at_end: close the window when the stream ends (``--max-frames``).
+        model_path: the bundle folder ``runtime`` was built from (renaming parts writes it).
+        make_runtime: ``path -> Runtime`` for a newly learnt bundle (default
+            ``engine.runtime.create_runtime(path)``); called off the GUI thread.
+        learn_settings: :class:`tracker.learn.LearnSettings` of the Learn key (default: its defaults).
+        learn: start learning as soon as the source opens (``--learn``).
     """
 
     def __init__(self, runtime, source=None, *, make_tracker=None, loop: bool = False,
                  realtime: bool = True, max_frames: int | None = None, style: OverlayStyle | None = None,
                  out_dir: str | Path = ".", record: str | Path | None = None,
-                 close_at_end: bool = False) -> None:
+                 close_at_end: bool = False, model_path: str | Path | None = None, make_runtime=None,
+                 learn_settings=None, learn: bool = False) -> None:
         super().__init__()
+        self.model_path = Path(model_path) if model_path is not None else None
+        self._learn_at_open = bool(learn)
         self.runtime = runtime
         meta = runtime.meta
         self.part_names = tuple(meta.part_names)
@@ -191,6 +210,19 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.view.resized.connect(self.render)
         self.setCentralWidget(self.view)
         self._build_actions()
+        from tracker.learn import LearnSettings
+        from ui.learn import LearnController
+
+        self.learner = LearnController(self, learn_settings or LearnSettings(),
+                                       make_runtime or default_make_runtime)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.learner.panel)
+        self.hidden_parts: frozenset[int] = frozenset()
+        self.parts_panel = PartsPanel(self)
+        self.parts_panel.set_parts(self.part_names, self.part_colors)
+        self.parts_panel.toggled.connect(self.set_part_enabled)
+        self.parts_panel.renamed.connect(self.rename_part)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.parts_panel)
+        self.parts_panel.setVisible(False)
         self.statusBar().showMessage("no source: press C to pick a camera or O to open a file")
         if source is not None:
             self.open_source(source)
@@ -233,6 +265,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         add("axes", "Axes", ["A"], lambda on: self.set_show("show_axes", on), True, s.show_axes)
         add("skeleton", "Skeleton", ["S"], lambda on: self.set_show("show_skeleton", on), True, s.show_skeleton)
         add("legend", "Legend", ["L"], lambda on: self.set_show("show_legend", on), True, s.show_legend)
+        add("parts", "Parts", ["N"], self._toggle_parts_panel)
         add("hud", "Readout", ["H"], lambda on: self.set_show("show_hud", on), True, s.show_hud)
         self.opacity_slider = QtWidgets.QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
@@ -248,12 +281,27 @@ class ViewerWindow(QtWidgets.QMainWindow):
         bar.addSeparator()
         add("record", "Record", ["R"], self._toggle_recording, checkable=True)
         add("snapshot", "Snapshot", ["P"], self._snapshot_clicked)
+        add("learn", "Learn", ["T"], self.toggle_learning)
         bar.addSeparator()
         add("camera", "Camera", ["C"], self._pick_camera)
         add("open", "Open", ["O", "Ctrl+O"], self._pick_file)
         add("fullscreen", "Full screen", ["F11"], self._toggle_fullscreen, in_bar=False)
         add("help", "Keys", ["F1"], self._show_help)
         add("quit", "Quit", ["Q", "Esc", "Ctrl+Q"], self.close, in_bar=False)
+        add("back", "Frame back", ["Left"], lambda: self.step_frame(-1), in_bar=False)
+        add("forward", "Frame forward", ["Right"], lambda: self.step_frame(1), in_bar=False)
+        self.seek_bar = QtWidgets.QSlider(Qt.Orientation.Horizontal)
+        self.seek_bar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.seek_bar.setToolTip("seek (← / → step one frame)")
+        self.seek_bar.sliderReleased.connect(lambda: self.seek(self.seek_bar.value()))
+        self.seek_bar.actionTriggered.connect(self._seek_bar_action)
+        self.seek_label = QtWidgets.QLabel("")
+        self.seek_toolbar = QtWidgets.QToolBar("seek", self)
+        self.seek_toolbar.setMovable(False)
+        self.seek_toolbar.addWidget(self.seek_bar)
+        self.seek_toolbar.addWidget(self.seek_label)
+        self.addToolBar(Qt.ToolBarArea.BottomToolBarArea, self.seek_toolbar)
+        self.seek_toolbar.setVisible(False)
 
     def initial_size(self) -> QtCore.QSize:
         """The size hint, shrunk (keeping the video's aspect) to 85 % of the screen."""
@@ -289,6 +337,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.worker.opened.connect(self._on_opened)
         self.worker.frame_ready.connect(self._on_frame_ready)
         self.worker.failed.connect(self._on_failed)
+        self.worker.hidden_parts = self.hidden_parts
         self.worker.ended.connect(self._on_ended)
         self.worker.finished.connect(self.thread.quit)
         if self.actions_by_name["pause"].isChecked():
@@ -298,8 +347,9 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self.start_recording(path)
         self.thread.start()
 
-    def open_camera(self, index: int) -> None:
-        self.open_source(int(index))
+    def open_camera(self, spec: int | str) -> None:
+        """Open a camera index (or a stream URL / device path)."""
+        self.open_source(int(spec) if isinstance(spec, int) or str(spec).isdigit() else str(spec))
 
     def open_file(self, path: str | Path) -> None:
         self.open_source(Path(path))
@@ -333,11 +383,24 @@ class ViewerWindow(QtWidgets.QMainWindow):
         return bool(self.thread is not None and self.thread.isRunning())
 
     def _pick_camera(self) -> None:
-        current = self._spec if isinstance(self._spec, int) else 0
-        index, ok = QtWidgets.QInputDialog.getInt(self, "Camera", "camera index (0 = first camera):",
-                                                  current, 0, 63)
-        if ok:
-            self.open_camera(index)
+        """C: pick a camera by name (:func:`ui.cameras.list_cameras`), or type an index, a
+        stream URL or a device path."""
+        from ui.cameras import parse_choice
+
+        cameras = self.list_cameras()
+        labels = [c.label() for c in cameras]
+        current = next((i for i, c in enumerate(cameras) if c.spec == self._spec), 0)
+        text, ok = QtWidgets.QInputDialog.getItem(
+            self, "Camera", "camera (or type an index, a stream URL or a device path):", labels, current, True)
+        choice = parse_choice(text, cameras) if ok else None
+        if choice is not None:
+            self.open_source(choice)
+
+    def list_cameras(self):
+        """The cameras the picker offers (tests replace it with fake devices)."""
+        from ui.cameras import list_cameras
+
+        return list_cameras()
 
     def _pick_file(self) -> None:
         start = str(self._spec.parent) if isinstance(self._spec, Path) else str(Path.cwd())
@@ -360,7 +423,15 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.view.set_message("")
         fps = f", {info.fps:.3g} frames/s" if info.fps else ""
         self.setWindowTitle(f"parttrack — {info.name}")
+        count = getattr(self.worker, "source", None) and getattr(self.worker.source, "frame_count", None)
+        seekable = bool(self.worker is not None and self.worker.seekable and count)
+        self.seek_toolbar.setVisible(seekable)
+        if seekable:
+            self.seek_bar.setRange(0, int(count) - 1)
         self.statusBar().showMessage(f"{info.name}: {info.width}×{info.height}{fps} · {self.backend_line}")
+        if self._learn_at_open:
+            self._learn_at_open = False
+            self.learner.start()
 
     @QtCore.pyqtSlot()
     def _on_frame_ready(self) -> None:
@@ -372,6 +443,12 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.last = vf
         self.displayed += 1
         self.render()
+        if self.seek_toolbar.isVisible() and not self.seek_bar.isSliderDown():
+            index = vf.tracked.frame.index
+            self.seek_bar.blockSignals(True)
+            self.seek_bar.setValue(index)
+            self.seek_bar.blockSignals(False)
+            self.seek_label.setText(f" {index} / {self.seek_bar.maximum()} ")
         lat = (time.monotonic() - vf.grabbed_at) * 1e3
         self._latency_ms = lat if self._latency_ms is None else 0.9 * self._latency_ms + 0.1 * lat
 
@@ -414,6 +491,12 @@ class ViewerWindow(QtWidgets.QMainWindow):
             lines.append(f"REC {w.recording.path.name} ({w.recording.rows // max(len(self.part_names), 1)} frames)")
         if self.actions_by_name["pause"].isChecked():
             lines.append("PAUSED")
+        learner = getattr(self, "learner", None)
+        if learner is not None and learner.phase == "recording" and learner.recorder is not None:
+            r = learner.recorder
+            lines.append(f"LEARN: recording {r.elapsed_s:.0f}/{r.seconds:.0f} s")
+        elif learner is not None and learner.phase == "training":
+            lines.append(f"LEARN: training step {learner.progress.step}")
         return lines
 
     def render_array(self, scale: float | None = None) -> np.ndarray | None:
@@ -427,8 +510,16 @@ class ViewerWindow(QtWidgets.QMainWindow):
             rect = self.view.target_rect()
             dpr = self.view.devicePixelRatioF()
             scale = max(0.05, min(rect.width() * dpr / w, rect.height() * dpr / h))
-        return draw_overlay(img, labels=tf.labels, poses=tf.smoothed, joints=getattr(tf, "joints", None),
-                            colors=self.part_colors, names=self.part_names, style=self.style,
+        colors, names = self.part_colors, self.part_names
+        poses, labels = tf.smoothed, tf.labels
+        if poses is not None and poses.num_parts != len(names):  # a frame of the model before a swap
+            colors, names = (), ()
+        elif self.hidden_parts:
+            poses = without_parts(poses, self.hidden_parts)
+            if labels is not None:
+                labels = np.where(np.isin(labels, list(self.hidden_parts)), 0, labels).astype(np.uint8)
+        return draw_overlay(img, labels=labels, poses=poses, joints=getattr(tf, "joints", None),
+                            colors=colors, names=names, style=self.style,
                             hud=self.hud_lines(), scale=scale)
 
     def render(self) -> None:
@@ -475,6 +566,32 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if self.worker is not None:
             self.worker.set_paused(bool(paused))
         self.render()
+
+    def seek(self, index: int) -> None:
+        """Files: continue at source frame ``index`` (paused: show that frame)."""
+        w = self.worker
+        if w is None or not w.seekable:
+            return
+        index = max(0, min(int(index), self.seek_bar.maximum()))
+        if self.actions_by_name["pause"].isChecked():
+            w.step(index)
+        else:
+            w.seek(index)
+
+    def step_frame(self, delta: int) -> None:
+        """Files: pause and show the frame ``delta`` frames from the one shown (← / →)."""
+        w = self.worker
+        if w is None or not w.seekable:
+            self.statusBar().showMessage("frame stepping works on video files", 2000)
+            return
+        if not self.actions_by_name["pause"].isChecked():
+            self.set_paused(True)
+        current = self.last.tracked.frame.index if self.last is not None else 0
+        self.seek(current + int(delta))
+
+    def _seek_bar_action(self, action: int) -> None:
+        if action != QtWidgets.QAbstractSlider.SliderAction.SliderMove.value:  # page clicks, arrows
+            QtCore.QTimer.singleShot(0, lambda: self.seek(self.seek_bar.sliderPosition()))
 
     def toggle_pause(self) -> None:
         self.actions_by_name["pause"].toggle()
@@ -559,6 +676,76 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def _snapshot_clicked(self) -> None:
         self.save_snapshot()
 
+    # -- parts ------------------------------------------------------------------------------
+    def _toggle_parts_panel(self) -> None:
+        self.parts_panel.setVisible(not self.parts_panel.isVisible())
+
+    def set_part_enabled(self, part_id: int, on: bool) -> None:
+        """Draw and record part ``part_id`` (1-based) or not (its recorded rows then carry no
+        pose: see :func:`ui.worker.without_parts`)."""
+        hidden = set(self.hidden_parts)
+        (hidden.discard if on else hidden.add)(int(part_id))
+        self.hidden_parts = frozenset(hidden)
+        if self.worker is not None:
+            self.worker.hidden_parts = self.hidden_parts
+        item = self.parts_panel.item(part_id)
+        if item is not None and (item.checkState() == Qt.CheckState.Checked) != bool(on):
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        self.render()
+
+    def rename_part(self, part_id: int, name: str) -> Path | None:
+        """Rename part ``part_id`` (1-based) in the view and in the bundle's metadata (as
+        ``parttrack label --name``); returns the bundle written, None when there is none to
+        write (the name then holds for this session only). Errors show in the status bar."""
+        from engine.bundle import load_bundle, write_onnx_meta
+        from engine.errors import ParttrackError
+
+        names = list(self.part_names)
+        if not 1 <= part_id <= len(names):
+            return None
+        names[part_id - 1] = str(name)
+        self.part_names = tuple(names)
+        item = self.parts_panel.item(part_id)
+        if item is not None and item.text() != name:
+            self.parts_panel.set_parts(self.part_names, self.part_colors, self.hidden_parts)
+        self.render()
+        if self.model_path is None:
+            self.statusBar().showMessage(f"part {part_id} is now {name!r} (no model folder to save it in)")
+            return None
+        try:
+            bundle = load_bundle(self.model_path)
+            write_onnx_meta(bundle.onnx_path, bundle.meta.with_names({part_id: str(name)}))
+        except (ParttrackError, OSError) as exc:
+            msg = getattr(exc, "message", None) or str(exc)
+            self.statusBar().showMessage(f"cannot save the name in {self.model_path}: {msg}")
+            print(f"parttrack: error: cannot save the part name in {self.model_path}: {msg}", file=sys.stderr)
+            return None
+        self.statusBar().showMessage(f"part {part_id} is now {name!r}; saved in {bundle.path}")
+        print(f"parttrack: part {part_id} renamed {name!r} in {bundle.path}", file=sys.stderr)
+        return bundle.path
+
+    # -- learning ---------------------------------------------------------------------------
+    def toggle_learning(self) -> None:
+        """The Learn key (see :meth:`ui.learn.LearnController.toggle`)."""
+        self.learner.toggle()
+
+    def swap_model(self, runtime, model_path: str | Path | None = None) -> None:
+        """Track with ``runtime`` from the next frame on, without reopening the source. A
+        recording of tracks is closed first (its columns belong to the old parts)."""
+        self._stop_recording_quietly()
+        self.runtime = runtime
+        self.model_path = Path(model_path) if model_path is not None else None
+        meta = runtime.meta
+        self.part_names = tuple(meta.part_names)
+        self.part_colors = tuple(tuple(c) for c in meta.part_colors)
+        self.backend_line = self._backend_line(runtime)
+        self.hidden_parts = frozenset()
+        self.parts_panel.set_parts(self.part_names, self.part_colors)
+        if self.worker is not None:
+            self.worker.hidden_parts = self.hidden_parts
+            self.worker.swap_runtime(runtime)
+        self.statusBar().showMessage(f"now tracking with {model_path or 'the new model'} · {self.backend_line}")
+
     def _toggle_fullscreen(self) -> None:
         self.showNormal() if self.isFullScreen() else self.showFullScreen()
 
@@ -583,6 +770,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         return self.worker or getattr(self, "_last_worker", None)
 
     def closeEvent(self, event) -> None:
+        self.learner.shutdown()
         self._last_worker = self.worker
         self.stop_worker()
         super().closeEvent(event)

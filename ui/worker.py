@@ -13,9 +13,10 @@ import logging
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 from PyQt6 import QtCore
 
 from engine.errors import ParttrackError
@@ -40,6 +41,23 @@ class ViewFrame:
     done_at: float
     step_ms: float
 
+
+
+def without_parts(poses, hidden):
+    """``poses`` (``tracker.core.PartPoses``) with the parts in ``hidden`` (1-based ids)
+    emptied: centre, angle, scale NaN, area 0, not visible, confidence 0 — so they are not
+    drawn, and a recording keeps its K rows per frame (readable as any tracks CSV) without
+    their data."""
+    if not hidden or poses is None:
+        return poses
+    idx = np.array([i - 1 for i in hidden if 1 <= i <= poses.num_parts], np.int64)
+    if idx.size == 0:
+        return poses
+    xy, angle, scale = poses.xy.copy(), poses.angle_deg.copy(), poses.scale.copy()
+    area, visible, conf = poses.area_px.copy(), poses.visible.copy(), poses.confidence.copy()
+    xy[idx], angle[idx], scale[idx] = np.nan, np.nan, np.nan
+    area[idx], visible[idx], conf[idx] = 0.0, False, 0.0
+    return replace(poses, xy=xy, angle_deg=angle, scale=scale, area_px=area, visible=visible, confidence=conf)
 
 
 def default_tracker(runtime, src_h: int, src_w: int):
@@ -96,6 +114,12 @@ class TrackingWorker(QtCore.QObject):
         self._announced = False
         self._recorder = None
         self._rec_lock = threading.Lock()
+        self._clip = None
+        self.clip_error: str | None = None
+        self._next_runtime = None
+        self._reset = False
+        self._step = False
+        self.hidden_parts: frozenset[int] = frozenset()  # 1-based ids not recorded (set by the window)
         self._done_times: collections.deque = collections.deque(maxlen=240)
         self.running = False
 
@@ -139,6 +163,46 @@ class TrackingWorker(QtCore.QObject):
     def recording(self):
         return self._recorder
 
+    def start_clip(self, recorder) -> None:
+        """Append every frame taken from now on (before tracking) to ``recorder`` (a
+        ``tracker.learn.ClipRecorder``) until it is full or :meth:`stop_clip`."""
+        with self._rec_lock:
+            self._clip = recorder
+
+    def stop_clip(self):
+        """Stop appending to the clip; returns the recorder (not closed) or None."""
+        with self._rec_lock:
+            clip, self._clip = self._clip, None
+        return clip
+
+    @property
+    def seekable(self) -> bool:
+        """The source can seek (a video file played by :class:`tracker.playback.FilePlayback`)."""
+        return hasattr(getattr(self, "source", None), "seek")
+
+    def seek(self, index: int) -> None:
+        """Continue at source frame ``index`` (files only); the smoother starts afresh there."""
+        if not self.seekable:
+            return
+        self.source.seek(index)
+        self.slot.take(timeout=0)  # a frame read before the seek
+        self._reset = True
+
+    def step(self, index: int) -> None:
+        """While paused: show source frame ``index`` (one frame tracked, then paused again)."""
+        if not self.seekable:
+            return
+        self.seek(index)
+        self._step = True
+        if self.grabber is not None:
+            self.grabber.set_paused(False)
+
+    def swap_runtime(self, runtime) -> None:
+        """Track with ``runtime`` from the next frame on (the tracker is rebuilt on the
+        worker thread; callers close any recording first, as K may change)."""
+        with self._rec_lock:
+            self._next_runtime = runtime
+
     def latest(self) -> ViewFrame | None:
         """The newest tracked frame not collected yet (older ones are skipped), or None."""
         with self._result_lock:
@@ -170,9 +234,9 @@ class TrackingWorker(QtCore.QObject):
         """
         src = self._source_arg
         if not hasattr(src, "__iter__") or isinstance(src, (str, Path)):
-            from tracker.sources import open_source
+            from tracker.playback import open_for_viewing
 
-            src = open_source(src, loop=self.loop, threaded=False)
+            src = open_for_viewing(src, loop=self.loop)
             self._source_arg = src
         self.source = src
         self.info = SourceInfo(src.name, int(src.width), int(src.height), src.fps,
@@ -191,11 +255,26 @@ class TrackingWorker(QtCore.QObject):
             The :class:`ViewFrame` (also available once through :meth:`latest`).
         """
         t0 = time.monotonic()
+        with self._rec_lock:
+            runtime, self._next_runtime = self._next_runtime, None
+            clip = self._clip
+        if runtime is not None:
+            self.runtime = runtime
+        if runtime is not None or self._reset:
+            self._reset = False
+            self.tracker = self.make_tracker(self.runtime, frame.height, frame.width)
+        if clip is not None:
+            try:
+                if not clip.write(frame):
+                    self.stop_clip()
+            except Exception as exc:  # a full disk, an encoder error: the learn panel reports it
+                self.stop_clip()
+                self.clip_error = f"recording the learning clip to {clip.path} failed: {exc}"
         tracked = self.tracker.step(frame)
         with self._rec_lock:
             if self._recorder is not None:
                 try:
-                    self._recorder.write(tracked.smoothed)
+                    self._recorder.write(without_parts(tracked.smoothed, self.hidden_parts))
                 except (OSError, ValueError) as exc:
                     writer, self._recorder = self._recorder, None
                     try:
@@ -250,13 +329,20 @@ class TrackingWorker(QtCore.QObject):
         if self._paused.is_set():
             self.grabber.set_paused(True)
         self.grabber.start()
+        stale = getattr(self.source, "is_stale", lambda frame: False)
         while not self._stop.is_set():
-            if self._paused.is_set():
+            if self._paused.is_set() and not self._step:
                 self._stop.wait(0.05)
                 continue
             item = self.slot.take(timeout=0.1)
             if item is None:
                 continue
+            if not isinstance(item, StreamEnd) and stale(item.frame):
+                continue
+            if self._step and self._paused.is_set():
+                self._step = False
+                if self.grabber is not None:
+                    self.grabber.set_paused(True)
             if isinstance(item, StreamEnd):
                 if item.error is None:
                     self.ended.emit(f"end of {info.name} ({self.processed} frames tracked)")

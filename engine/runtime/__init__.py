@@ -32,8 +32,9 @@ from engine.bundle import Bundle, load_bundle
 from engine.errors import BackendUnavailable, ParttrackError
 from engine.runtime.base import Runtime
 from engine.runtime.devices import cuda_gpus
+from engine.runtime.edits import EditedRuntime
 
-__all__ = ["BACKENDS", "Runtime", "available_backends", "backend_status", "create_runtime", "parse_device"]
+__all__ = ["BACKENDS", "EditedRuntime", "Runtime", "available_backends", "backend_status", "create_runtime", "parse_device"]
 
 #: Backend names in the order ``auto`` prefers them (torch is never auto-selected).
 BACKENDS = ("tensorrt", "onnxruntime", "torch")
@@ -161,7 +162,11 @@ def create_runtime(
             ``max_batch``, ``opt_batch``, ``cache_dir`` for TensorRT); an unknown one raises.
 
     Returns:
-        A :class:`engine.runtime.base.Runtime`.
+        A :class:`engine.runtime.base.Runtime`. When the bundle records part edits
+        (``parttrack label --drop/--merge``), the backend wrapped in
+        :class:`engine.runtime.edits.EditedRuntime`: its masks have the dropped parts folded
+        into the background and the merged parts into their targets, and its ``meta`` has the
+        skeleton edges edited to match; without edits, the backend itself.
 
     Raises:
         BackendUnavailable: the backend (or the device) is not installed/present; the hint
@@ -191,6 +196,8 @@ def create_runtime(
             name = ""
     if name:
         runtime = _build(name, bundle, kwargs, options)
+    if bundle.meta.part_edits:
+        runtime = EditedRuntime(runtime)
     if announce:
         print(f"runtime: {runtime.describe()}{skipped}", file=sys.stderr)
     return runtime

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import signal
 import sys
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def add_parser(sub):
     p.add_argument("--batch", type=int, default=6, help="frame pairs per step (default 6)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="training device (default cpu; auto = cuda when torch sees a CUDA GPU, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--max-frames", type=int, default=3000, help="use at most this many frames per video")
     p.add_argument("--moving-camera", action="store_true",
@@ -45,6 +47,13 @@ def add_parser(sub):
                    help="folder for checkpoints, log and mask snapshots (default OUTPUT/checkpoints)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in the run folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--snapshot-every", type=int, default=250, metavar="N",
+                   help="steps between mask snapshots in RUN_DIR/snapshots (default 250)")
+    p.add_argument("--init", default=None, metavar="BUNDLE",
+                   help="start from this bundle's weights (warm start; same --parts and --size) instead of random ones")
+    p.add_argument("--bundle-on-stop", action="store_true",
+                   help="when stopped early (Ctrl-C / SIGINT; Ctrl-Break on Windows), still write the bundle "
+                        "from the weights trained so far (the viewer's learn mode stops training this way)")
     p.set_defaults(func=run)
 
 
@@ -136,6 +145,8 @@ def run(args) -> int:
     from engine.model import NetConfig
     from engine.train import TrainConfig, train_bundle
 
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.device == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable("--device cuda was asked for but torch sees no CUDA GPU", "use --device cpu")
     if args.threads:
@@ -146,20 +157,49 @@ def run(args) -> int:
         raise ParttrackError(f"invalid model settings: {exc}", "use --size a multiple of 16 and --parts >= 1") from None
     if args.minutes is not None and args.minutes <= 0 or args.steps is not None and args.steps <= 0:
         raise ParttrackError("--minutes and --steps must be positive")
+    if args.snapshot_every < 1:
+        raise ParttrackError(f"--snapshot-every must be at least 1, got {args.snapshot_every}")
+    if args.bundle_on_stop:  # SIGINT stops training even where it was ignored (a background job)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break stops like Ctrl-C
+            signal.signal(signal.SIGBREAK, signal.default_int_handler)
     frames, records = load_training_frames(args.videos, args.size, args.max_frames)
     out = Path(args.output)
     run_dir = Path(args.run_dir) if args.run_dir else out / "checkpoints"
     tcfg = TrainConfig.from_dict({"steps": args.steps, "minutes": args.minutes, "batch": args.batch, "lr": args.lr,
                                   "seed": args.seed, "device": args.device, "static_background": not args.moving_camera,
-                                  "max_pair_gap": args.pair_gap or None, "weights": _weights(args.weight)})
+                                  "max_pair_gap": args.pair_gap or None, "weights": _weights(args.weight),
+                                  "snapshot_every": args.snapshot_every})
     print(f"parttrack: training K={args.parts} parts at {args.size}x{args.size} on {len(frames)} frames "
           f"({args.device}); checkpoints in {run_dir}", file=sys.stderr)
     try:
         bundle = train_bundle(frames, out, net_cfg, tcfg, run_dir, resume=args.resume, training_videos=records,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, init=args.init)
     except KeyboardInterrupt:
+        if args.bundle_on_stop:
+            bundle = bundle_from_checkpoint(frames, out, net_cfg, tcfg, run_dir, records)
+            if bundle is not None:
+                print(f"parttrack: stopped early; wrote {bundle}")
+                return 0
         print(f"parttrack: interrupted; checkpoint saved in {run_dir}", file=sys.stderr)
         print("parttrack: hint: rerun the same command with --resume to continue", file=sys.stderr)
         return 130
     print(f"parttrack: wrote {bundle}; name its parts with `parttrack label {bundle} --name 1=...`")
     return 0
+
+
+def bundle_from_checkpoint(frames: np.ndarray, out: Path, net_cfg, tcfg, run_dir: Path,
+                           records: tuple[dict, ...]) -> Path | None:
+    """Write the bundle from ``run_dir/checkpoint.pt`` (after an early stop); None when no step
+    was trained yet. A second Ctrl-C while the bundle is written is ignored, so the bundle
+    is never left half-written by it."""
+    from engine.train import Trainer, write_trained_bundle
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        trainer = Trainer(frames, net_cfg, tcfg, run_dir)
+        if not trainer.load_checkpoint() or trainer.step == 0:
+            return None
+        return write_trained_bundle(trainer, out, records, extra={"stopped_early": True})
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -23,11 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group(
         "live viewer (parttrack --camera N | --video FILE)",
         "keys in the window: Space pause, M/A/S/L/H masks/axes/skeleton/legend/readout,\n"
-        "+/- mask opacity, R record tracks CSV, P snapshot PNG, C camera, O open file,\n"
+        "+/- mask opacity, R record tracks CSV, P snapshot PNG, T learn, C camera, O open file,\n"
         "F1 all keys, Q quit")
     src = g.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=int, default=None, metavar="N",
-                     help="open camera N (0 = the first camera)")
+    src.add_argument("--camera", default=None, metavar="N|URL|DEVICE",
+                     help="open camera N (0 = the first camera), a stream URL (rtsp://…, http://…) or a "
+                          "device path (/dev/video2)")
     src.add_argument("--video", default=None, metavar="FILE", help="play a video file")
     g.add_argument("--loop", action="store_true", help="with --video: start again at the end")
     g.add_argument("--every-frame", action="store_true",
@@ -46,6 +47,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--opacity", type=float, default=0.45, metavar="A", help="mask opacity 0..1 (default 0.45)")
     g.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="close after tracking N frames and print the frames/s (for measuring)")
+    g.add_argument("--smoother", default="online", choices=("online", "none"),
+                   help="online: causal Kalman filter (default); none: raw poses")
+    g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                   help="inference precision (default: the backend's; int8 = ONNX Runtime on CPU with the "
+                        "bundle's model.int8.onnx from `parttrack compile --int8`)")
+    lg = parser.add_argument_group(
+        "learn mode (parttrack --camera N --learn; T in the window)",
+        "record the subject, train a model on it in a background process while the view goes on,\n"
+        "then track with it; needs the train extra (torch)")
+    lg.add_argument("--learn", action="store_true",
+                    help="learn the subject in front of the source as soon as it opens")
+    lg.add_argument("--learn-seconds", type=float, default=60.0, metavar="S",
+                    help="length of the recorded clip (default 60)")
+    lg.add_argument("--learn-minutes", type=float, default=20.0, metavar="M",
+                    help="training time budget (default 20, as `parttrack train`)")
+    lg.add_argument("--learn-steps", type=int, default=None, metavar="N", help="training step limit (default: none)")
+    lg.add_argument("--learn-parts", type=int, default=10, metavar="K", help="parts to learn (default 10)")
+    lg.add_argument("--learn-size", type=int, default=128, metavar="S",
+                    help="model input side, multiple of 16 (default 128)")
+    lg.add_argument("--learn-dir", default=None, metavar="DIR",
+                    help="folder for learning runs (clip, checkpoints, model); default: the user data folder, "
+                         "e.g. ~/.local/share/parttrack/learned")
 
 
 def _check_display() -> None:
@@ -79,37 +102,85 @@ def run(args: argparse.Namespace) -> int:
         raise ParttrackError(f"--opacity must be between 0 and 1, got {args.opacity}")
     if args.max_frames is not None and args.max_frames < 1:
         raise ParttrackError(f"--max-frames must be at least 1, got {args.max_frames}")
+    settings = _learn_settings(args)
+    if args.learn:
+        from tracker.learn import TRAIN_EXTRA_HINT, training_dependency_missing
+
+        missing = training_dependency_missing()
+        if missing:
+            from engine.errors import BackendUnavailable
+
+            raise BackendUnavailable(f"--learn: {missing}", TRAIN_EXTRA_HINT)
     _check_display()
 
     from engine.bundle import default_model_path
     from engine.runtime import create_runtime
-    from tracker.sources import open_source
 
     if args.record is not None:
         _check_writable(Path(args.record).parent, "--record")
     if args.camera is not None:
-        source = open_source(int(args.camera))
+        source = open_camera_spec(args.camera)
     else:
-        source = open_source(Path(args.video), loop=args.loop, threaded=False)
+        from tracker.playback import open_for_viewing
+
+        source = open_for_viewing(Path(args.video), loop=args.loop)
     try:
         model = Path(args.model) if args.model else default_model_path()
         runtime = create_runtime(model, backend=args.backend, device=args.device, threads=args.threads,
-                                 announce=True)
-        return _run_window(args, source, runtime)
+                                 precision=args.precision, announce=True)
+        return _run_window(args, source, runtime, model, settings)
     finally:
         source.close()
 
 
-def _run_window(args, source, runtime) -> int:
+def _learn_settings(args):
+    from tracker.learn import LearnSettings
+
+    try:
+        return LearnSettings(seconds=args.learn_seconds, minutes=args.learn_minutes, steps=args.learn_steps,
+                             parts=args.learn_parts, size=args.learn_size,
+                             root=Path(args.learn_dir) if args.learn_dir else None)
+    except ValueError as exc:
+        raise ParttrackError(f"learn mode: {exc}", "see parttrack --help, 'learn mode'") from None
+
+
+def open_camera_spec(spec: str):
+    """``--camera`` value → an opened source: digits = camera index; anything else (a stream
+    URL, a device path) is given to OpenCV as it is (:class:`tracker.sources.CameraSource`)."""
+    from tracker.playback import StreamSource
+    from tracker.sources import open_source
+
+    text = str(spec).strip()
+    if text.isdigit():
+        return open_source(int(text))
+    return StreamSource(text)
+
+
+def _run_window(args, source, runtime, model, settings) -> int:
     from PyQt6 import QtCore, QtWidgets
 
     from tracker.overlay import OverlayStyle
     from ui.viewer import ViewerWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
+    from engine.runtime import create_runtime
+    from tracker.kalman import make_factory
+    from tracker.pipeline import OnlineTracker
+
+    factory = make_factory(args.smoother)
+
+    def make_tracker(rt, src_h, src_w):
+        return OnlineTracker(rt, src_h, src_w, factory=factory)
+
+    def make_runtime(path):
+        return create_runtime(path, backend=args.backend, device=args.device, threads=args.threads,
+                              precision=args.precision, announce=True)
+
     window = ViewerWindow(runtime, source, loop=args.loop, realtime=not args.every_frame,
                           max_frames=args.max_frames, style=OverlayStyle(mask_opacity=args.opacity),
-                          out_dir=args.out, record=args.record, close_at_end=args.max_frames is not None)
+                          out_dir=args.out, record=args.record, close_at_end=args.max_frames is not None,
+                          make_tracker=make_tracker, model_path=model, make_runtime=make_runtime,
+                          learn_settings=settings, learn=args.learn)
     window.resize(window.initial_size())
     window.show()
     # Ctrl-C in the terminal: Qt's loop does not run Python signal handlers by itself, so
