@@ -169,6 +169,44 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def score_correlation(rows: list[dict]) -> str:
+    """How well the label-free held-out reconstruction loss at each recorded step predicts the
+    final part IoU: Spearman's rank correlation over the runs of each body plan (a negative
+    value: lower loss, better parts), and how often the run with the lower loss of each pair
+    of runs on the same video (plan, seed) has the higher part IoU."""
+    from itertools import combinations
+
+    from scipy.stats import spearmanr
+
+    ok = [r for r in rows if "error" not in r and r.get("heldout_scores")]
+    steps = sorted({s for r in ok for s in r["heldout_scores"]}, key=lambda s: (s == "final", int(s) if s.isdigit() else 0))
+    lines = ["| step | " + " | ".join(f"Spearman ({p})" for p in sorted({r['plan'] for r in ok})) +
+             " | pairs on one video ordered right |", "| --- |" + " --- |" * (len({r['plan'] for r in ok}) + 1)]
+    for st in steps:
+        cells = []
+        for plan in sorted({r["plan"] for r in ok}):
+            rs = [r for r in ok if r["plan"] == plan and st in r["heldout_scores"]]
+            if len(rs) < 3:
+                cells.append("–")
+                continue
+            rho = spearmanr([r["heldout_scores"][st]["rec_target"] for r in rs], [r["part_iou"] for r in rs])[0]
+            cells.append(f"{rho:+.2f} (n={len(rs)})")
+        right = total = 0
+        by_video: dict = {}
+        for r in ok:
+            if st in r["heldout_scores"]:
+                by_video.setdefault((r["plan"], r["seed"]), []).append(r)
+        for rs in by_video.values():
+            for a, b in combinations(rs, 2):
+                if a["part_iou"] == b["part_iou"]:
+                    continue
+                total += 1
+                lower = a if a["heldout_scores"][st]["rec_target"] < b["heldout_scores"][st]["rec_target"] else b
+                right += lower["part_iou"] == max(a["part_iou"], b["part_iou"])
+        lines.append(f"| {st} | " + " | ".join(cells) + f" | {right}/{total} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -181,9 +219,13 @@ def main() -> None:
     r.add_argument("--jobs", type=int, default=2)
     t = sub.add_parser("table", help="print the results table (markdown)")
     t.add_argument("--out", required=True)
+    c = sub.add_parser("scores", help="does the label-free held-out score predict the part IoU? (markdown)")
+    c.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.cmd == "run":
         cmd_run(a)
+    elif a.cmd == "scores":
+        print(score_correlation(load_rows(Path(a.out))))
     else:
         print(table(load_rows(Path(a.out))))
 
