@@ -19,6 +19,9 @@ pixel dominate thin parts). Thresholds are in :class:`SceneryThresholds`.
   the median): ``Σ_t |R_t ∩ {|frame_t − median| < background_tol}| / Σ_t |R_t|`` is at least
   ``min_on_background``. This is the usual static-camera background model (median
   background subtraction); with a moving camera it does not apply — pass no frames;
+* **never moves** (needs a moving-pixel map, :func:`engine.flow.moving_pixels`) — less than
+  ``min_moving`` of the region's mass lies on pixels that move relative to the camera; this
+  test also holds with a moving camera;
 * **spread** — the region is not one compact blob: the compactness ``|R| / (4π·√det Σ)``
   (its area over the area of the ellipse of its spatial covariance Σ; 1 for a filled
   ellipse, ≈ 0.95 for a filled rectangle, → 0 for pixels scattered over the frame) has a
@@ -168,6 +171,8 @@ class SceneryThresholds:
             frames), the part is "spread" (a low compactness alone also fits two small blobs
             that move together, such as a pair of ears).
         min_spread_extent: see ``min_compactness``.
+        min_moving: with a moving-pixel map, below this share of its region on moving pixels
+            the part "never moves".
     """
 
     min_area: float = 0.002
@@ -177,6 +182,7 @@ class SceneryThresholds:
     min_on_background: float = 0.9
     min_compactness: float = 0.25
     min_spread_extent: float = 0.1
+    min_moving: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,8 @@ class ScenePart:
         compactness: median compactness over its visible frames (NaN if never visible).
         scenery: whether any test flags it.
         reason: the tests that flagged it, "; "-separated ("" if none).
+        on_moving: share of its region on moving pixels (NaN without a moving-pixel map or
+            without pixels).
     """
 
     part: int
@@ -203,6 +211,7 @@ class ScenePart:
     compactness: float
     scenery: bool
     reason: str
+    on_moving: float = math.nan
 
 
 def _frames_at_mask_grid(frames: np.ndarray, hw: tuple[int, int], letterbox) -> np.ndarray:
@@ -218,7 +227,8 @@ def _frames_at_mask_grid(frames: np.ndarray, hw: tuple[int, int], letterbox) -> 
 
 
 def detect_scenery(masks: np.ndarray, frames: np.ndarray | None = None, *,
-                   letterbox=None, thresholds: SceneryThresholds | None = None) -> list[ScenePart]:
+                   letterbox=None, thresholds: SceneryThresholds | None = None,
+                   moving: np.ndarray | None = None) -> list[ScenePart]:
     """Score each of the K parts of a video's masks and flag those that model the scenery.
 
     Args:
@@ -228,6 +238,9 @@ def detect_scenery(masks: np.ndarray, frames: np.ndarray | None = None, *,
         letterbox: the frames' :class:`engine.preprocess.Letterbox` when the masks cover the
             letterboxed model input; None = the masks cover exactly the frames.
         thresholds: see :class:`SceneryThresholds`.
+        moving: optional ``(N, h, w)`` float in [0, 1] at the mask grid: the share of each mask
+            pixel that moves relative to the camera (:func:`engine.flow.moving_pixels`);
+            enables the "never moves" test, which also works with a moving camera.
 
     Returns:
         K :class:`ScenePart` records, part 1..K in order.
@@ -265,6 +278,15 @@ def detect_scenery(masks: np.ndarray, frames: np.ndarray | None = None, *,
         with np.errstate(invalid="ignore", divide="ignore"):
             on_bg = np.where(total > 0, bg_mass / total, np.nan)
 
+    on_moving = np.full(k1 - 1, np.nan)
+    if moving is not None:
+        mv = np.asarray(moving, np.float32)
+        if mv.shape != (n, h, w):
+            raise ValueError(f"moving must be ({n}, {h}, {w}) to match the masks, got {mv.shape}")
+        mv_mass = np.einsum("nkhw,nhw->k", parts.astype(np.float32), mv).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            on_moving = np.where(total > 0, mv_mass / total, np.nan)
+
     # Compactness per frame from the moments of the part's region (mask pixel units;
     # + 1/12: a pixel's own extent, Sheppard's correction).
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -291,6 +313,8 @@ def detect_scenery(masks: np.ndarray, frames: np.ndarray | None = None, *,
         else:
             if change[j] < th.max_static_change:
                 reasons.append(f"static (temporal change {change[j]:.2f} < {th.max_static_change})")
+            if on_moving[j] < th.min_moving:
+                reasons.append(f"never moves ({on_moving[j]:.0%} of its mass on moving pixels)")
             if on_bg[j] >= th.min_on_background:
                 reasons.append(f"on the static background ({on_bg[j]:.0%} of its mass)")
             if compactness < th.min_compactness and extent >= th.min_spread_extent:
@@ -298,7 +322,8 @@ def detect_scenery(masks: np.ndarray, frames: np.ndarray | None = None, *,
                                f"its ellipse covers {extent:.0%} of the frame)")
         out.append(ScenePart(part=j + 1, visible_frac=float(visible_frac[j]), mean_area=float(area[:, j].mean()),
                              change=float(change[j]), on_background=float(on_bg[j]),
-                             compactness=compactness, scenery=bool(reasons), reason="; ".join(reasons)))
+                             compactness=compactness, scenery=bool(reasons), reason="; ".join(reasons),
+                             on_moving=float(on_moving[j])))
     return out
 
 

@@ -113,6 +113,9 @@ class TrainConfig:
         learn_background: let that image be learnt (it drifts towards parts that stay put,
             so it is off by default).
         max_pair_gap: largest frame distance between source and target (None: any pair).
+        shot_starts: first frame index of every shot after the first (shot cuts, and the
+            joins between training videos; :mod:`engine.footage`): the two frames of a
+            training pair are always in the same shot. Empty: one shot.
         equivariance_every: run the warped-target encoder pass every n steps (cost control).
         background_warmup: the background loss is off for this many steps, then ramps up
             linearly over as many more (early on it drives every pixel to the background slot
@@ -165,6 +168,7 @@ class TrainConfig:
     static_background: bool = True
     learn_background: bool = False
     max_pair_gap: int | None = 25
+    shot_starts: tuple[int, ...] = ()
     equivariance_every: int = 1
     background_warmup: int = 300
     background_slot_warmup: bool = False
@@ -328,6 +332,10 @@ class Trainer:
         src = self.rng.integers(0, n, b)
         gap = self.tcfg.max_pair_gap or n
         tgt = np.clip(src + self.rng.integers(-gap, gap + 1, b), 0, n - 1)
+        if self.tcfg.shot_starts:  # never across a shot cut
+            from engine.footage import shot_bounds
+
+            tgt = np.clip(tgt, *shot_bounds(src, self.tcfg.shot_starts, n))
         self.last_pair_indices = (src, tgt)
         return self.frames[torch.from_numpy(src)], self.frames[torch.from_numpy(tgt)]
 
@@ -519,6 +527,10 @@ class Trainer:
         src = rng.integers(0, n, pairs)
         gap = self.tcfg.max_pair_gap or n
         tgt = np.clip(src + rng.integers(-gap, gap + 1, pairs), 0, n - 1)
+        if self.tcfg.shot_starts:
+            from engine.footage import shot_bounds
+
+            tgt = np.clip(tgt, *shot_bounds(src, self.tcfg.shot_starts, n))
         self.net.eval()
         out: dict[str, float] = {}
         for i in range(0, pairs, self.tcfg.batch):
@@ -744,13 +756,16 @@ def mask_statistics(net: PartNet, frames: np.ndarray, batch: int = 32, masks: np
             "dead_parts": [i + 1 for i, a in enumerate(area) if a < 1e-3], "label_flicker": round(flicker, 4)}
 
 
-def scenery_parts(masks: np.ndarray, frames: np.ndarray, static_camera: bool = True) -> tuple[list, tuple[int, ...]]:
+def scenery_parts(masks: np.ndarray, frames: np.ndarray, static_camera: bool = True,
+                  moving: np.ndarray | None = None) -> tuple[list, tuple[int, ...]]:
     """The parts of a trained network that model the scenery, to fold into the background.
 
     Args:
         masks: ``(T, K+1, h, w)`` the network's masks on ``frames`` (:func:`predict_masks`).
         frames: ``(T, S, S, 3)`` uint8 letterboxed training frames.
         static_camera: use the "on the static background" test (off with a moving camera).
+        moving: ``(T, h, w)`` moving-pixel shares (:func:`engine.flow.moving_pixels`) for the
+            "never moves" test, or None.
 
     Returns:
         (the :class:`engine.scenery.ScenePart` scores of every part, the 1-based ids to drop).
@@ -759,7 +774,7 @@ def scenery_parts(masks: np.ndarray, frames: np.ndarray, static_camera: bool = T
     """
     from engine.scenery import detect_scenery
 
-    scores = detect_scenery(masks.astype(np.float32), frames if static_camera else None)
+    scores = detect_scenery(masks.astype(np.float32), frames if static_camera else None, moving=moving)
     drop = tuple(s.part for s in scores if s.scenery)
     if len(drop) == len(scores):
         drop = ()
@@ -842,7 +857,15 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
     net = network_from_trainer(trainer)
     masks = predict_masks(net, frames)
     stats = mask_statistics(net, frames, masks=masks)
-    scores, drop = scenery_parts(masks, frames, train_config.static_background) if train_config.fold_scenery else ([], ())
+    scores, drop = [], ()
+    if train_config.fold_scenery:
+        if trainer.moving is not None:
+            moving = trainer.moving.cpu().numpy()
+        else:
+            from engine.flow import moving_pixels, to_gray
+
+            moving = moving_pixels(to_gray(frames), net_config.mask_size)
+        scores, drop = scenery_parts(masks, frames, train_config.static_background, moving)
     del masks
     last = {k: round(v, 4) for k, v in (last or {}).items()}
     result = {"steps": trainer.step, "elapsed_s": trainer.elapsed_s}

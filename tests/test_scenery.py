@@ -143,3 +143,25 @@ def test_two_small_blobs_moving_together_are_not_spread():
     masks[:, 0] -= masks[:, 1]
     (score,) = detect_scenery(masks)
     assert score.compactness < 0.25 and not score.scenery
+
+
+def test_a_part_that_never_moves_is_flagged_with_a_moving_pixel_map():
+    rng = np.random.default_rng(3)
+    n = 20
+    masks = np.zeros((n, 3, MASK, MASK), np.float32)
+    masks[:, 0] = 1.0
+    moving = np.zeros((n, MASK, MASK), np.float32)
+    for t in range(n):
+        x = 4 + t % 8
+        masks[t, 1, 10:16, x:x + 5] = 1.0                  # on the subject, which moves
+        moving[t, 10:16, x:x + 5] = 1.0
+        y = 20 + rng.integers(0, 4)                        # flickers over a still patch of scenery
+        masks[t, 2, y:y + 4, 20:26] = 1.0
+    masks[:, 0] -= masks[:, 1] + masks[:, 2]
+    plain = detect_scenery(masks)
+    assert not plain[1].scenery                             # not static, not spread: the other tests miss it
+    scores = detect_scenery(masks, moving=moving)
+    assert not scores[0].scenery and scores[0].on_moving > 0.9
+    assert scores[1].scenery and "never moves" in scores[1].reason
+    with pytest.raises(ValueError):
+        detect_scenery(masks, moving=moving[:, :8])
