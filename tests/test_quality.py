@@ -73,12 +73,17 @@ def test_brief_training_finds_the_figure(tmp_path):
     from engine.types import part_labels
 
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # deterministic whatever the machine's core count
     train = render_video(300, 128, figure_seed=0, motion_seed=0)
     recipe = TrainConfig(steps=BRIEF_STEPS, batch=6, lr=2e-3, equivariance_every=2, max_pair_gap=25,
                          snapshot_every=10 ** 6, checkpoint_every=10 ** 6,
                          weights=LossWeights(background=0.05, concentration=0.25))   # change_prior: the default
     tr = Trainer(train.frames, NetConfig(), recipe, tmp_path / "run")
-    tr.run(progress=False)
+    try:
+        tr.run(progress=False)
+    finally:
+        torch.set_num_threads(threads)
     test = render_video(60, 128, figure_seed=0, motion_seed=HELD_OUT_MOTION_SEED)
     with torch.no_grad():
         masks, tfs = tr.net.eval()(torch.from_numpy(test.frames))
