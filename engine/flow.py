@@ -98,14 +98,46 @@ def to_gray(frames_rgb: np.ndarray) -> np.ndarray:
     return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames_rgb])
 
 
+def global_affine_fit(flow: np.ndarray, valid: np.ndarray, iterations: int = 3, inlier_mads: float = 3.0,
+                      step: int = 4) -> np.ndarray:
+    """The dominant (camera) motion of a flow field: ``coef`` ``(3, 2)`` with the predicted
+    displacement ``[x, y, 1] @ coef`` at pixel ``(x, y)`` (pixels, module conventions).
+
+    Least squares on the trusted pixels of a ``step``-subsampled grid, refitted
+    ``iterations − 1`` times on the pixels within ``inlier_mads`` × 1.4826 × the median absolute
+    residual (the moving subject falls out as outliers). Zero motion when fewer than 6 pixels
+    are trusted.
+
+    Args:
+        flow: ``(H, W, 2)`` float32 displacement in pixels.
+        valid: ``(H, W)`` bool, trusted pixels.
+    """
+    h, w = valid.shape
+    ys, xs = np.mgrid[0:h:step, 0:w:step].astype(np.float64)
+    sel = valid[::step, ::step]
+    x = np.stack([xs[sel], ys[sel], np.ones(int(sel.sum()))], -1)
+    f = flow[::step, ::step][sel].astype(np.float64)
+    coef = np.zeros((3, 2))
+    keep = np.ones(len(x), bool)
+    for _ in range(max(1, iterations)):
+        if keep.sum() < 6:
+            break
+        coef = np.linalg.lstsq(x[keep], f[keep], rcond=None)[0]
+        res = np.hypot(*(f - x @ coef).T)
+        keep = res <= inlier_mads * 1.4826 * np.median(res) + 0.05
+    return coef
+
+
+def _affine_field(coef: np.ndarray, h: int, w: int) -> np.ndarray:
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([xs, ys, np.ones_like(xs)], -1) @ coef.astype(np.float32)         # (H, W, 2)
+
+
 def global_affine_residual(flow: np.ndarray, valid: np.ndarray, iterations: int = 3,
                            inlier_mads: float = 3.0, step: int = 4) -> np.ndarray:
-    """Flow left over after the dominant (camera) motion: ``|flow − A·[x, y, 1]|`` per pixel.
-
-    The 2×3 affine motion ``A`` is fitted by least squares to the trusted pixels of a
-    ``step``-subsampled grid, then refitted ``iterations − 1`` times on the pixels within
-    ``inlier_mads`` × 1.4826 × the median absolute residual (the moving subject falls out as
-    outliers). For a static camera ``A`` ≈ 0 and the residual is the flow's magnitude.
+    """Flow left over after the dominant (camera) motion (:func:`global_affine_fit`):
+    ``|flow − A·[x, y, 1]|`` per pixel. For a static camera ``A`` ≈ 0 and the residual is the
+    flow's magnitude.
 
     Args:
         flow: ``(H, W, 2)`` float32 displacement in pixels (module conventions).
@@ -115,43 +147,31 @@ def global_affine_residual(flow: np.ndarray, valid: np.ndarray, iterations: int 
         ``(H, W)`` float32 residual magnitude in pixels, on every pixel (mask it with ``valid``
         where that matters).
     """
-    h, w = valid.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    design = np.stack([xs, ys, np.ones_like(xs)], -1)                      # (H, W, 3)
-    sel = valid[::step, ::step]
-    x = design[::step, ::step][sel].astype(np.float64)
-    f = flow[::step, ::step][sel].astype(np.float64)
-    if len(x) < 6:
-        return np.hypot(flow[..., 0], flow[..., 1]).astype(np.float32)
-    keep = np.ones(len(x), bool)
-    coef = np.zeros((3, 2))
-    for _ in range(max(1, iterations)):
-        if keep.sum() < 6:
-            break
-        coef = np.linalg.lstsq(x[keep], f[keep], rcond=None)[0]             # (3, 2)
-        res = np.hypot(*(f - x @ coef).T)
-        keep = res <= inlier_mads * 1.4826 * np.median(res) + 0.05
-    pred = design @ coef.astype(np.float32)
+    pred = _affine_field(global_affine_fit(flow, valid, iterations, inlier_mads, step), *valid.shape)
     return np.hypot(flow[..., 0] - pred[..., 0], flow[..., 1] - pred[..., 1]).astype(np.float32)
 
 
 def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...] = (3, 10, 25),
-                  threshold_px: float = 1.0, preset: str = "fast", progress=None) -> np.ndarray:
+                  threshold_px: float = 1.0, threshold_grey: float = 10.0, preset: str = "fast",
+                  progress=None) -> np.ndarray:
     """Per frame, the share of each mask pixel that moves relative to the dominant motion.
 
     A pixel of frame t "moves" when, for at least one of the frames ``t ± g`` (``g`` in
     ``gaps``, those inside the video), its optical flow is trusted (forward–backward check,
     :meth:`PairFlow.pixels`) and differs from the frame's dominant affine motion
-    (:func:`global_affine_residual`: the camera's) by more than ``threshold_px`` input pixels.
-    The moving subject's pixels move in some of those pairs; the scenery's do not, whatever
-    the camera does (up to an affine motion). Occluded pixels fail the check and count as
-    not moving.
+    (:func:`global_affine_residual`: the camera's) by more than ``threshold_px`` input pixels,
+    and its grey level differs by more than ``threshold_grey`` from the other frame's at the
+    place the camera motion alone would take it (DIS flow spreads a moving edge's motion into
+    the flat surroundings; those pixels do not change). The moving subject's pixels move in
+    some of those pairs; the scenery's do not, whatever the camera does (up to an affine
+    motion). Occluded pixels fail the check and count as not moving.
 
     Args:
         gray: ``(T, S, S)`` uint8 grayscale frames.
         size: ``(h, w)`` output (mask) resolution.
         gaps: frame distances compared.
         threshold_px: residual motion threshold in input pixels.
+        threshold_grey: grey-level change threshold (0–255, after a 3×3 Gaussian blur).
         preset: DIS preset (:data:`PRESETS`).
         progress: optional callable ``progress(done, total)``.
 
@@ -167,13 +187,21 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
     t_n = len(gray)
     h, w = int(size[0]), int(size[1])
     out = np.zeros((t_n, h, w), np.float32)
+    s_h, s_w = gray.shape[1:]
+    ys, xs = np.mgrid[0:s_h, 0:s_w].astype(np.float32)
+    smooth = np.stack([cv2.GaussianBlur(g_, (3, 3), 0).astype(np.float32) for g_ in gray])
     for t in range(t_n):
         moving = np.zeros(gray.shape[1:], bool)
         for g in gaps:
             for other in (t + g, t - g):
                 if 0 <= other < t_n:
                     flow, valid = pf.pixels(gray[t], gray[other])
-                    moving |= valid & (global_affine_residual(flow, valid) > threshold_px)
+                    cam = _affine_field(global_affine_fit(flow, valid), s_h, s_w)
+                    residual = np.hypot(flow[..., 0] - cam[..., 0], flow[..., 1] - cam[..., 1])
+                    seen = cv2.remap(smooth[other], xs + cam[..., 0], ys + cam[..., 1], cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)
+                    changed = np.abs(smooth[t] - seen) > threshold_grey
+                    moving |= valid & (residual > threshold_px) & changed
         out[t] = cv2.resize(moving.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
         if progress is not None:
             progress(t + 1, t_n)
