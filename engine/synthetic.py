@@ -10,8 +10,10 @@ translation. Each part is a rounded rectangle (limbs: capsules) carrying its own
 colour, a second colour in a stripe/check/spot pattern, fixed grain noise, cylinder shading),
 so the parts are not separable by one flat colour each. Parts are composited back to front in
 a fixed depth order (far limbs behind the body, near ones in front), with anti-aliased edges.
-Options: the figure's size in the frame, a slowly changing light, sensor noise and an H.264
-round trip (:func:`render_video`).
+Options: the figure's size in the frame, a slowly changing light, sensor noise, an H.264
+round trip, and footage that breaks the static-camera, one-shot assumption: a camera pan/zoom
+(background and figure moved by a known per-frame camera map) and shot cuts (another figure
+and background from the cut on) (:func:`render_video`).
 
 Ground truth per frame, in the conventions of :mod:`tracker.core`:
 
@@ -398,15 +400,37 @@ class GroundTruth:
 
 @dataclass(frozen=True)
 class SyntheticVideo(GroundTruth):
-    """A rendered video with its ground truth. ``frames``: ``(T, H, W, 3)`` uint8 RGB."""
+    """A rendered video with its ground truth. ``frames``: ``(T, H, W, 3)`` uint8 RGB.
+
+    ``shots``: ``(T,)`` int64 shot id of each frame (0, 1, … in order; all 0 without ``cuts``).
+    ``camera``: ``(T, 2, 3)`` float64 affine map of each frame's camera, scene pixels → frame
+    pixels (``[x_f, y_f] = camera[t] @ [x, y, 1]``; the identity for a static camera), where
+    the scene is the frame of a static camera at frame 0 of the shot. Neither is written by
+    :meth:`save` (the ground truth above is already in frame pixels).
+    """
 
     frames: np.ndarray
+    shots: np.ndarray | None = None
+    camera: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.frames.shape != self.labels.shape + (3,) or self.frames.dtype != np.uint8:
             raise ValueError(f"frames must be {self.labels.shape + (3,)} uint8, "
                              f"got {self.frames.shape} {self.frames.dtype}")
+        t = len(self.labels)
+        if self.shots is None:
+            object.__setattr__(self, "shots", np.zeros(t, np.int64))
+        if self.camera is None:
+            object.__setattr__(self, "camera", np.broadcast_to(np.eye(2, 3), (t, 2, 3)).copy())
+        if self.shots.shape != (t,) or self.camera.shape != (t, 2, 3):
+            raise ValueError(f"shots must be ({t},) and camera ({t}, 2, 3), got {self.shots.shape} "
+                             f"and {self.camera.shape}")
+
+    @property
+    def cut_frames(self) -> tuple[int, ...]:
+        """Indices of the first frame of every shot after the first."""
+        return tuple(int(i) for i in np.nonzero(np.diff(self.shots))[0] + 1)
 
     @property
     def ground_truth(self) -> GroundTruth:
@@ -613,7 +637,8 @@ def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
 def render_video(n_frames: int, size: int | tuple[int, int] = 128, figure_seed: int = 0,
                  motion_seed: int = 0, fps: float = 25.0, activity: float = 1.0,
                  noise_std: float = 1.5, plan: str = "humanoid", scale: float = 1.0,
-                 light: float = 0.0, crf: int | None = None) -> SyntheticVideo:
+                 light: float = 0.0, crf: int | None = None, pan: tuple[float, float] = (0.0, 0.0),
+                 zoom: float = 0.0, cuts: tuple[int, ...] = ()) -> SyntheticVideo:
     """Render a video of the figure of ``(plan, figure_seed)`` moving with the motion of ``motion_seed``.
 
     Args:
@@ -635,25 +660,42 @@ def render_video(n_frames: int, size: int | tuple[int, int] = 128, figure_seed: 
         crf: if set, the frames are round-tripped through H.264 (libx264, yuv420p) at this
             constant rate factor (23 = typical web video, 35 = heavy compression); the ground
             truth is unchanged. Needs even width and height.
+        pan: camera velocity ``(vx, vy)`` in frame pixels per second (x right, y down): the
+            scene (background and figure) moves by ``−pan · t`` in the frame. The scene is
+            rendered with a margin so the frame never leaves it.
+        zoom: camera zoom rate per second: the scene is magnified by ``exp(zoom · t)`` about
+            the frame centre (negative: zooming out). The ground truth (centres, joints,
+            scales, labels) is in frame pixels of the moving camera; ``camera`` holds the
+            per-frame map.
+        cuts: frame indices (strictly increasing, in ``1 … n_frames − 1``) where a new shot
+            starts: shot ``k`` shows the figure and background of ``figure_seed + k`` (same
+            plan, so the same part names), its own motion, light and camera path starting
+            again at the cut; ``time_s`` runs on across the cuts. ``shots`` holds the shot ids.
 
     Returns:
         :class:`SyntheticVideo` (frames RGB uint8 plus exact ground truth).
 
     Raises:
         ValueError: ``n_frames < 1``, a frame smaller than 16×16, an unknown ``plan``,
-            ``scale <= 0``, or ``crf`` with an odd frame size.
+            ``scale <= 0``, ``crf`` with an odd frame size, or ``cuts`` out of order or range.
     """
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     if scale <= 0:
         raise ValueError(f"scale must be > 0, got {scale}")
+    if cuts:
+        return _render_shots(n_frames, tuple(int(c) for c in cuts), crf, figure_seed, dict(
+            size=size, motion_seed=motion_seed, fps=fps, activity=activity, noise_std=noise_std, plan=plan,
+            scale=scale, light=light, pan=pan, zoom=zoom))
     h, w = _size_hw(size)
     spec = FigureSpec.from_seed(figure_seed, plan)
     unit = 0.82 * scale * min(h, w) / spec.extent_units
     pose = _kinematics(spec, n_frames, w, h, unit, fps, motion_seed, activity)
     tex_rng = np.random.default_rng([int(figure_seed), 4])
     textures = [_part_texture(p, unit, tex_rng) for p in spec.parts]
-    background = render_background(h, w, figure_seed)
+    camera = _camera_path(n_frames, h, w, fps, pan, zoom)
+    margin = _camera_margin(camera, h, w) if camera is not None else 0
+    background = render_background(h + 2 * margin, w + 2 * margin, figure_seed)
     noise_rng = np.random.default_rng([int(figure_seed), int(motion_seed), 5])
     # Sensor noise: a bank of fields drawn once, one picked at random per frame (fast at 640x480).
     noise_bank = (noise_rng.standard_normal((min(n_frames, 16), h, w, 3), dtype=np.float32) * noise_std
@@ -671,9 +713,14 @@ def render_video(n_frames: int, size: int | tuple[int, int] = 128, figure_seed: 
     order = [pid[n] for n in spec.depth_order]
     for f in range(n_frames):
         img = background.copy()
-        lab = labels[f]
+        lab = labels[f] if camera is None else np.zeros(img.shape[:2], np.uint8)
         for i in order:
-            _composite(img, lab, textures[i], pose.centres[f, i], pose.phi[f, i], i + 1)
+            _composite(img, lab, textures[i], pose.centres[f, i] + margin, pose.phi[f, i], i + 1)
+        if camera is not None:  # scene canvas (offset by the margin) → the moving camera's frame
+            m = camera[f].copy()
+            m[:, 2] -= m[:, :2] @ np.array([margin, margin], np.float64)
+            img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            labels[f] = cv2.warpAffine(lab, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
         if light > 0:
             img *= (gain[f] + tilt[f] * ramp).astype(np.float32)
         if noise_std > 0:
@@ -683,13 +730,69 @@ def render_video(n_frames: int, size: int | tuple[int, int] = 128, figure_seed: 
         frames = _h264_round_trip(frames, fps, int(crf))
 
     scales = np.array([[p.half_length, p.half_width] for p in spec.parts]) * unit
+    scales = np.broadcast_to(scales, (n_frames,) + scales.shape).copy()
     pairs = np.array([sorted((pid[js.parent] + 1, pid[js.child] + 1)) for js in spec.joints], np.int64)
+    centres, joints = pose.centres, pose.joints
+    if camera is not None:
+        centres, joints = _apply_camera(camera, centres), _apply_camera(camera, joints)
+        scales = scales * camera[:, 0, 0][:, None, None]
     return SyntheticVideo(
-        labels=labels, centres=pose.centres, angles_deg=wrap_deg(pose.phi),
-        scales=np.broadcast_to(scales, (n_frames,) + scales.shape).copy(), joints=pose.joints,
+        labels=labels, centres=centres, angles_deg=wrap_deg(pose.phi),
+        scales=scales, joints=joints,
         joint_pairs=pairs, part_names=spec.part_names, joint_names=tuple(js.name for js in spec.joints),
         times_s=np.arange(n_frames, dtype=np.float64) / fps, fps=float(fps),
-        figure_seed=int(figure_seed), motion_seed=int(motion_seed), plan=spec.plan, frames=frames)
+        figure_seed=int(figure_seed), motion_seed=int(motion_seed), plan=spec.plan, frames=frames,
+        camera=camera)
+
+
+def _camera_path(n: int, h: int, w: int, fps: float, pan: tuple[float, float], zoom: float) -> np.ndarray | None:
+    """``(T, 2, 3)`` float64 scene → frame maps of a camera panning at ``pan`` px/s and zooming
+    by ``exp(zoom · t)`` about the frame centre; None for a static camera."""
+    vx, vy = (float(v) for v in pan)
+    if vx == 0 and vy == 0 and zoom == 0:
+        return None
+    t = np.arange(n, dtype=np.float64) / fps
+    s = np.exp(float(zoom) * t)
+    c = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    cam = np.zeros((n, 2, 3))
+    cam[:, 0, 0] = cam[:, 1, 1] = s
+    cam[:, :, 2] = c[None] * (1 - s[:, None]) - t[:, None] * np.array([vx, vy])[None]
+    return cam
+
+
+def _camera_margin(camera: np.ndarray, h: int, w: int) -> int:
+    """Pixels of scene needed around the ``h × w`` frame so every frame of ``camera`` sees scene."""
+    corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], np.float64)
+    s = camera[:, 0, 0][:, None, None]
+    scene = (corners[None] - camera[:, None, :, 2]) / s                 # (T, 4, 2) scene px
+    over = max(0.0, float(-scene.min()), float((scene[..., 0] - (w - 1)).max()),
+               float((scene[..., 1] - (h - 1)).max()))
+    return int(np.ceil(over)) + 2
+
+
+def _apply_camera(camera: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Scene points ``(T, N, 2)`` px → frame points through ``camera`` ``(T, 2, 3)``."""
+    return np.einsum("tij,tnj->tni", camera[:, :, :2], xy) + camera[:, None, :, 2]
+
+
+def _render_shots(n_frames: int, cuts: tuple[int, ...], crf: int | None, figure_seed: int,
+                  kwargs: dict) -> SyntheticVideo:
+    """:func:`render_video` with ``cuts``: each shot rendered on its own, then joined."""
+    bounds = (0,) + cuts + (n_frames,)
+    if any(b >= a for a, b in zip(bounds[1:], bounds[:-1])) or cuts[0] < 1:
+        raise ValueError(f"cuts must be strictly increasing frame indices in 1..{n_frames - 1}, got {cuts}")
+    shots = [render_video(b - a, figure_seed=figure_seed + k, crf=None, **kwargs)
+             for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    cat = {name: np.concatenate([getattr(v, name) for v in shots])
+           for name in ("labels", "centres", "angles_deg", "scales", "joints", "frames", "camera")}
+    if crf is not None:
+        cat["frames"] = _h264_round_trip(cat["frames"], float(kwargs["fps"]), int(crf))
+    first = shots[0]
+    return SyntheticVideo(
+        **cat, joint_pairs=first.joint_pairs, part_names=first.part_names, joint_names=first.joint_names,
+        times_s=np.arange(n_frames, dtype=np.float64) / float(kwargs["fps"]), fps=first.fps,
+        figure_seed=int(figure_seed), motion_seed=first.motion_seed, plan=first.plan,
+        shots=np.concatenate([np.full(len(v), k, np.int64) for k, v in enumerate(shots)]))
 
 
 def _h264_round_trip(frames: np.ndarray, fps: float, crf: int) -> np.ndarray:

@@ -193,14 +193,46 @@ def test_confidence_weighting_trusts_confident_measurements_more():
     assert abs(out_lo.xy[30, 0, 0] - 200) < 0.5 * abs(out_hi.xy[30, 0, 0] - 200)
 
 
-def test_part_never_visible_keeps_raw_values_and_flags():
+def test_part_never_visible_has_no_pose():
+    """A part never visible gets no invented pose (its tiny-mask measurement is not a pose)."""
     track = random_track(misses=False)
     vis = track.visible.copy()
     vis[:, 2] = False
     track = replace(track, visible=vis)
-    for out in (filter_track(track, KalmanNoise(), FRAME), smooth_track(track, KalmanNoise(), FRAME)):
-        np.testing.assert_allclose(out.xy[:, 2], track.xy[:, 2])
-        assert not out.visible[:, 2].any()
+    for out in (filter_track(track, KalmanNoise(), FRAME), smooth_track(track, KalmanNoise(), FRAME),
+                run_online(track, KalmanFactory())):
+        assert np.isnan(out.xy[:, 2]).all() and np.isnan(out.angle_deg[:, 2]).all() and np.isnan(out.scale[:, 2]).all()
+        assert not out.visible[:, 2].any() and np.isfinite(out.xy[:, :2]).all()
+
+
+@pytest.mark.parametrize("mode", SMOOTHERS)
+def test_prediction_stays_in_the_frame_and_ends_after_the_horizon(mode):
+    """A part last seen running fast towards the left edge: its predicted centre never leaves
+    the frame, and after max_predict_s without a measurement it has no pose (NaN)."""
+    t = np.arange(90) / 30.0
+    xy = np.stack([200 - 1500 * t, 240 + 0 * t], -1)[:, None, :]  # 50 px per frame to the left
+    visible = np.ones((90, 1), bool)
+    visible[4:] = False  # lost at x = 50 px, for 2.9 s
+    out = SMOOTHERS[mode](make_track(xy, visible=visible, times=t), KalmanFactory(max_predict_s=0.5))
+    pred = out.xy[4:, 0]
+    has = np.isfinite(pred[:, 0])
+    assert has[:15].all() and not has[16:].any()  # 0.5 s = 15 frames at 30 fps
+    assert (pred[has] >= 0).all() and (pred[has, 0] <= FRAME[1] - 1).all()
+    assert not out.visible[4:].any() and np.isnan(out.angle_deg[20:]).all()
+
+
+def test_offline_gap_is_bridged_from_both_ends():
+    """Offline, a frame within max_predict_s of a visible frame before *or after* it keeps a
+    pose, so a gap up to twice the horizon is bridged and only its middle is without one."""
+    t = np.arange(100) / 25.0
+    xy = np.stack([100 + 20 * t, 200 + 0 * t], -1)[:, None, :]
+    visible = np.ones((100, 1), bool)
+    visible[20:80] = False  # 2.4 s gap
+    out = smooth_track(make_track(xy, visible=visible, times=t), KalmanNoise(max_predict_s=1.0), FRAME)
+    has = np.isfinite(out.xy[:, 0, 0])
+    assert has[:44].all() and has[56:].all() and not has[46:54].any()  # last seen t=0.76 s, next t=3.2 s
+    with pytest.raises(ValueError):
+        KalmanNoise(max_predict_s=-1)
 
 
 def test_frames_before_first_detection_hold_the_first_value():

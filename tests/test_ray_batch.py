@@ -231,9 +231,9 @@ def test_ctrl_c_keeps_what_was_tracked_without_done_marker(tmp_path, ray_session
     opts = TrackOptions(threads=2, raw=True, batch_size=2)
 
     def interrupt_when_started():
-        raw = out / "tracks_raw.csv"
-        for _ in range(1200):  # up to 60 s for the worker to start writing rows
-            if raw.is_file() and len(raw.read_text().splitlines()) > 4:
+        for _ in range(1200):  # up to 60 s for the worker to start writing rows (in its staging folder)
+            raw = next(out.parent.glob(f".{out.name}.partial-*/tracks_raw.csv"), None) if out.parent.is_dir() else None
+            if raw is not None and raw.is_file() and len(raw.read_text().splitlines()) > 4:
                 _thread.interrupt_main()  # as Ctrl-C in the terminal
                 return
             time.sleep(0.05)

@@ -198,3 +198,19 @@ def test_near_degenerate_pair_falls_back_to_the_contact_point():
     prior = np.array([[[20.0, 0.0], [-20.0, 0.0]]])
     offsets, _ = acc.solve(pairs, prior)
     assert np.allclose(offsets, prior)
+
+
+def test_touch_fraction_is_at_most_one_when_parts_touch_while_not_visible():
+    """Touches in frames where a part is not visible (its small mask still borders the other)
+    count in neither the numerator nor the denominator: the fraction stays ≤ 1."""
+    c = ContactAccumulator(2, np.arange(30.0), np.arange(20.0))
+    labs = np.zeros((5, 20, 30), np.uint8)
+    labs[:, :, :10], labs[:, :, 10:12] = 1, 2  # they touch in every frame
+    vis = np.array([[1, 1], [1, 0], [1, 0], [0, 1], [1, 0]], bool)  # both visible once only
+    c.add(labs, np.zeros((5, 2, 2)), np.zeros((5, 2)), vis)
+    frac = c.touch_fraction()
+    assert frac[0, 1] == pytest.approx(1.0) and (frac <= 1.0).all()
+    labs[0, :, 10:12] = 0  # the one frame with both visible has no touch
+    c2 = ContactAccumulator(2, np.arange(30.0), np.arange(20.0))
+    c2.add(labs, np.zeros((5, 2, 2)), np.zeros((5, 2)), vis)
+    assert c2.touch_fraction()[0, 1] == 0.0

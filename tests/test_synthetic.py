@@ -188,3 +188,42 @@ def test_ground_truth_round_trips_plan(tmp_path):
     v = render_video(4, size=64, plan="robot_arm")
     gt = load_ground_truth(v.save(tmp_path / "arm"))
     assert gt.plan == "robot_arm" and gt.part_names == v.part_names
+
+
+def test_camera_pan_and_zoom_move_scene_and_ground_truth_together(video):
+    still = render_video(40, size=96, figure_seed=3, motion_seed=1, pan=(0.0, 0.0), zoom=0.0, cuts=())
+    np.testing.assert_array_equal(still.frames, video.frames)          # the defaults change nothing
+    assert still.cut_frames == () and np.all(still.camera == np.eye(2, 3))
+    v = render_video(40, size=96, figure_seed=3, motion_seed=1, pan=(25.0, -10.0), zoom=0.2)
+    t = v.times_s[-1]
+    np.testing.assert_allclose(v.camera[-1, :, :2], np.exp(0.2 * t) * np.eye(2))
+    np.testing.assert_allclose(v.scales[-1], video.scales[-1] * np.exp(0.2 * t))
+    np.testing.assert_allclose(v.angles_deg, video.angles_deg)
+    # the frame-0 view is the static camera's; later the scene point under a part centre moves with it
+    np.testing.assert_allclose(v.centres[0], video.centres[0], atol=1e-9)
+    expected = np.einsum("ij,nj->ni", v.camera[-1, :, :2], video.centres[-1]) + v.camera[-1, :, 2]
+    np.testing.assert_allclose(v.centres[-1], expected)
+    checked = 0
+    for f in (5, 15, 25, 39):
+        for i in range(len(PART_NAMES)):
+            ys, xs = np.nonzero(v.labels[f] == i + 1)
+            if len(xs) < 0.8 * 4 * np.prod(v.scales[f, i]):
+                continue
+            err = np.hypot(xs.mean() - v.centres[f, i, 0], ys.mean() - v.centres[f, i, 1])
+            assert err < 0.25 * v.scales[f, i, 0] + 1.0, (f, PART_NAMES[i], err)
+            checked += 1
+    assert checked >= 8
+
+
+def test_cuts_switch_figure_and_background():
+    v = render_video(30, size=64, figure_seed=3, motion_seed=1, cuts=(10, 20))
+    assert v.cut_frames == (10, 20) and v.shots.tolist() == [0] * 10 + [1] * 10 + [2] * 10
+    np.testing.assert_allclose(v.times_s, np.arange(30) / 25.0)
+    first = render_video(10, size=64, figure_seed=3, motion_seed=1)
+    np.testing.assert_array_equal(v.frames[:10], first.frames)
+    second = render_video(10, size=64, figure_seed=4, motion_seed=1)
+    np.testing.assert_array_equal(v.frames[10:20], second.frames)
+    np.testing.assert_allclose(v.scales[10:20], second.scales)
+    for bad in ((0,), (10, 10), (30,), (20, 10)):
+        with pytest.raises(ValueError):
+            render_video(30, size=64, cuts=bad)

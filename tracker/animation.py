@@ -46,6 +46,7 @@ import numpy as np
 
 from engine.errors import InputError, OutputError
 from tracker.core import JointPositions, Track
+from tracker.io import printable
 
 FORMATS = ("ae", "blender")
 AE_HEADER = "Adobe After Effects 8.0 Keyframe Data"
@@ -72,6 +73,7 @@ class ExportSettings:
     skeleton_edges: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "name", printable(self.name))  # written into UTF-8 text files
         if not (self.fps and self.fps > 0 and math.isfinite(self.fps)):
             raise InputError(f"frame rate {self.fps!r} is not usable for animation export",
                              "pass --fps (the video's frame rate)")
@@ -385,7 +387,8 @@ def parse_formats(formats) -> tuple[str, ...]:
 def read_track_info(path: str | Path) -> dict:
     """The export-relevant facts of a ``track.json``: ``fps``, ``width``, ``height``, ``name``,
     ``skeleton_edges`` (keys looked up at the top level, or under ``video`` / ``skeleton`` /
-    ``model``). Missing keys are absent from the result.
+    ``model``), ``complete`` (False for an interrupted run) and ``input_complete`` (False when
+    the video ended before the frames it declares). Missing keys are absent from the result.
 
     Raises:
         InputError: unreadable JSON.
@@ -412,13 +415,17 @@ def read_track_info(path: str | Path) -> dict:
             info[key] = v
     if "name" in info:
         info["name"] = Path(str(info["name"])).stem or "parttrack"
+    if isinstance(data.get("complete"), bool):
+        info["complete"] = data["complete"]
+    if isinstance(data.get("input"), dict) and isinstance(data["input"].get("complete"), bool):
+        info["input_complete"] = data["input"]["complete"]
     return info
 
 
 def export_tracks(tracks_csv: str | Path, out_dir: str | Path, formats=FORMATS, *,
                   fps: float | None = None, width: int | None = None, height: int | None = None,
                   joints_csv: str | Path | None = None, info_json: str | Path | None = None,
-                  name: str | None = None, px_per_unit: float = 100.0) -> list[Path]:
+                  name: str | None = None, px_per_unit: float = 100.0, allow_incomplete: bool = False) -> list[Path]:
     """Export a tracks CSV to animation formats.
 
     Args:
@@ -431,12 +438,16 @@ def export_tracks(tracks_csv: str | Path, out_dir: str | Path, formats=FORMATS, 
         joints_csv, info_json: explicit paths of ``joints.csv`` / ``track.json``.
         name: subject name (default: the video name from track.json, else the CSV's folder).
         px_per_unit: Blender: source pixels per Blender unit.
+        allow_incomplete: export tracks whose ``track.json`` says ``"complete": false`` (an
+            interrupted run) instead of refusing them.
 
     Returns:
         The files written.
 
     Raises:
-        InputError: unreadable tracks, unknown format, or no frame rate / size known.
+        InputError: unreadable tracks, unknown format, no frame rate / size known, an
+            incomplete run (unless ``allow_incomplete``), or a time that is not a finite number
+            (naming the CSV line).
         OutputError: the output folder cannot be written.
     """
     from tracker.io import read_joints_csv, read_tracks_csv
@@ -448,6 +459,15 @@ def export_tracks(tracks_csv: str | Path, out_dir: str | Path, formats=FORMATS, 
     info = read_track_info(info_path) if info_path.is_file() else {}
     if info_json and not info_path.is_file():
         raise InputError(f"{info_path} does not exist")
+    if info.get("complete") is False and not allow_incomplete:
+        raise InputError(f"{tracks_csv} is from an interrupted run ({info_path} says \"complete\": false; "
+                         f"{len(track)} frames)", "rerun `parttrack track` on the video to finish it, "
+                         "or pass --partial to export the frames there are")
+    bad = ~np.isfinite(track.time_s)
+    if bad.any():
+        row = 2 + int(np.argmax(bad)) * track.num_parts  # file line of that frame's first row
+        raise InputError(f"{tracks_csv}:{row}: time_s is not a finite number ({float(track.time_s[bad][0])})",
+                         "keyframes need a time for every frame; re-run `parttrack track` or fix the file")
     fps = fps if fps is not None else info.get("fps")
     width = width if width is not None else info.get("width")
     height = height if height is not None else info.get("height")
@@ -486,4 +506,4 @@ def write_exports(result_dir: str | Path, formats=FORMATS) -> list[Path]:
     tracks = result_dir / "tracks.csv"
     if not tracks.is_file():
         raise InputError(f"{result_dir} has no tracks.csv", "pass a folder written by `parttrack track`")
-    return export_tracks(tracks, result_dir, formats)
+    return export_tracks(tracks, result_dir, formats, allow_incomplete=True)

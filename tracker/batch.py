@@ -9,6 +9,14 @@ the folders already done) and hands the rest to a :class:`Scheduler`, which runs
 same way and schedules on a Ray cluster through the same interface. Per-video and overall
 progress bars (tqdm, :mod:`tracker.progress`); a failing video is recorded and the others go on.
 
+Signals: worker processes die with their parent. On Ctrl-C (or SIGTERM/SIGHUP turned into
+:class:`KeyboardInterrupt` by :func:`interrupt_on_signals`) the pool asks each busy worker to
+stop (SIGINT: it writes what it has, see :mod:`tracker.offline`), waits at most
+:data:`STOP_GRACE_S` and kills what is left before returning; an idle worker exits at once.
+Workers ignore the terminal's Ctrl-C themselves (the parent decides) and, on Linux, are killed
+by the kernel if the parent dies without cleaning up (``PR_SET_PDEATHSIG``): nothing is written
+after the parent is gone (a killed worker's staging folder is removed by the next run).
+
 The names a batch caller needs are importable from here too: :class:`TrackOptions`,
 :class:`VideoResult`, :func:`track_video`, :func:`discover_videos`, :func:`output_dirs`,
 :func:`failure_lines`, :func:`summarize` (their homes are :mod:`tracker.results` and
@@ -17,7 +25,10 @@ The names a batch caller needs are importable from here too: :class:`TrackOption
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Protocol
 
@@ -37,7 +48,29 @@ from tracker.results import (
 )
 
 __all__ = ["InProcess", "ProcessPool", "Scheduler", "TrackOptions", "VideoResult", "discover_videos",
-           "failure_lines", "output_dirs", "run_batch", "summarize", "track_video"]
+           "failure_lines", "interrupt_on_signals", "output_dirs", "run_batch", "summarize", "track_video"]
+
+#: Seconds the pool waits, after an interrupt, for busy workers to write what they have.
+STOP_GRACE_S = 10.0
+
+
+@contextlib.contextmanager
+def interrupt_on_signals():
+    """Within the block, SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main thread
+    like Ctrl-C does, so a terminated batch stops its workers and keeps what is finished (the
+    CLI exits 130 either way). Does nothing outside the main thread."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {n: signal.signal(getattr(signal, n), signal.default_int_handler) for n in names}
+    try:
+        yield
+    finally:
+        for n, h in previous.items():
+            signal.signal(getattr(signal, n), h)
 
 
 class Scheduler(Protocol):
@@ -116,7 +149,7 @@ class InProcess:
             for i in todo:
                 try:
                     results[i] = track_video(videos[i], dirs[i], self.options, runtime,
-                                             TqdmProgress(1, not self.progress))
+                                             TqdmProgress(1, not self.progress), log=self.log)
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:  # reported per video, the batch goes on
@@ -130,7 +163,39 @@ class InProcess:
 _WORKER: dict = {}
 
 
+def _worker_signal(signum, frame) -> None:
+    """A worker's handler of SIGINT/SIGTERM/SIGHUP (sent by the parent's pool): a busy worker
+    stops its video like Ctrl-C (what was processed is written), an idle one exits quietly."""
+    if _WORKER.get("busy"):
+        _WORKER["busy"] = False  # a second signal while finishing exits at once
+        raise KeyboardInterrupt
+    os._exit(130)
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this process when its parent dies (prctl
+    PR_SET_PDEATHSIG); elsewhere nothing (the parent's pool still stops its workers)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        if os.getppid() == 1:  # the parent is already gone
+            os._exit(130)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl
+        pass
+
+
 def _worker_init(options: TrackOptions, workers: int, runtime_factory, queue) -> None:
+    _die_with_parent()
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _worker_signal)
+    # the terminal's Ctrl-C goes to the whole process group: the parent decides what stops
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
     _WORKER["queue"] = queue
     try:
         _WORKER["runtime"] = runtime_factory(options, workers)
@@ -160,18 +225,22 @@ def _worker_track(video: Path, out_dir: Path, options: TrackOptions) -> VideoRes
     if "error" in _WORKER:
         return failure_result(video, out_dir, _WORKER["error"])
     try:
+        _WORKER["busy"] = True
         return track_video(video, out_dir, options, _WORKER["runtime"], progress)
     except KeyboardInterrupt:
         return VideoResult(video, out_dir, "interrupted")
     except Exception as exc:
         progress.finish()
         return failure_result(video, out_dir, exc)
+    finally:
+        _WORKER["busy"] = False
 
 
 class ProcessPool:
     """:class:`Scheduler` over ``workers`` spawned processes, each building its runtime once
     with ``runtime_factory(options, workers)`` (picklable); per-worker progress comes back
-    through a manager queue and is drawn as one tqdm bar per worker."""
+    through a queue and is drawn as one tqdm bar per worker. On :class:`KeyboardInterrupt` the
+    workers are stopped (see the module docstring) before it is re-raised."""
 
     def __init__(self, options: TrackOptions, workers: int, runtime_factory=_default_runtime, progress: bool = True,
                  log=_default_log) -> None:
@@ -185,8 +254,7 @@ class ProcessPool:
 
         options, workers, progress, log = self.options, self.workers, self.progress, self.log
         ctx = mp.get_context("spawn")
-        manager = ctx.Manager()
-        queue = manager.Queue()
+        queue = ctx.Queue()  # handed to the workers when they are spawned (no manager process)
         bars: dict[int, object] = {}
         slots: dict[int, int] = {}
         announced = []
@@ -220,6 +288,7 @@ class ProcessPool:
         overall = videos_bar(len(todo), position=0, disable=not progress)
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                                    initargs=(options, workers, self.factory, queue))
+        futures: dict = {}
         try:
             futures = {pool.submit(_worker_track, videos[i], dirs[i], options): i for i in todo}
             for fut in as_completed(futures):
@@ -231,7 +300,7 @@ class ProcessPool:
                 overall.update(1)
             pool.shutdown(wait=True)
         except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop_pool(pool, futures)
             raise
         finally:
             stop.set()
@@ -239,4 +308,38 @@ class ProcessPool:
             for bar in list(bars.values()):
                 bar.close()
             overall.close()
-            manager.shutdown()
+            queue.close()
+            queue.cancel_join_thread()
+
+
+def stop_pool(pool, futures, grace_s: float = STOP_GRACE_S) -> None:
+    """Stop a :class:`concurrent.futures.ProcessPoolExecutor` of :func:`_worker_track` workers
+    now: cancel what has not started, send SIGINT to every worker (busy ones write what they
+    have, idle ones exit), wait up to ``grace_s`` seconds, SIGKILL the rest and reap them.
+    A second Ctrl-C while waiting skips the wait."""
+    import concurrent.futures as cf
+
+    procs = list(getattr(pool, "_processes", {}).values())  # the executor's worker processes
+    for fut in futures:
+        fut.cancel()
+    for p in procs:
+        with contextlib.suppress(OSError, ValueError):
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
+    try:
+        running = [f for f in futures if not f.done()]
+        if running:
+            cf.wait(running, timeout=grace_s)
+        for p in procs:
+            p.join(timeout=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            with contextlib.suppress(OSError, ValueError):
+                if p.is_alive():
+                    p.kill()
+        for p in procs:
+            with contextlib.suppress(OSError, ValueError, AssertionError):
+                p.join(timeout=2)
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -66,6 +66,14 @@ TRACKS_COLUMNS = ("frame", "time_s", "part", "part_name", "x", "y", "angle_deg",
 JOINTS_COLUMNS = ("frame", "time_s", "joint", "part_a", "part_b", "x", "y")
 
 
+def printable(text) -> str:
+    """``text`` (a str or path) safe to write as UTF-8 or print: file names that are not valid
+    UTF-8 (Python keeps their bytes as lone surrogates, ``os.fsdecode``) get U+FFFD for each
+    undecodable byte. For names shown to people; JSON keeps the exact name (``\\udcXX``
+    escapes, which ``os.fsencode`` turns back into the bytes)."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _f(v: float, digits: int) -> str:
     """Fixed-point text of a float; non-finite values are written as ``nan``."""
     v = float(v)

@@ -40,6 +40,13 @@ occlusion, or after the part really did jump). The angle rate is limited to
 ``max_angle_rate`` (a wrapped angle cannot tell +180°/frame from −180°/frame). The offline
 smoother does not smooth across such a reset.
 
+Bounded prediction (what the outputs of both filters hold for a part that is not visible): the
+rate decays (``velocity_decay_s``), a predicted centre is clamped into the frame
+(``0 ≤ x ≤ width − 1``, ``0 ≤ y ≤ height − 1``), and a part that has not been visible for more
+than ``max_predict_s`` seconds — measured to the nearest visible frame, before or after for
+the offline smoother, before for the causal filter — or never at all has **no pose**: NaN x, y,
+angle and scales (``visible`` stays False; area and confidence are passed through).
+
 Choose the smoother with a factory (norfair's pattern): :class:`KalmanFactory` holds the
 noise settings (:class:`KalmanNoise`), :class:`NoFilterFactory` passes poses through; both
 have ``create_filter(num_parts, frame_size)`` (online) and ``smooth(track, frame_size)``
@@ -92,6 +99,8 @@ class KalmanNoise:
             rate flips by 180° every frame; the limit (default 3 turns/s) keeps it away.
         confidence_weighting: scale R by ``1 / max(confidence, min_confidence)``.
         min_confidence: floor for the confidence weighting.
+        max_predict_s: longest time a part that is not visible is predicted (seconds, see the
+            module docstring); ``None`` = no limit (a part never visible still has no pose).
     """
 
     pos_meas: float = 0.004
@@ -110,6 +119,7 @@ class KalmanNoise:
     max_angle_rate: float | None = 1080.0
     confidence_weighting: bool = True
     min_confidence: float = 0.1
+    max_predict_s: float | None = 1.0
 
     def __post_init__(self) -> None:
         for name in ("pos_meas", "angle_meas", "scale_meas"):
@@ -129,6 +139,8 @@ class KalmanNoise:
             raise ValueError("max_angle_rate must be positive or None")
         if not 0 < self.min_confidence <= 1:
             raise ValueError("min_confidence must be in (0, 1]")
+        if self.max_predict_s is not None and not self.max_predict_s >= 0:
+            raise ValueError("max_predict_s must be >= 0 or None")
 
     def channel_arrays(self, frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-channel ``(meas_std, accel_std, init_rate_std)``, each ``(5,)`` in the units of
@@ -259,6 +271,44 @@ class _Channels:
         self.since *= ~accept
         return fresh
 
+def unseen_seconds(time_s: np.ndarray, visible: np.ndarray, causal: bool) -> np.ndarray:
+    """``(T, K)`` seconds from each frame to the nearest frame where the part is visible
+    (``causal``: the nearest earlier or same frame only); ``inf`` where there is none; 0 where
+    it is visible. ``time_s`` ``(T,)`` seconds, ``visible`` ``(T, K)`` bool."""
+    t = np.asarray(time_s, np.float64)
+    vis = np.asarray(visible, bool)
+    n = len(t)
+    idx = np.arange(n)[:, None]
+    last = np.maximum.accumulate(np.where(vis, idx, -1), axis=0)
+    out = np.where(last >= 0, t[:, None] - t[np.maximum(last, 0)], np.inf)
+    if not causal:
+        nxt = np.minimum.accumulate(np.where(vis, idx, n)[::-1], axis=0)[::-1]
+        out = np.minimum(out, np.where(nxt < n, t[np.minimum(nxt, n - 1)] - t[:, None], np.inf))
+    return out
+
+
+def bound_predictions(xy: np.ndarray, angle_deg: np.ndarray, scale: np.ndarray, visible: np.ndarray,
+                      unseen_s: np.ndarray, max_predict_s: float | None,
+                      frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Apply the bounded-prediction rule (module docstring) to poses of any leading shape
+    ``(..., K)``: xy ``(..., K, 2)`` px, angle_deg ``(..., K)``, scale ``(..., K, 2)``, visible
+    ``(..., K)`` bool, unseen_s ``(..., K)`` s (:func:`unseen_seconds`). Returns new arrays."""
+    h, w = frame_size
+    hidden = ~np.asarray(visible, bool)
+    horizon = np.inf if max_predict_s is None else float(max_predict_s)
+    none = hidden & ~(np.asarray(unseen_s) <= horizon)
+    xy = np.array(xy, np.float64)
+    if hidden.any():
+        xy[..., 0] = np.where(hidden, np.clip(xy[..., 0], 0.0, w - 1.0), xy[..., 0])
+        xy[..., 1] = np.where(hidden, np.clip(xy[..., 1], 0.0, h - 1.0), xy[..., 1])
+    angle_deg, scale = np.array(angle_deg, np.float64), np.array(scale, np.float64)
+    if none.any():
+        xy[none] = np.nan
+        angle_deg[none] = np.nan
+        scale[none] = np.nan
+    return xy, angle_deg, scale
+
+
 def _r_scale(confidence: np.ndarray, noise: KalmanNoise) -> np.ndarray:
     if not noise.confidence_weighting:
         return np.ones(np.shape(confidence))
@@ -285,8 +335,8 @@ class PoseFilter:
         frame_size: ``(height, width)`` of the source in pixels (scales the position noise).
 
     Usage: call :meth:`update` with each frame's raw poses in time order; it returns the
-    filtered poses (same K; ``area_px``, ``visible``, ``confidence`` passed through). Parts
-    never seen so far are returned raw.
+    filtered poses (same K; ``area_px``, ``visible``, ``confidence`` passed through),
+    predictions bounded as the module docstring says (parts never seen so far have no pose).
     """
 
     def __init__(self, num_parts: int, noise: KalmanNoise, frame_size: tuple[int, int]) -> None:
@@ -297,6 +347,7 @@ class PoseFilter:
         """Forget all state (e.g. after a seek or a source change)."""
         self._ch = _Channels(self.num_parts, self.noise, self.frame_size)
         self._last_t: float | None = None
+        self._unseen = np.full(self.num_parts, np.inf)  # seconds since each part was last visible
 
     def update(self, poses: PartPoses) -> PartPoses:
         """Filter one frame.
@@ -307,13 +358,21 @@ class PoseFilter:
         if poses.num_parts != self.num_parts:
             raise ValueError(f"filter is for K={self.num_parts} parts, got poses with K={poses.num_parts}")
         ch = self._ch
-        visible = poses.visible
+        visible = np.asarray(poses.visible, bool)
         if self._last_t is not None:
-            ch.predict(poses.time_s - self._last_t, ~visible)
+            dt = poses.time_s - self._last_t
+            ch.predict(dt, ~visible)
+            self._unseen += max(float(dt), 0.0)
         self._last_t = float(poses.time_s)
+        self._unseen[visible] = 0.0
         z = _measurements(poses.xy, poses.angle_deg, poses.scale)
         ch.update(z.copy(), _r_scale(poses.confidence, self.noise), visible)
-        return _poses_from_state(poses, z, ch.x0, ch.init)
+        out = _poses_from_state(poses, z, ch.x0, ch.init)
+        if visible.all():
+            return out
+        xy, ang, sc = bound_predictions(out.xy, out.angle_deg, out.scale, visible, self._unseen,
+                                        self.noise.max_predict_s, self.frame_size)
+        return PartPoses(out.index, out.time_s, xy, ang, sc, out.area_px, out.visible, out.confidence)
 
     @property
     def state(self) -> np.ndarray:
@@ -411,12 +470,16 @@ def _rts(fw: dict) -> np.ndarray:
     return np.where(before, first_vals[None], xs0)
 
 
-def _track_from_values(track: Track, values: np.ndarray, have: np.ndarray) -> Track:
+def _track_from_values(track: Track, values: np.ndarray, have: np.ndarray, noise: KalmanNoise,
+                       frame_size: tuple[int, int], causal: bool) -> Track:
     z = _measurements(track.xy, track.angle_deg, track.scale)
     v = np.where(have, values, z)
-    return Track(index=track.index, time_s=track.time_s, xy=v[..., 0:2].copy(), angle_deg=wrap_deg(v[..., 2]),
-                 scale=np.exp(v[..., 3:5]), area_px=track.area_px, visible=track.visible,
-                 confidence=track.confidence)
+    xy, ang, sc = v[..., 0:2].copy(), wrap_deg(v[..., 2]), np.exp(v[..., 3:5])
+    if not np.all(track.visible):
+        unseen = unseen_seconds(track.time_s, track.visible, causal)
+        xy, ang, sc = bound_predictions(xy, ang, sc, track.visible, unseen, noise.max_predict_s, frame_size)
+    return Track(index=track.index, time_s=track.time_s, xy=xy, angle_deg=ang, scale=sc, area_px=track.area_px,
+                 visible=track.visible, confidence=track.confidence)
 
 
 def filter_track(track: Track, noise: KalmanNoise, frame_size: tuple[int, int]) -> Track:
@@ -425,7 +488,7 @@ def filter_track(track: Track, noise: KalmanNoise, frame_size: tuple[int, int]) 
     if len(track) == 0:
         return track
     fw = _forward(track, noise, frame_size)
-    return _track_from_values(track, fw["x0f"], fw["init"])
+    return _track_from_values(track, fw["x0f"], fw["init"], noise, frame_size, causal=True)
 
 
 def smooth_track(track: Track, noise: KalmanNoise, frame_size: tuple[int, int]) -> Track:
@@ -438,12 +501,14 @@ def smooth_track(track: Track, noise: KalmanNoise, frame_size: tuple[int, int]) 
 
     Returns:
         A :class:`Track` of the same shape: smoothed xy, angle_deg (wrapped), scale; area_px,
-        visible, confidence copied. Parts never visible keep their raw values.
+        visible, confidence copied; predictions bounded (module docstring: parts never visible,
+        or not for more than ``noise.max_predict_s``, have NaN poses).
     """
     if len(track) == 0:
         return track
     fw = _forward(track, noise, frame_size)
-    return _track_from_values(track, _rts(fw), np.broadcast_to(fw["init"].any(axis=0), fw["init"].shape))
+    return _track_from_values(track, _rts(fw), np.broadcast_to(fw["init"].any(axis=0), fw["init"].shape), noise,
+                              frame_size, causal=False)
 
 
 # ---------------------------------------------------------------------------------- factories

@@ -20,14 +20,25 @@ frames are measured; the skeleton is fitted on the whole video; the overlay is d
 second decoding pass with the final poses (videos under 360 px high at an integer zoom ≥ 2,
 to stay legible).
 
-Interruption: rows are flushed as they are written; on Ctrl-C the frames processed so far are
-smoothed and written (tracks, joints, track.json with ``"complete": false``), writers and the
-video container are closed, and no ``done.json`` is written — a rerun redoes that video and
-skips every folder that has its ``done.json`` (``force=True`` redoes them too).
+Publication and interruption (the folder protocol is :mod:`tracker.results`'): the folder is
+locked for the whole job, its files are written into a hidden staging sibling and renamed into
+place once ``done.json`` is written, so a complete result is only ever replaced by a complete
+one. On Ctrl-C the frames processed so far are smoothed and written (tracks, joints, track.json
+with ``"complete": false``, never beside an unfinished overlay), writers and the video container
+are closed, no ``done.json`` is written, and that partial folder is published only where no
+complete result exists — a rerun redoes the video and skips every folder that is done.
+
+Checks: non-finite network output stops the video (:func:`tracker.poses.check_finite`); a video
+that yields fewer frames than its container declares, or whose decoding fails part-way, is
+tracked up to there and "done with a warning": the warning goes into done.json, track.json
+(``"input": {"frames_declared", "frames_decoded", "complete"}``) and the summary. The footage
+check (:class:`engine.footage.FootageChecker`, fed pass 1's frames) goes into track.json
+(``"footage"``) and its findings (shot cuts, a moving camera, a small subject) into the warnings.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -35,12 +46,14 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import InputError, OutputError, ParttrackError
+from engine.footage import FootageChecker, findings
 from engine.preprocess import Letterbox
 from tracker.core import PartPoses, Track
-from tracker.io import JointsCSVWriter, TracksCSVWriter, VideoWriter, write_json, write_label_png
+from tracker.io import JointsCSVWriter, TracksCSVWriter, VideoWriter, printable, write_json, write_label_png
 from tracker.kalman import make_factory
-from tracker.poses import LABEL_STEP, PoseExtractor, SourceLabeler
+from tracker.poses import LABEL_STEP, PoseExtractor, SourceLabeler, check_finite
 from tracker.progress import Progress
+from tracker.progress import log as _default_log
 from tracker.results import (
     CONVENTIONS,
     DONE_FILE,
@@ -53,19 +66,25 @@ from tracker.results import (
     TRACKS_FILE,
     TrackOptions,
     VideoResult,
+    check_done,
+    check_replaceable,
     check_writable,
-    clear_outputs,
     done_info,
-    done_status,
     export_formats,
+    publish,
+    publish_partial,
+    recover_folder,
+    result_lock,
     skipped_result,
+    staging_dir,
+    video_fingerprint,
 )
 from tracker.skeleton import ContactAccumulator, skeleton_from_track
 from tracker.sources import open_scaled, open_source
 
 
 def track_video(video: str | Path, out_dir: str | Path, options: TrackOptions | None = None, runtime=None,
-                progress=None) -> VideoResult:
+                progress=None, log=None) -> VideoResult:
     """Track one video and write its result folder (see the module docstring).
 
     Args:
@@ -74,26 +93,36 @@ def track_video(video: str | Path, out_dir: str | Path, options: TrackOptions | 
         options: :class:`tracker.results.TrackOptions`.
         runtime: an inference runtime to use (default: :meth:`TrackOptions.make_runtime`).
         progress: a :class:`tracker.progress.Progress` (default: none shown).
+        log: where one-line messages go (why a done folder is redone, waiting for another
+            run's lock); default stderr.
 
     Returns:
-        :class:`VideoResult` (status ``done`` or ``skipped``).
+        :class:`VideoResult` (status ``done`` or ``skipped``; ``warnings`` for input that
+        ended early).
 
     Raises:
         InputError: missing, unreadable, corrupt or empty video.
-        OutputError: the result folder cannot be written.
-        BundleError, BackendUnavailable: the model or backend cannot be used.
-        KeyboardInterrupt: after writing what was processed (no done.json).
+        OutputError: the result folder cannot be written, or exists and is not a result folder.
+        BundleError: the model produced non-finite output; BackendUnavailable: see the runtime.
+        KeyboardInterrupt: after writing what was processed (no done.json; a complete result
+            already in ``out_dir`` is kept).
     """
     options = options or TrackOptions()
     video, out_dir = Path(video), Path(out_dir)
     progress = progress or Progress()
-    state = done_status(out_dir, options)
-    if state == "skip":
-        return skipped_result(video, out_dir)
-    if state == "exports":
-        run_exports(out_dir, options, done_info(out_dir) or {})
-        return skipped_result(video, out_dir, "done")
-    return _VideoJob(video, out_dir, options, runtime, progress).run()
+    log = log or _default_log
+    with result_lock(out_dir, log):
+        recover_folder(out_dir)
+        state, why = check_done(out_dir, options, video)
+        if state == "skip":
+            return skipped_result(video, out_dir)
+        if state == "exports":
+            run_exports(out_dir, options, done_info(out_dir) or {})
+            return skipped_result(video, out_dir, "done")
+        check_replaceable(out_dir)
+        if why:
+            log(printable(f"parttrack: {video.name}: redoing {out_dir}: {why}"))
+        return _VideoJob(video, out_dir, options, runtime, progress).run()
 
 
 def run_exports(out_dir: Path, options: TrackOptions, done: dict | None) -> list[str]:
@@ -115,6 +144,8 @@ class _VideoJob:
 
     def __init__(self, video: Path, out_dir: Path, options: TrackOptions, runtime, progress) -> None:
         self.video, self.out_dir, self.options, self.progress = video, out_dir, options, progress
+        self.final_dir = out_dir  # where the result is published; out_dir is the staging folder in run()
+        self.input = video_fingerprint(video)
         with open_source(video) as probe:  # raises InputError for missing/corrupt/empty videos
             self.src_h, self.src_w = probe.height, probe.width
             self.nominal_fps, self.frame_count = probe.fps, probe.frame_count
@@ -138,12 +169,30 @@ class _VideoJob:
         self.smoothed_chunks: list[PartPoses] = []
         self.frames = 0
         self.warnings: list[str] = []
+        self.decode_error: str | None = None
+        self.input_complete = True  # False when the video ended before its declared frames (set by pass 1)
+        # the footage check (engine.footage) on pass 1's frames: in track.json and the summary
+        self.footage = FootageChecker(self.nominal_fps or 25.0, source_size=(self.src_w, self.src_h))
 
     # -- pass 1: decode, infer, measure -------------------------------------------------
     def run(self) -> VideoResult:
+        """Track into a staging folder and publish it (see the module docstring)."""
+        check_writable(self.final_dir.parent)
+        staging = self.out_dir = staging_dir(self.final_dir)
+        try:
+            result = self._run()
+        except KeyboardInterrupt:
+            publish_partial(staging, self.final_dir)
+            raise
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        publish(staging, self.final_dir)
+        result.out_dir = self.final_dir
+        return result
+
+    def _run(self) -> VideoResult:
         opts, out = self.options, self.out_dir
-        check_writable(out)
-        clear_outputs(out)
         t0 = time.perf_counter()
         total = self.frame_count if opts.max_frames is None else min(self.frame_count or opts.max_frames, opts.max_frames)
         self.progress.start(self.video.name, total)
@@ -200,6 +249,7 @@ class _VideoJob:
             for batch in self._frames(src):
                 images = np.stack([self.lb.apply(f.image) for f in batch])
                 out = self.runtime.infer(images)
+                check_finite(out, self.options.model_path(), self.frames)
                 if out.num_parts != self.k:
                     raise ParttrackError(f"the runtime returned K={out.num_parts} parts but the bundle says {self.k}")
                 poses = self.extractor.compute(out)
@@ -225,10 +275,20 @@ class _VideoJob:
                 if labels_fh is not None:  # soft masks as uint8 round(255·M), for the overlay pass
                     labels_fh.write(np.rint(out.masks * 255.0).astype(np.uint8).tobytes())
                 self.chunks.append(chunk)
+                for f in batch:
+                    self.footage.add(f.image, f.time_s)
                 self.frames += len(batch)
                 self.progress.advance(len(batch))
             if src.error:
-                self.warnings.append(f"{self.video.name}: {src.error}; the frames before it were tracked")
+                self.warnings.append(printable(f"{self.video.name}: {src.error}; the frames before it were tracked"))
+            self.decode_error = src.error
+            declared = self.frame_count
+            short = bool(declared and self.frames < declared and (opts.max_frames is None or self.frames < opts.max_frames))
+            self.input_complete = not short and src.error is None
+            if short:
+                self.warnings.append(printable(f"{self.video.name}: {self.frames} of the {declared} frames its container "
+                                               "declares could be decoded (truncated or damaged file?); the "
+                                               "decoded frames were tracked"))
         if opts.overlay and labels_fh is not None:
             labels_fh.flush()
 
@@ -258,23 +318,32 @@ class _VideoJob:
             for j in joints:
                 w.write(j)
         seconds = time.perf_counter() - t0
-        info = self._info(smoothed, skeleton, complete, seconds)
+        footage = self.footage.report()
+        self.warnings += [printable(f"{self.video.name}: footage: {line}") for line in findings(footage, "track")]
+        info = self._info(smoothed, skeleton, False, seconds)  # "complete" only once every file is written
+        info["footage"] = footage.to_json()
         write_json(out / INFO_FILE, info)
         status = "done" if complete else "interrupted"
         result = VideoResult(self.video, out, status, self.frames, seconds, self.runtime.describe(),
-                             warnings=list(self.warnings))
+                             warnings=list(self.warnings), input_complete=self.input_complete)
         if not complete:
             (out / LABELS_TMP).unlink(missing_ok=True)
             return result
-        if opts.overlay:
-            self._overlay(smoothed, joints)
         exports: list[str] = []
-        if opts.exports:
-            exports = run_exports(out, opts, None)
+        try:
+            if opts.overlay:
+                self._overlay(smoothed, joints)
+            if opts.exports:
+                exports = run_exports(out, opts, None)
+        except KeyboardInterrupt:  # an unfinished overlay is not kept (track.json says incomplete)
+            (out / OVERLAY_FILE).unlink(missing_ok=True)
+            raise
+        info["complete"] = True
+        write_json(out / INFO_FILE, info)
         write_json(out / DONE_FILE, {
-            "video": str(self.video), "frames": self.frames, "seconds": round(seconds, 3),
+            "video": str(self.video), "input": self.input, "frames": self.frames, "seconds": round(seconds, 3),
             "backend": self.runtime.describe(), "fingerprint": opts.fingerprint(), "outputs": opts.outputs(),
-            "exports": exports, "warnings": self.warnings,
+            "exports": exports, "warnings": self.warnings, "input_complete": self.input_complete,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
         result.seconds = time.perf_counter() - t0
@@ -303,6 +372,8 @@ class _VideoJob:
         return {
             "parttrack_version": ver, "complete": complete,
             "video": str(self.video), "video_name": self.video.name,
+            "input": dict(self.input, frames_declared=self.frame_count, frames_decoded=self.frames,
+                          decode_error=self.decode_error, complete=self.input_complete),
             "width": self.src_w, "height": self.src_h, "fps": fps, "frame_count": self.frames,
             "duration_s": round(duration, 6), "first_time_s": float(times[0]) if len(times) else None,
             "model": str(self.options.model_path()), "backend": self.runtime.describe(),

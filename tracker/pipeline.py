@@ -17,7 +17,7 @@ from engine.preprocess import Letterbox
 from engine.types import PartOutput
 from tracker.core import Frame, JointPositions, PartPoses
 from tracker.kalman import KalmanFactory
-from tracker.poses import PoseConfig, PoseExtractor, SourceLabeler, labels_at_source
+from tracker.poses import PoseConfig, PoseExtractor, SourceLabeler, check_finite, labels_at_source
 from tracker.skeleton import OnlineSkeleton
 
 
@@ -144,11 +144,13 @@ class OnlineTracker:
 
         Raises:
             ValueError: ``len(out) != len(frames)`` or a K other than the bundle's.
+            BundleError: non-finite network output (:func:`tracker.poses.check_finite`).
         """
         if len(out) != len(frames):
             raise ValueError(f"{len(out)} outputs for {len(frames)} frames")
         if out.num_parts != self.num_parts:
             raise ValueError(f"the runtime returned K={out.num_parts} parts, the bundle says {self.num_parts}")
+        check_finite(out, getattr(self.runtime, "describe", lambda: "the model")(), frames[0].index if frames else 0)
         if frames and (frames[0].height, frames[0].width) != (self.src_h, self.src_w):
             self._configure(frames[0].height, frames[0].width)
         poses = self.extractor.compute(out)

@@ -272,6 +272,26 @@ def _mask_axes(cov: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndar
     return e1 * l1[..., None], e2 * l2[..., None]
 
 
+def check_finite(out: PartOutput, model="the model", first_frame: int = 0) -> None:
+    """Stop on network output that cannot be trusted: any NaN or infinity in ``out.masks``
+    ``(N, K+1, h, w)`` or ``out.transforms`` ``(N, K, 6)`` (a damaged ``model.onnx``, or a
+    runtime fault). ``first_frame`` is the video frame of ``out``'s first entry.
+
+    Raises:
+        BundleError: naming ``model`` and the first bad frame.
+    """
+    masks, tf = np.asarray(out.masks), np.asarray(out.transforms)
+    if np.isfinite(masks).all() and np.isfinite(tf).all():
+        return
+    from engine.errors import BundleError
+
+    bad = ~(np.isfinite(masks).reshape(len(masks), -1).all(1) & np.isfinite(tf).reshape(len(tf), -1).all(1))
+    frame = first_frame + int(np.argmax(bad))
+    raise BundleError(f"the model {model} produced NaN or infinite values (frame {frame}); its weights are "
+                      "damaged or the runtime failed", "re-copy or re-export the bundle (parttrack compile), "
+                      "or try another --backend")
+
+
 def poses_from_output(out: PartOutput, letterbox: Letterbox, indices, times_s,
                       config: PoseConfig | None = None) -> list[PartPoses]:
     """One-shot form of :class:`PoseExtractor` (builds the grids each call; use the class in

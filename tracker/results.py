@@ -12,21 +12,38 @@ One folder per video, ``OUT/<video stem>/``::
     ae/, blender/     animation exports (--export)
     done.json         written last: the folder is complete
 
-A folder is *done* when its ``done.json`` exists and records the same
-:meth:`TrackOptions.fingerprint` (model, smoother, pose and noise settings …) and at least the
-outputs asked for; otherwise it is redone (:func:`done_status`). Writing the folder is
-:mod:`tracker.offline`'s job; scheduling many videos is :mod:`tracker.batch`'s.
+A folder is *done* when its ``done.json`` exists and records the same input video
+(:func:`video_fingerprint`: resolved path, size, modification time and a SHA-256 of its first
+and last MiB), the same :meth:`TrackOptions.fingerprint` (model graph, precision, smoother,
+pose and noise settings …) and at least the outputs asked for; otherwise it is redone and
+:func:`check_done` says why. A folder that holds another video's result (another path *and*
+other content) is never reused: :func:`claim_dirs` gives the new video the next free
+``<stem>_N``.
+
+Writing is transactional (:func:`result_lock`, :func:`staging_dir`, :func:`publish`,
+:func:`publish_partial`): one writer per folder (a lock file ``OUT/.<name>.lock``; a second run
+waits for the first), a video's files are written into a hidden sibling
+``OUT/.<name>.partial-*`` and renamed into place only when complete, so an existing complete
+result stays intact until its replacement is complete. An interrupted run publishes its
+partial files (``track.json`` ``"complete": false``, no ``done.json``) only where there is no
+complete result. Leftovers of a killed run are removed by the next run on that folder
+(:func:`recover_folder`). Writing the folder is :mod:`tracker.offline`'s job; scheduling many
+videos is :mod:`tracker.batch`'s.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import secrets
+import shutil
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.errors import InputError, OutputError, ParttrackError
-from tracker.io import read_json
+from tracker.io import printable, read_json
 from tracker.kalman import KalmanNoise, make_factory
 from tracker.poses import PoseConfig
 from tracker.progress import log as _default_log
@@ -108,10 +125,12 @@ class TrackOptions:
     def fingerprint(self) -> dict:
         """What decides the content of tracks/joints (a done folder with another fingerprint
         is redone): the model (its path and the SHA-256 of its ``model.onnx``, which changes
-        when it is retrained or relabelled, e.g. ``parttrack label --drop``) and the settings."""
+        when it is retrained or relabelled, e.g. ``parttrack label --drop``), the precision
+        (``int8`` runs another graph) and the settings. Backend, device, threads and batch size
+        are not in it: every backend agrees within its stated tolerance."""
         return {"model": str(self.model_path().resolve()), "model_sha256": _model_digest(self.model_path()),
-                "smoother": self.smoother, "max_frames": self.max_frames, "pose": asdict(self.pose),
-                "noise": asdict(self.noise), "min_touch": self.min_touch}
+                "precision": self.precision, "smoother": self.smoother, "max_frames": self.max_frames,
+                "pose": asdict(self.pose), "noise": asdict(self.noise), "min_touch": self.min_touch}
 
     def outputs(self) -> dict:
         return {"raw": self.raw, "masks": self.masks, "overlay": self.overlay}
@@ -129,18 +148,66 @@ class TrackOptions:
                               workers=workers, announce=announce, precision=self.precision)
 
 
+_DIGESTS: dict[tuple, str] = {}
+
+
 def _model_digest(path: Path) -> str:
     """SHA-256 (hex) of a bundle's ``model.onnx`` (``path``: the bundle folder or the file);
-    ``""`` when it cannot be read (the runtime then reports the missing bundle)."""
-    import hashlib
-
+    ``""`` when it cannot be read (the runtime then reports the missing bundle). Cached per
+    (file, size, modification time), so a batch hashes the model once."""
     from engine.bundle import ONNX_FILE
 
     onnx = path / ONNX_FILE if path.is_dir() else path
     try:
-        return hashlib.sha256(onnx.read_bytes()).hexdigest()
+        st = onnx.stat()
+        key = (str(onnx.resolve()), st.st_size, st.st_mtime_ns)
+        if key not in _DIGESTS:
+            _DIGESTS[key] = hashlib.sha256(onnx.read_bytes()).hexdigest()
+        return _DIGESTS[key]
     except OSError:
         return ""
+
+
+#: Bytes hashed at each end of a video by :func:`video_fingerprint`.
+VIDEO_HASH_BYTES = 1 << 20
+_VIDEO_PRINTS: dict[tuple, dict] = {}
+
+
+def video_fingerprint(video: str | Path) -> dict:
+    """What identifies an input video: ``path`` (resolved, as text), ``size`` (bytes),
+    ``mtime_ns`` and ``sha256_ends`` (SHA-256 hex of its first and last
+    :data:`VIDEO_HASH_BYTES` bytes and its size; the whole file when it is shorter).
+
+    Hashing the ends, not the whole file, keeps a rerun over hours of video at milliseconds
+    per file; together with size and modification time it catches a replaced, re-encoded,
+    truncated or appended file. An edit inside the file that keeps its size and resets its
+    modification time is not caught (use ``--force``). Unreadable files give ``size`` -1
+    and an empty hash (tracking them then reports the error)."""
+    p = Path(video)
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        if key in _VIDEO_PRINTS:  # a batch looks at each video several times
+            return dict(_VIDEO_PRINTS[key])
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            h.update(fh.read(VIDEO_HASH_BYTES))
+            if st.st_size > VIDEO_HASH_BYTES:
+                fh.seek(max(VIDEO_HASH_BYTES, st.st_size - VIDEO_HASH_BYTES))
+                h.update(fh.read(VIDEO_HASH_BYTES))
+        h.update(str(st.st_size).encode())
+        _VIDEO_PRINTS[key] = {"path": key[0], "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                              "sha256_ends": h.hexdigest()}
+        return dict(_VIDEO_PRINTS[key])
+    except OSError:
+        return {"path": str(p.absolute()), "size": -1, "mtime_ns": 0, "sha256_ends": ""}
+
+
+def same_content(a: dict | None, b: dict | None) -> bool:
+    """Whether two :func:`video_fingerprint` records are the same bytes (size and end hash;
+    a copy or a moved file has another path and modification time but the same content)."""
+    return bool(a and b and a.get("sha256_ends") and a.get("size") == b.get("size")
+                and a.get("sha256_ends") == b.get("sha256_ends"))
 
 
 @dataclass
@@ -153,6 +220,8 @@ class VideoResult:
         frames: frames tracked. seconds: wall time of tracking (pass 1 + finishing).
         backend: the runtime's description. error/hint: for failures.
         warnings: e.g. a video whose decoding stopped early.
+        input_complete: False when the video ended before the frames its container declares
+            or its decoding failed part-way (the frames before were tracked).
     """
 
     video: Path
@@ -164,6 +233,7 @@ class VideoResult:
     error: str | None = None
     hint: str | None = None
     warnings: list[str] = field(default_factory=list)
+    input_complete: bool = True
 
     @property
     def fps(self) -> float:
@@ -236,18 +306,239 @@ def done_info(out_dir: str | Path) -> dict | None:
         return None
 
 
-def done_status(out_dir: Path, options: TrackOptions) -> str:
-    """What a (re)run must do with ``out_dir``: ``redo``, ``skip`` or ``exports`` (tracks are
-    fine, only exports are missing)."""
+def check_done(out_dir: Path, options: TrackOptions, video: str | Path | None = None) -> tuple[str, str]:
+    """What a (re)run must do with ``out_dir`` and why.
+
+    Returns:
+        ``(state, reason)``: state ``redo``, ``skip`` or ``exports`` (tracks are fine, only
+        exports are missing); reason a short phrase for a redo of a done folder (e.g. ``"the
+        video changed"``), ``""`` otherwise.
+    """
     info = done_info(out_dir)
-    if options.force or info is None or info.get("fingerprint") != options.fingerprint():
-        return "redo"
+    if info is None:
+        return "redo", ""
+    if options.force:
+        return "redo", "--force"
+    if video is not None:
+        now, then = video_fingerprint(video), info.get("input")
+        if not isinstance(then, dict):
+            return "redo", "its done.json records no input fingerprint"
+        if then.get("path") != now["path"] and not same_content(then, now):
+            return "redo", f"it holds the result of another video ({then.get('path')})"
+        if not same_content(then, now) or (then.get("path") == now["path"] and then.get("mtime_ns") != now["mtime_ns"]):
+            return "redo", "the video changed since it was tracked"
+    old = info.get("fingerprint") or {}
+    new = options.fingerprint()
+    if old != new:
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        what = "the model changed" if {"model", "model_sha256"} & set(changed) else f"options changed ({', '.join(changed)})"
+        return "redo", what
     have = info.get("outputs", {})
-    if any(v and not have.get(k) for k, v in options.outputs().items()):
-        return "redo"
+    missing = [k for k, v in options.outputs().items() if v and not have.get(k)]
+    if missing:
+        return "redo", f"{', '.join(missing)} asked for"
     if options.exports and not set(export_formats(options.exports)) <= set(info.get("exports", [])):
-        return "exports"
-    return "skip"
+        return "exports", ""
+    return "skip", ""
+
+
+def done_status(out_dir: Path, options: TrackOptions, video: str | Path | None = None) -> str:
+    """:func:`check_done`'s state alone: ``redo``, ``skip`` or ``exports``."""
+    return check_done(out_dir, options, video)[0]
+
+
+def folder_owner(out_dir: Path) -> dict | None:
+    """The input a result folder belongs to: done.json's ``input`` fingerprint, else (an
+    interrupted folder) ``{"path": ...}`` from its track.json; None for a missing or empty
+    folder."""
+    info = done_info(out_dir)
+    if info is not None and isinstance(info.get("input"), dict):
+        return info["input"]
+    track = Path(out_dir) / INFO_FILE
+    if track.is_file():
+        try:
+            data = read_json(track)
+        except InputError:
+            return None
+        if isinstance(data.get("input"), dict):
+            return data["input"]
+        if data.get("video"):
+            return {"path": str(Path(data["video"]).resolve())}
+    return None
+
+
+def belongs_to(out_dir: Path, video: str | Path) -> bool:
+    """Whether ``out_dir`` may hold ``video``'s result: it is free (missing or no recorded
+    input), records the same path, or records the same content (a moved or copied file)."""
+    owner = folder_owner(out_dir)
+    if owner is None:
+        return True
+    now = video_fingerprint(video)
+    return owner.get("path") == now["path"] or same_content(owner, now)
+
+
+def claim_dirs(videos, dirs) -> list[Path]:
+    """The result folders to use for ``videos``, given their default names ``dirs`` (from
+    :func:`output_dirs`): a folder that already records a video's path is that video's (so a
+    video keeps its folder whatever else is in the batch); otherwise its default folder unless
+    that holds another video's result, then the next free ``<name>_N``. Two inputs with the
+    same stem therefore never share a folder across runs."""
+    dirs = [Path(d) for d in dirs]
+    known: dict[str, Path] = {}  # recorded input path -> existing folder
+    for parent in dict.fromkeys(d.parent for d in dirs):
+        if parent.is_dir():
+            for f in sorted(parent.iterdir()):
+                if f.is_dir() and not f.name.startswith("."):
+                    owner = folder_owner(f)
+                    if owner and owner.get("path"):
+                        known.setdefault(str(owner["path"]), f)
+    chosen: list[Path | None] = [None] * len(dirs)
+    taken: set[Path] = set()
+    for i, v in enumerate(videos):  # folders that already record these videos
+        f = known.get(video_fingerprint(v)["path"])
+        if f is not None and f not in taken:
+            chosen[i] = f
+            taken.add(f)
+    for i, (v, d) in enumerate(zip(videos, dirs)):
+        if chosen[i] is not None:
+            continue
+        cand, n = d, 2
+        while cand in taken or not belongs_to(cand, v):
+            cand, n = d.with_name(f"{d.name}_{n}"), n + 1
+        chosen[i] = cand
+        taken.add(cand)
+    return [c for c in chosen if c is not None]
+
+
+# ------------------------------------------------------------------------------- writing
+def lock_path(out_dir: Path) -> Path:
+    """The lock file of a result folder: ``OUT/.<name>.lock`` (beside it, so it survives the
+    folder being replaced)."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f".{out_dir.name}.lock")
+
+
+@contextlib.contextmanager
+def result_lock(out_dir: Path, log=None, poll_s: float = 0.5):
+    """Hold the lock of ``out_dir`` (``filelock``; released when this process exits, however
+    it exits). When another run holds it, says so once through ``log`` and waits.
+
+    Raises:
+        OutputError: the lock file cannot be created (the output folder is not writable).
+    """
+    from filelock import FileLock, Timeout
+
+    path = lock_path(out_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            (log or _default_log)(f"parttrack: {out_dir} is being written by another parttrack run "
+                                  f"(lock {path}); waiting for it to finish")
+            lock.acquire(poll_interval=poll_s)
+    except OSError as exc:
+        raise OutputError(f"cannot lock the result folder {out_dir}: {exc.strerror or exc}",
+                          "choose another folder with -o, or fix its permissions") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _leftovers(out_dir: Path, kind: str) -> list[Path]:
+    parent = Path(out_dir).parent
+    if not parent.is_dir():
+        return []
+    return sorted(parent.glob(f".{Path(out_dir).name}.{kind}-*"))
+
+
+def recover_folder(out_dir: Path) -> None:
+    """Clean up after a run that was killed on ``out_dir`` (call with :func:`result_lock`
+    held): an old complete result moved aside but not replaced is put back, staging folders
+    are deleted."""
+    out_dir = Path(out_dir)
+    for old in _leftovers(out_dir, "old"):
+        if not out_dir.exists() and (old / DONE_FILE).is_file():
+            os.rename(old, out_dir)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in _leftovers(out_dir, "partial"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _new_sibling(out_dir: Path, kind: str, create: bool) -> Path:
+    """An unused name ``.<name>.<kind>-<random>`` beside ``out_dir`` (created with the umask's
+    permissions when ``create``)."""
+    while True:
+        p = out_dir.with_name(f".{out_dir.name}.{kind}-{secrets.token_hex(4)}")
+        if create:
+            try:
+                p.mkdir()
+            except FileExistsError:
+                continue
+            return p
+        if not os.path.lexists(p):
+            return p
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """A new empty hidden sibling ``OUT/.<name>.partial-XXXX`` to write ``out_dir``'s files in.
+
+    Raises:
+        OutputError: it cannot be created.
+    """
+    out_dir = Path(out_dir)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return _new_sibling(out_dir, "partial", create=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write to the output folder {out_dir.parent}: {exc.strerror or exc}",
+                          "choose another folder with -o, or fix its permissions") from None
+
+
+#: Entries that mark a folder as a parttrack result (which publish may replace).
+_RESULT_MARKERS = (DONE_FILE, INFO_FILE, TRACKS_FILE, ERROR_FILE)
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """Raise :class:`OutputError` when ``out_dir`` exists and is not a result folder (a file,
+    or a folder with other things in it): publishing would delete them."""
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise OutputError(f"{out_dir} exists and is not a folder", "remove it or choose another -o")
+    entries = os.listdir(out_dir)
+    if entries and not any(m in entries for m in _RESULT_MARKERS):
+        raise OutputError(f"{out_dir} exists and is not a parttrack result folder (it would be replaced)",
+                          "move its files away or choose another -o")
+
+
+def publish(staging: Path, out_dir: Path) -> None:
+    """Put the finished folder ``staging`` in place of ``out_dir`` (two renames in the same
+    parent; the old folder is deleted only once the new one is in place)."""
+    staging, out_dir = Path(staging), Path(out_dir)
+    old = None
+    if out_dir.exists():
+        old = _new_sibling(out_dir, "old", create=False)
+        os.rename(out_dir, old)
+    os.rename(staging, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def publish_partial(staging: Path, out_dir: Path) -> bool:
+    """After an interruption: publish the partial folder ``staging`` unless ``out_dir`` holds a
+    complete result (which is kept; a ``staging`` that was complete already is published);
+    returns whether it was published."""
+    staging, out_dir = Path(staging), Path(out_dir)
+    if not (staging / DONE_FILE).is_file() and (done_info(out_dir) is not None or not (staging / INFO_FILE).is_file()):
+        shutil.rmtree(staging, ignore_errors=True)
+        return False
+    publish(staging, out_dir)
+    return True
 
 
 def export_formats(formats) -> tuple[str, ...]:
@@ -257,23 +548,13 @@ def export_formats(formats) -> tuple[str, ...]:
     return parse_formats(list(formats))
 
 
-def clear_outputs(out_dir: Path) -> None:
-    """Delete what a previous run wrote in ``out_dir`` (done.json first), before a redo."""
-    for name in (DONE_FILE,) + OUTPUTS:
-        p = out_dir / name
-        if p.is_file():
-            p.unlink()
-    masks = out_dir / MASKS_DIR
-    if masks.is_dir():
-        for f in masks.glob("*.png"):
-            f.unlink()
-
-
 def skipped_result(video: Path, out_dir: Path, status: str = "skipped") -> VideoResult:
     """The result of a video whose folder is already done: frames and backend from its
     ``done.json`` (status ``skipped``, or ``done`` when only exports were added)."""
     info = done_info(out_dir) or {}
-    return VideoResult(video, out_dir, status, int(info.get("frames", 0)), 0.0, info.get("backend", ""))
+    return VideoResult(video, out_dir, status, int(info.get("frames", 0)), 0.0, info.get("backend", ""),
+                       warnings=[str(w) for w in info.get("warnings", [])],
+                       input_complete=bool(info.get("input_complete", True)))
 
 
 def failure_result(video: Path, out_dir: Path, exc: BaseException) -> VideoResult:
@@ -284,7 +565,7 @@ def failure_result(video: Path, out_dir: Path, exc: BaseException) -> VideoResul
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / ERROR_FILE).write_text(text, encoding="utf-8")
+        (out_dir / ERROR_FILE).write_text(text, encoding="utf-8", errors="backslashreplace")
         hint = f"this looks like a bug; the traceback is in {out_dir / ERROR_FILE}"
     except OSError:
         hint = "this looks like a bug; please report it with the video"
@@ -306,10 +587,15 @@ def plan_batch(paths, out_root: str | Path, options: TrackOptions, log=_default_
     videos = discover_videos(paths)
     check_writable(out_root)
     dirs = output_dirs(videos, out_root)
+    claimed = claim_dirs(videos, dirs)
+    for v, d, c in zip(videos, dirs, claimed):
+        if c != d and not belongs_to(d, v):
+            log(f"parttrack: {d} holds the result of another video; {printable(v.name)} goes to {c}")
+    dirs = claimed
     results: list[VideoResult | None] = [None] * len(videos)
     todo: list[int] = []
     for i, (v, d) in enumerate(zip(videos, dirs)):
-        if done_status(d, options) == "skip":
+        if done_status(d, options, v) == "skip":
             results[i] = skipped_result(v, d)
         else:
             todo.append(i)
@@ -325,9 +611,9 @@ def failure_lines(results: list[VideoResult]) -> list[str]:
     lines = []
     for r in results:
         if r.status == "failed":
-            lines.append(f"error: {r.video}: {r.error}")
+            lines.append(printable(f"error: {r.video}: {r.error}"))
             if r.hint:
-                lines.append(f"hint: {r.hint}")
+                lines.append(printable(f"hint: {r.hint}"))
     return lines
 
 
@@ -351,4 +637,4 @@ def summarize(results: list[VideoResult], out_root, elapsed_s: float) -> str:
     for r in results:
         for w in r.warnings:
             lines.append(f"warning: {w}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))

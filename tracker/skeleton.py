@@ -59,7 +59,7 @@ class ContactAccumulator:
         grid_y: ``(h,)`` source y coordinate of each label-map row.
 
     Attributes (after :meth:`add`), indexed by 0-based part indices:
-        touch_frames: ``(K, K)`` frames in which a and b touched.
+        touch_frames: ``(K, K)`` frames in which both a and b were visible and touched.
         both_visible: ``(K, K)`` frames in which both were visible.
         contact_pixels: ``(K, K)`` touching pixel pairs summed over frames.
     """
@@ -89,7 +89,8 @@ class ContactAccumulator:
         gx, gy = np.broadcast_to(self.grid_x[None, :], labels.shape[1:]), np.broadcast_to(self.grid_y[:, None], labels.shape[1:])
         rot = rotations(angle_deg)  # (N, K, 2, 2)
         vis = np.asarray(visible, bool)
-        self.both_visible += (vis[:, :, None] & vis[:, None, :]).sum(0)
+        both = vis[:, :, None] & vis[:, None, :]  # (N, K, K)
+        self.both_visible += both.sum(0)
         self.frames += n
         lab = labels.astype(np.int64)
         base = (np.arange(n, dtype=np.int64) * (k1 * k1))[:, None, None]
@@ -112,7 +113,7 @@ class ContactAccumulator:
         sy = np.bincount(idx, np.concatenate(wy_parts), minlength=size).reshape(n, k1, k1)[:, 1:, 1:]
         touch = cnt > 0  # upper triangle only
         sym = touch | np.swapaxes(touch, 1, 2)
-        self.touch_frames += sym.sum(0)
+        self.touch_frames += (sym & both).sum(0)  # same frames as the denominator: a fraction ≤ 1
         self.contact_pixels += (cnt + np.swapaxes(cnt, 1, 2)).sum(0)
         f, ia, ib = np.nonzero(touch)
         point = np.stack([sx[f, ia, ib], sy[f, ia, ib]], -1) / cnt[f, ia, ib][:, None]
@@ -123,7 +124,8 @@ class ContactAccumulator:
             np.add.at(self._local_n, (u, v), 1.0)
 
     def touch_fraction(self) -> np.ndarray:
-        """``(K, K)`` fraction of the frames with both parts visible in which they touched."""
+        """``(K, K)`` fraction, in [0, 1], of the frames with both parts visible in which they
+        touched (numerator and denominator count the same frames; 0 where never both visible)."""
         return np.where(self.both_visible > 0, self.touch_frames / np.maximum(self.both_visible, 1), 0.0)
 
     def contact_local(self) -> np.ndarray:

@@ -6,7 +6,9 @@ the parsed namespace and returning an exit code). The live viewer is the top-lev
 (``parttrack --camera 0`` / ``parttrack --video clip.mp4``) implemented in :mod:`.view`.
 
 User mistakes raise :class:`engine.errors.ParttrackError`; :func:`main` prints them as
-``error: …`` / ``hint: …`` and exits non-zero, without a traceback. Ctrl-C exits with 130.
+``error: …`` / ``hint: …`` and exits non-zero (2 unless the error says otherwise), without a
+traceback. Ctrl-C exits with 130 (``track`` treats SIGTERM and SIGHUP the same way); a Ctrl-C
+after the command has finished is ignored.
 """
 
 from __future__ import annotations
@@ -71,4 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:  # console_scripts target
-    sys.exit(main())
+    code = main()
+    # A Ctrl-C that lands now (interpreter shutdown: atexit handlers of torch, ONNX Runtime …)
+    # would print a traceback and change the exit status of a finished command: ignore it.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)

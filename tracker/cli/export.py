@@ -11,7 +11,9 @@ def add_parser(sub):
                        description="Write After Effects keyframe data (one file per part and joint) "
                                    "and/or a Blender import script (animated empties + 2-D armature) "
                                    "from a tracks.csv written by `parttrack track`. Frame rate, image "
-                                   "size and skeleton come from the track.json next to it.")
+                                   "size and skeleton come from the track.json next to it. Tracks of an "
+                                   "interrupted run are refused unless --partial. Exit status: 0 written "
+                                   "(a warning on stderr when the video had ended early), 2 bad input.")
     p.add_argument("tracks", help="tracks.csv, or a result folder of `parttrack track`")
     p.add_argument("--format", default="all", metavar="ae|blender|all",
                    help="comma-separated formats (default all)")
@@ -23,18 +25,28 @@ def add_parser(sub):
     p.add_argument("--joints", default=None, help="joints.csv (default: next to the tracks)")
     p.add_argument("--px-per-unit", type=float, default=100.0,
                    help="Blender: video pixels per Blender unit (default 100)")
+    p.add_argument("--partial", action="store_true",
+                   help="export the tracks of an interrupted run (track.json \"complete\": false) too")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from tracker.animation import export_tracks
+    import sys
+
+    from tracker.animation import export_tracks, read_track_info
+    from tracker.io import printable
 
     tracks = Path(args.tracks)
     if tracks.is_dir():
         tracks = tracks / "tracks.csv"
     out = Path(args.output) if args.output else tracks.parent
     written = export_tracks(tracks, out, args.format, fps=args.fps, width=args.width,
-                            height=args.height, joints_csv=args.joints, px_per_unit=args.px_per_unit)
+                            height=args.height, joints_csv=args.joints, px_per_unit=args.px_per_unit,
+                            allow_incomplete=args.partial)
+    info_path = tracks.with_name("track.json")
+    if info_path.is_file() and read_track_info(info_path).get("input_complete") is False:
+        print(printable(f"parttrack: warning: {info_path}: the video ended before the frames its file declares "
+                        "(truncated or damaged); the export covers the frames that were decoded"), file=sys.stderr)
     folders = sorted({str(p.parent) for p in written})
-    print(f"wrote {len(written)} files in {', '.join(folders)}")
+    print(printable(f"wrote {len(written)} files in {', '.join(folders)}"))
     return 0

@@ -11,9 +11,14 @@ DESCRIPTION = """\
 Track the parts of every video given (files, or folders of videos) and write one result
 folder per video: OUT/<video>/tracks.csv (smoothed part poses), joints.csv, track.json, and on
 request tracks_raw.csv, label-map PNGs, an overlay video and animation exports. A rerun skips
-videos whose folder is complete (done.json) and redoes interrupted ones; --force redoes all.
-A video that fails is reported at the end; the others are still tracked.
-Exit status: 0 all done, 2 bad input (nothing tracked), 3 some videos failed, 130 Ctrl-C."""
+videos whose folder is complete (done.json) for the same video file, model and options, and
+redoes the others (interrupted, or made from another video, model or options); --force redoes
+all. A complete result is replaced only once its replacement is complete; one run at a time
+writes a folder (a second one waits). A video that fails is reported at the end; the others are
+still tracked.
+Exit status: 0 all done; 1 all tracked, but some video ended before the frames its file
+declares (truncated or damaged: see the warnings); 2 bad input (nothing tracked); 3 some
+videos failed; 130 interrupted (Ctrl-C, SIGTERM, SIGHUP: finished videos stay done)."""
 
 
 def add_parser(sub):
@@ -57,7 +62,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from tracker.batch import TrackOptions, discover_videos, failure_lines, run_batch, summarize
+    from tracker.batch import TrackOptions, discover_videos, failure_lines, interrupt_on_signals, run_batch, summarize
 
     exports = tuple(args.export)
     if exports:
@@ -79,15 +84,30 @@ def run(args) -> int:
 
         raise ParttrackError("no videos given", "usage: parttrack track PATH [PATH ...] -o OUT")
     t0 = time.perf_counter()
-    if args.ray is not None:
-        from tracker.ray_batch import run_batch_ray
+    with interrupt_on_signals():
+        if args.ray is not None:
+            from tracker.ray_batch import run_batch_ray
 
-        results = run_batch_ray(discover_videos(args.paths), args.output, options, address=args.ray or None,
-                                workers=args.workers, progress=not args.no_progress)
-    else:
-        results = run_batch(args.paths, args.output, options, workers=args.workers or 1,
-                            progress=not args.no_progress)
+            results = run_batch_ray(discover_videos(args.paths), args.output, options, address=args.ray or None,
+                                    workers=args.workers, progress=not args.no_progress)
+        else:
+            results = run_batch(args.paths, args.output, options, workers=args.workers or 1,
+                                progress=not args.no_progress)
     print(summarize(results, args.output, time.perf_counter() - t0), file=sys.stdout)
     for line in failure_lines(results):
         print(f"parttrack: {line}", file=sys.stderr)
-    return 3 if any(r.status == "failed" for r in results) else 0
+    return exit_status(results)
+
+
+def exit_status(results) -> int:
+    """The documented exit status of a batch (see DESCRIPTION): 2 when every video failed,
+    3 when some did, 130 when one was interrupted, 1 when all were tracked but some video's
+    input ended early (``VideoResult.input_complete``), 0 otherwise (other warnings, e.g. about
+    the footage, do not change it)."""
+    if results and all(r.status == "failed" for r in results):
+        return 2
+    if any(r.status == "failed" for r in results):
+        return 3
+    if any(r.status == "interrupted" for r in results):
+        return 130
+    return 1 if any(not r.input_complete for r in results) else 0

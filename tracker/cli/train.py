@@ -1,15 +1,21 @@
 """`parttrack train VIDEO [VIDEO ...] -o trained/NAME`: learn a subject's parts from its video.
 
 Thin layer over :func:`engine.train.train_bundle`; frames are decoded with
-:func:`tracker.sources.open_source` and letterboxed to the model input while reading.
+:func:`tracker.sources.open_source`, cut to ``--start/--end`` and ``--crop``, checked against the
+method's assumptions (:mod:`engine.footage`: its findings go to stderr; a moving camera switches
+``--moving-camera`` on unless ``--static-camera`` is given; shot cuts and the joins between
+videos become ``TrainConfig.shot_starts``, so no training pair straddles them) and letterboxed to
+the model input while reading.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +43,16 @@ def add_parser(sub):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--max-frames", type=int, default=3000, help="use at most this many frames per video")
     p.add_argument("--moving-camera", action="store_true",
-                   help="do not assume a static camera (the background is decoded per frame)")
+                   help="do not assume a static camera (the background is decoded per frame; default: "
+                        "chosen by the footage check)")
+    p.add_argument("--static-camera", action="store_true",
+                   help="assume a static camera even when the footage check says the camera moves")
+    p.add_argument("--start", type=float, default=None, metavar="SECONDS",
+                   help="use the frames from this time on (seconds from the start of each video)")
+    p.add_argument("--end", type=float, default=None, metavar="SECONDS",
+                   help="use the frames before this time (seconds from the start of each video)")
+    p.add_argument("--crop", default=None, metavar="X,Y,W,H",
+                   help="train on this rectangle of each frame (source pixels: left, top, width, height)")
     p.add_argument("--pair-gap", type=int, default=25,
                    help="largest distance in frames between the two frames of a training pair (default 25; 0 = any)")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
@@ -46,6 +61,8 @@ def add_parser(sub):
     p.add_argument("--run-dir", default=None,
                    help="folder for checkpoints, log and mask snapshots (default OUTPUT/checkpoints)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in the run folder")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite the bundle already in OUTPUT (without it, an existing bundle is refused)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--snapshot-every", type=int, default=250, metavar="N",
                    help="steps between mask snapshots in RUN_DIR/snapshots (default 250)")
@@ -104,37 +121,140 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class TrainingFootage:
+    """The training frames of one or more videos and what the footage check found.
+
+    Attributes:
+        frames: ``(T, S, S, 3)`` uint8 letterboxed frames, the videos one after another.
+        records: per video ``{"name", "sha256", "frames"}`` (bundle metadata).
+        reports: per video its :class:`engine.footage.FootageReport` (on the frames used, after
+            ``--start/--end`` and ``--crop``; times from the video's first frame).
+        shot_starts: index into ``frames`` of the first frame of every shot after the first:
+            each video's shot cuts and the join between videos.
+    """
+
+    frames: np.ndarray
+    records: tuple[dict, ...]
+    reports: tuple
+    shot_starts: tuple[int, ...]
+
+
+def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
+    """``"x,y,w,h"`` → a tuple of ints (None for None).
+
+    Raises:
+        ParttrackError: not four integers with x, y >= 0 and w, h >= 16.
+    """
+    if text is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        x = y = w = h = -1
+    if x < 0 or y < 0 or w < 16 or h < 16:
+        raise ParttrackError(f"--crop {text!r} is not X,Y,W,H in source pixels (x, y >= 0; w, h >= 16)",
+                             "for example --crop 100,40,320,240")
+    return x, y, w, h
+
+
+def load_training_footage(videos: list[str], size: int, max_frames: int, start_s: float | None = None,
+                          end_s: float | None = None, crop: tuple[int, int, int, int] | None = None,
+                          check: bool = True) -> TrainingFootage:
+    """Decode, cut, crop, check and letterbox every video.
+
+    Args:
+        videos: video files or image folders.
+        size: model input side S.
+        max_frames: at most this many frames per video (after ``start_s``).
+        start_s, end_s: keep the frames with ``start_s <= t < end_s``, t in seconds from the
+            video's first frame (None: no limit).
+        crop: ``(x, y, w, h)`` source pixels kept of every frame.
+        check: run the footage check (:func:`engine.footage.check_footage`) on the frames kept.
+
+    Raises:
+        InputError: unreadable video, a crop outside the frame, no frame in the time range, or
+            too few frames in total.
+    """
+    from engine.footage import FootageChecker
+    from engine.preprocess import Letterbox
+    from engine.train import MIN_FRAMES
+    from tracker.sources import open_source
+
+    frames, records, reports, starts = [], [], [], []
+    for spec in videos:
+        count, first_t = 0, None
+        starts.append(len(frames))
+        with open_source(spec) as src:
+            if src.is_live:
+                raise InputError(f"{spec} is a camera; training needs recorded video")
+            lb, checker = None, None
+            for frame in src:
+                first_t = frame.time_s if first_t is None else first_t
+                t = frame.time_s - first_t
+                if start_s is not None and t < start_s - 1e-6:
+                    continue
+                if end_s is not None and t >= end_s - 1e-6:
+                    break
+                image = frame.image
+                if crop is not None:
+                    x, y, w, h = crop
+                    if x + w > frame.width or y + h > frame.height:
+                        raise InputError(f"--crop {x},{y},{w},{h} is outside the {frame.width}x{frame.height} "
+                                         f"frame of {spec}", "choose a rectangle inside the frame")
+                    image = image[y:y + h, x:x + w]
+                if checker is None and check:
+                    checker = FootageChecker(src.fps or 25.0, source_size=(image.shape[1], image.shape[0]),
+                                             source_offset=crop[:2] if crop else (0, 0))
+                if checker is not None:
+                    checker.add(image, t)
+                if lb is None or (lb.src_h, lb.src_w) != image.shape[:2]:
+                    lb = Letterbox.fit(image.shape[0], image.shape[1], size)
+                frames.append(lb.apply(image))
+                count += 1
+                if count >= max_frames:
+                    break
+        if count == 0:
+            if start_s is not None or end_s is not None:
+                raise InputError(f"{spec} has no frames between --start {start_s} and --end {end_s}",
+                                 "times are in seconds from the start of the video")
+            raise InputError(f"{spec} has no frames", "check the file plays in a video player")
+        records.append({"name": Path(str(spec)).name, "sha256": _sha256(Path(str(spec))), "frames": count})
+        if checker is not None:
+            report = checker.report()
+            reports.append(report)
+            starts.extend(starts[-1] + c for c in report.cut_frames)
+    if len(frames) < MIN_FRAMES:
+        raise InputError(f"training needs at least {MIN_FRAMES} frames, the video(s) have {len(frames)}",
+                         "use a longer video (a few seconds of the subject moving)")
+    return TrainingFootage(np.stack(frames), tuple(records), tuple(reports), tuple(s for s in starts if s > 0))
+
+
 def load_training_frames(videos: list[str], size: int, max_frames: int) -> tuple[np.ndarray, tuple[dict, ...]]:
     """Decode and letterbox every video; returns ((T, S, S, 3) uint8, video records).
 
     Raises:
         InputError: unreadable video, or too few frames in total.
     """
-    from engine.preprocess import Letterbox
-    from engine.train import MIN_FRAMES
-    from tracker.sources import open_source
+    footage = load_training_footage(videos, size, max_frames, check=False)
+    return footage.frames, footage.records
 
-    frames, records = [], []
-    for spec in videos:
-        count = 0
-        with open_source(spec) as src:
-            if src.is_live:
-                raise InputError(f"{spec} is a camera; training needs recorded video")
-            lb = None
-            for frame in src:
-                if lb is None or (lb.src_h, lb.src_w) != frame.image.shape[:2]:
-                    lb = Letterbox.fit(frame.height, frame.width, size)
-                frames.append(lb.apply(frame.image))
-                count += 1
-                if count >= max_frames:
-                    break
-        if count == 0:
-            raise InputError(f"{spec} has no frames", "check the file plays in a video player")
-        records.append({"name": Path(str(spec)).name, "sha256": _sha256(Path(str(spec))), "frames": count})
-    if len(frames) < MIN_FRAMES:
-        raise InputError(f"training needs at least {MIN_FRAMES} frames, the video(s) have {len(frames)}",
-                         "use a longer video (a few seconds of the subject moving)")
-    return np.stack(frames), tuple(records)
+
+def choose_camera(args, reports) -> tuple[bool, list[str]]:
+    """Whether to train with a moving camera, and the lines to print: every video's findings
+    (:func:`engine.footage.findings`), prefixed with its name when there are several.
+    ``--moving-camera`` / ``--static-camera`` decide; otherwise the camera moves when the
+    check says so for any video."""
+    from engine.footage import findings
+
+    if args.moving_camera and args.static_camera:
+        raise ParttrackError("--moving-camera and --static-camera contradict each other", "give one of them")
+    moving = args.moving_camera or (not args.static_camera and any(r.camera_moves for r in reports))
+    lines = []
+    for name, r in zip(args.videos, reports):
+        prefix = f"{Path(str(name)).name}: " if len(reports) > 1 else ""
+        lines += [prefix + f for f in findings(r, "train", moving_camera=moving)]
+    return moving, lines
 
 
 def run(args) -> int:
@@ -163,15 +283,27 @@ def run(args) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break stops like Ctrl-C
             signal.signal(signal.SIGBREAK, signal.default_int_handler)
-    frames, records = load_training_frames(args.videos, args.size, args.max_frames)
+    check_output_bundle(Path(args.output), force=args.force or args.resume)
+    for name in ("start", "end"):
+        value = getattr(args, name)
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ParttrackError(f"--{name} must be a time in seconds >= 0, got {value}")
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise ParttrackError(f"--end {args.end} is not after --start {args.start}")
+    footage = load_training_footage(args.videos, args.size, args.max_frames, args.start, args.end,
+                                    parse_crop(args.crop))
+    frames, records = footage.frames, footage.records
+    moving, lines = choose_camera(args, footage.reports)
+    for line in lines:
+        print(f"parttrack: footage: {line}", file=sys.stderr)
     out = Path(args.output)
     run_dir = Path(args.run_dir) if args.run_dir else out / "checkpoints"
     tcfg = TrainConfig.from_dict({"steps": args.steps, "minutes": args.minutes, "batch": args.batch, "lr": args.lr,
-                                  "seed": args.seed, "device": args.device, "static_background": not args.moving_camera,
+                                  "seed": args.seed, "device": args.device, "static_background": not moving,
                                   "max_pair_gap": args.pair_gap or None, "weights": _weights(args.weight),
-                                  "snapshot_every": args.snapshot_every})
+                                  "snapshot_every": args.snapshot_every, "shot_starts": footage.shot_starts})
     print(f"parttrack: training K={args.parts} parts at {args.size}x{args.size} on {len(frames)} frames "
-          f"({args.device}); checkpoints in {run_dir}", file=sys.stderr)
+          f"({args.device}, {'moving' if moving else 'static'} camera); checkpoints in {run_dir}", file=sys.stderr)
     try:
         bundle = train_bundle(frames, out, net_cfg, tcfg, run_dir, resume=args.resume, training_videos=records,
                               progress=not args.no_progress, init=args.init)
@@ -186,6 +318,22 @@ def run(args) -> int:
         return 130
     print(f"parttrack: wrote {bundle}; name its parts with `parttrack label {bundle} --name 1=...`")
     return 0
+
+
+def check_output_bundle(out: Path, force: bool) -> None:
+    """Refuse to train into a folder that already holds a model bundle (its ``model.onnx``)
+    unless ``force`` (``--force``, or ``--resume``, which continues that bundle's training).
+
+    Raises:
+        ParttrackError: ``out`` holds a bundle, or is a file.
+    """
+    from engine.bundle import ONNX_FILE
+
+    if out.exists() and not out.is_dir():
+        raise ParttrackError(f"{out} exists and is not a folder", "choose another -o for the bundle")
+    if not force and (out / ONNX_FILE).is_file():
+        raise ParttrackError(f"{out} already holds a model bundle; training would overwrite it",
+                             "choose another -o, pass --force to overwrite it, or --resume to continue its training")
 
 
 def bundle_from_checkpoint(frames: np.ndarray, out: Path, net_cfg, tcfg, run_dir: Path,

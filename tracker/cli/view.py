@@ -185,7 +185,13 @@ def _run_window(args, source, runtime, model, settings) -> int:
     window.show()
     # Ctrl-C in the terminal: Qt's loop does not run Python signal handlers by itself, so
     # wake Python every 200 ms and close the window (the worker is stopped cleanly).
-    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    interrupted = []
+
+    def on_sigint(*_) -> None:
+        interrupted.append(True)
+        window.close()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     timer = QtCore.QTimer()
     timer.timeout.connect(lambda: None)
     timer.start(200)
@@ -196,4 +202,4 @@ def _run_window(args, source, runtime, model, settings) -> int:
         signal.signal(signal.SIGINT, previous)
         window.stop_worker()
     print(f"parttrack: {window.summary()}", file=sys.stderr)
-    return 0
+    return 130 if interrupted else 0

@@ -1,0 +1,202 @@
+"""The footage check (engine.footage): shot cuts, a moving camera and a small subject on
+generated videos with known ground truth, no false alarm on a static single shot or on the
+shipped clip; training pairs never straddle a cut; the check in `parttrack train` and `track`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.footage import FootageChecker, FootageReport, check_footage, findings, shot_bounds
+from engine.synthetic import render_video
+
+FPS = 25.0
+CLIP = Path(__file__).resolve().parents[1] / "trained" / "bbb" / "clip.mp4"
+
+
+@pytest.fixture(scope="module")
+def cut_video():
+    return render_video(150, size=128, figure_seed=4, motion_seed=2, cuts=(40, 95), crf=23)
+
+
+@pytest.fixture(scope="module")
+def pan_video():
+    return render_video(100, size=128, figure_seed=2, motion_seed=1, pan=(15.0, 4.0))
+
+
+@pytest.fixture(scope="module")
+def tiny_video():
+    return render_video(100, size=128, figure_seed=3, motion_seed=0, scale=0.3)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(crf=30, light=0.4), dict(plan="quadruped", activity=2.0),
+                                dict(plan="robot_arm", figure_seed=5)], ids=["plain", "crf-light", "fast", "robot"])
+def test_static_single_shot_gives_no_finding(kw):
+    v = render_video(120, size=128, **{"figure_seed": 1, "motion_seed": 3, **kw})
+    r = check_footage(v.frames, FPS)
+    assert r.cut_frames == () and not r.camera_moves and not r.subject_small
+    assert findings(r) == [] and findings(r, "track") == []
+
+
+def test_cuts_are_found_at_their_frames(cut_video):
+    r = check_footage(cut_video.frames, FPS, times_s=cut_video.times_s)
+    assert cut_video.cut_frames == (40, 95)
+    assert len(r.cut_frames) == 2 and np.all(np.abs(np.array(r.cut_frames) - [40, 95]) <= 1)
+    np.testing.assert_allclose(r.cut_times_s, np.array(r.cut_frames) / FPS)
+    assert r.shot_starts == (0,) + r.cut_frames and r.shot_ids()[-1] == 2
+    assert r.longest_shot_s == pytest.approx((95 / FPS, 150 / FPS))
+    (line,) = findings(r)
+    assert line.startswith("2 shot cuts at 1.6 s, 3.8 s: train on one shot (`--start/--end`") and \
+        "`--start 3.80 --end 6.00`" in line
+    assert "shot cuts" in findings(r, "track")[0]
+    assert not r.camera_moves          # no pair straddles a cut
+
+
+def test_a_camera_pan_is_found_and_measured(pan_video):
+    r = check_footage(pan_video.frames, FPS)
+    assert r.camera_moves and r.cut_frames == ()
+    speed = np.hypot(15.0, 4.0) / 128          # frame lengths per second
+    assert r.camera_speed == pytest.approx(speed, rel=0.3)
+    assert findings(r) == [f"the camera moves (the scenery moves {100 * r.camera_speed:.1f} % of the frame per "
+                           "second): using `--moving-camera` (`--static-camera` to override)"]
+    assert "--static-camera` was given" in findings(r, moving_camera=False)[0]
+    zoom = check_footage(render_video(80, size=128, figure_seed=2, zoom=0.15).frames, FPS)
+    assert zoom.camera_moves
+
+
+def test_a_tiny_subject_is_found_with_a_crop_that_keeps_it(tiny_video):
+    r = check_footage(tiny_video.frames, FPS)
+    truth = (tiny_video.labels > 0).mean(axis=(1, 2)).max()
+    assert r.subject_small and 0 < r.subject_share <= truth + 0.01
+    x, y, w, h = r.subject_box
+    ys, xs = np.nonzero((tiny_video.labels > 0).any(0))
+    assert x <= np.percentile(xs, 2) and x + w >= np.percentile(xs, 98)
+    assert y <= np.percentile(ys, 2) and y + h >= np.percentile(ys, 98)
+    assert w * h < 0.5 * 128 * 128
+    (line,) = findings(r)
+    assert line.startswith("the subject covers ") and line.endswith(f": crop it (`--crop {x},{y},{w},{h}`)")
+    # in source pixels of a larger frame, offset by an earlier crop
+    r2 = check_footage(tiny_video.frames, FPS, source_size=(256, 256), source_offset=(10, 20))
+    x2, y2, w2, h2 = r2.subject_box
+    assert abs(x2 - (10 + 2 * x)) <= 2 and abs(y2 - (20 + 2 * y)) <= 2 and abs(w2 - 2 * w) <= 2
+
+
+def test_nothing_moving_is_said_plainly():
+    v = render_video(40, size=96, activity=0.0, figure_seed=1)
+    frames = np.repeat(v.frames[:1], 40, axis=0)
+    r = check_footage(frames, FPS)
+    assert r.subject_share == 0 and r.subject_box is None
+    assert findings(r) == ["nothing moves relative to the background: parts are learnt from motion; "
+                           "use footage where the subject moves"]
+
+
+def test_the_shipped_clip_has_no_cut_and_no_camera_finding():
+    from tracker.sources import open_source
+
+    with open_source(CLIP) as src:
+        frames = [(f.image, f.time_s) for f in src]
+        fps = src.fps
+    r = check_footage((f for f, _ in frames), fps, times_s=[t for _, t in frames])
+    assert r.frames == len(frames) and r.frame_size == (480, 270)
+    assert r.cut_frames == () and not r.camera_moves and not r.subject_small
+    assert findings(r) == []
+
+
+def test_streaming_is_bounded_and_json_ready(pan_video):
+    checker = FootageChecker(FPS)
+    for _ in range(3):                      # 300 frames through a 48-pair budget
+        for f in pan_video.frames:
+            checker.add(f)
+    r = checker.report()
+    assert r.frames == 300 and 2 <= r.pairs <= 48
+    d = json.loads(json.dumps(r.to_json()))
+    assert d["camera_moves"] is True and d["findings"] and d["options"]["camera_threshold"] == 0.015
+    with pytest.raises(ValueError):
+        checker.add(pan_video.frames[0][:64])
+    with pytest.raises(ValueError):
+        FootageChecker(0)
+    with pytest.raises(ValueError):
+        FootageReport(frames=10, fps=FPS, duration_s=0.4, cut_frames=(12,), cut_times_s=(0.48,), camera_speed=0.0,
+                      camera_moves=False, camera_moving_share=0.0, subject_share=0.1, subject_box=None,
+                      subject_small=False, frame_size=(8, 8), pairs=0, seconds=0.0)
+
+
+def test_shot_bounds():
+    lo, hi = shot_bounds(np.array([0, 9, 10, 11, 29]), (10, 20), 30)
+    assert lo.tolist() == [0, 0, 10, 10, 20] and hi.tolist() == [9, 9, 19, 19, 29]
+    lo, hi = shot_bounds(np.array([3]), (), 5)
+    assert (lo.tolist(), hi.tolist()) == ([0], [4])
+
+
+def test_training_pairs_never_straddle_a_cut(tmp_path):
+    torch = pytest.importorskip("torch")
+    from engine.model import NetConfig
+    from engine.train import TrainConfig, Trainer
+
+    tiny = NetConfig(num_parts=2, input_size=32, widths=(8, 8, 16, 16), latent_channels=4, decoder_hidden=8,
+                     head_hidden=8)
+    frames = render_video(40, 32, figure_seed=1, cuts=(13, 27)).frames
+    starts = (13, 27)
+    tr = Trainer(frames, tiny, TrainConfig(steps=1, batch=64, max_pair_gap=25, shot_starts=starts), tmp_path / "r")
+    shot = np.searchsorted(np.array(starts), np.arange(40), side="right")
+    crossed = 0
+    for _ in range(20):
+        tr.sample_pairs()
+        src, tgt = tr.last_pair_indices
+        assert np.array_equal(shot[src], shot[tgt])
+        crossed += int(np.any(src != tgt))
+    assert crossed
+    # without shots the same draw does cross (the hook is what keeps pairs apart)
+    free = Trainer(frames, tiny, TrainConfig(steps=1, batch=64, max_pair_gap=25), tmp_path / "f")
+    free.sample_pairs()
+    src, tgt = free.last_pair_indices
+    assert np.any(shot[src] != shot[tgt])
+    assert torch.is_tensor(free.frames)
+
+
+def test_cli_train_prints_findings_picks_the_camera_and_keeps_shots(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from engine.synthetic import write_video
+    from tracker.cli import main
+
+    v = render_video(80, size=96, figure_seed=2, motion_seed=1, cuts=(40,), pan=(20.0, 0.0))
+    video = write_video(tmp_path / "v.mp4", v.frames, FPS)
+    common = ["--parts", "2", "--size", "32", "--steps", "1", "--batch", "2", "--no-progress"]
+    assert main(["train", str(video), "-o", str(tmp_path / "m"), *common]) == 0
+    err = capsys.readouterr().err
+    assert "parttrack: footage: 1 shot cut at 1.6 s: train on one shot" in err
+    assert "the camera moves" in err and "using `--moving-camera`" in err and "moving camera)" in err
+    cfg = json.loads((tmp_path / "m" / "checkpoints" / "config.json").read_text())["training"]
+    assert cfg["shot_starts"] == [40] and cfg["static_background"] is False
+
+    # one shot, cropped, the camera forced static
+    assert main(["train", str(video), "-o", str(tmp_path / "m2"), *common, "--start", "1.6", "--end", "3",
+                 "--crop", "8,8,80,80", "--static-camera"]) == 0
+    err = capsys.readouterr().err
+    assert "shot cut" not in err and "`--static-camera` was given" in err
+    cfg = json.loads((tmp_path / "m2" / "checkpoints" / "config.json").read_text())["training"]
+    assert cfg["shot_starts"] == [] and cfg["static_background"] is True
+    from engine.bundle import load_bundle
+
+    assert load_bundle(tmp_path / "m2").meta.training_videos[0]["frames"] == 35
+
+    for bad in (["--crop", "1,2,3"], ["--crop", "90,0,80,80"], ["--start", "2", "--end", "1"],
+                ["--start", "9", "--end", "10"], ["--moving-camera", "--static-camera"]):
+        assert main(["train", str(video), "-o", str(tmp_path / "bad"), *common, *bad]) == 2, bad
+        assert "error:" in capsys.readouterr().err
+
+
+def test_track_writes_the_footage_check(tmp_path, cut_video):
+    from tests.fakes import ColorKeyRuntime
+    from tests.videos import write_video
+    from tracker.offline import track_video
+
+    video = write_video(tmp_path / "cut.mp4", cut_video.frames[:70])
+    res = track_video(video, tmp_path / "out", runtime=ColorKeyRuntime(input_size=128))
+    info = json.loads((tmp_path / "out" / "track.json").read_text())
+    foot = info["footage"]
+    assert foot["frames"] == 70 and len(foot["cut_frames"]) == 1 and abs(foot["cut_frames"][0] - 40) <= 1
+    assert foot["findings"] and any("footage: 1 shot cut at 1.6 s" in w for w in res.warnings)
