@@ -25,7 +25,8 @@ from engine.flow import PRESETS, to_gray
 
 def motion_clusters(frames: np.ndarray, background: np.ndarray, num_parts: int, mask_size: tuple[int, int],
                     gap: int = 2, change_threshold: float = 0.05, motion_weight: float = 1.0,
-                    min_pixels_per_part: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    min_pixels_per_part: int = 4, seed: int = 0, indices: np.ndarray | None = None,
+                    foreground: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Soft cluster targets for every frame at the mask resolution.
 
     Args:
@@ -41,6 +42,10 @@ def motion_clusters(frames: np.ndarray, background: np.ndarray, num_parts: int, 
         min_pixels_per_part: frames with fewer than ``K ×`` this many foreground pixels get no
             target.
         seed: k-means seed.
+        indices: compute targets for these frames only (the others get none); None: all.
+        foreground: ``(T, S, S)`` bool, the moving subject's pixels when known otherwise (e.g.
+            :func:`engine.flow.moving_pixels` with a moving camera); replaces the comparison
+            with ``background``.
 
     Returns:
         ``targets (T, K+1, h, w)`` float32: per mask pixel the share of its input pixels in the
@@ -60,11 +65,17 @@ def motion_clusters(frames: np.ndarray, background: np.ndarray, num_parts: int, 
     # Foreground: |frame − gain · background| over the whole video, in chunks.
     bg = torch.from_numpy(np.ascontiguousarray(background, np.float32)).permute(2, 0, 1) * (2.0 / 255.0) - 1.0
     fg = np.zeros((t_n, s_h, s_w), bool)
-    for i in range(0, t_n, 64):
-        x = torch.from_numpy(frames[i:i + 64]).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+    need = np.arange(t_n) if indices is None else np.unique(np.asarray(indices, int).clip(0, t_n - 1))
+    for i in range(0, len(need) if foreground is None else 0, 64):
+        sel = need[i:i + 64]
+        x = torch.from_numpy(frames[sel]).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
         gain = L.illumination_gain(x, bg)
         diff = (x - ((bg[None] + 1) * gain - 1)).abs().mean(1) * 0.5
-        fg[i:i + 64] = (diff > change_threshold).numpy()
+        fg[sel] = (diff > change_threshold).numpy()
+    if foreground is not None:
+        if foreground.shape != (t_n, s_h, s_w):
+            raise ValueError(f"foreground must be ({t_n}, {s_h}, {s_w}), got {foreground.shape}")
+        fg = foreground.astype(bool)
     kernel = np.ones((3, 3), np.uint8)
     gray = to_gray(frames)
     dis = cv2.DISOpticalFlow_create(PRESETS["fast"])
@@ -74,7 +85,7 @@ def motion_clusters(frames: np.ndarray, background: np.ndarray, num_parts: int, 
     valid = np.zeros(t_n, bool)
     cv2.setRNGSeed(seed)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 1e-4)
-    for t in range(t_n):
+    for t in need:
         m = cv2.morphologyEx(fg[t].astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
         labels = np.zeros((s_h, s_w), np.int32)
         n_fg = int(m.sum())

@@ -54,6 +54,9 @@ _DEPTH_PAD = 20.0
 LOSS_TERMS = ("total", "rec_target", "rec_source", "background", "translation", "covariance",
               "equivariance", "concentration", "usage", "change_prior", "flow", "cluster")
 
+#: Most frames that get motion-cluster targets (engine.motion_init), evenly spread over the video.
+CLUSTER_FRAMES = 600
+
 #: Fewest frames a training video may have (pairs need motion between distinct frames).
 MIN_FRAMES = 8
 
@@ -80,7 +83,7 @@ class LossWeights:
     change_prior: float = 0.3     # not in the paper: against the early all-background collapse (module docstring)
     change_threshold: float = 0.05  # a pixel "changed": mean |frame − static background| over RGB, in [0, 1] units
     flow: float = 0.0             # not in the paper: motion-layer loss against measured optical flow (losses.flow_loss)
-    cluster: float = 0.0          # not in the paper: start the parts from motion clusters (losses.cluster_loss)
+    cluster: float = 1.0          # not in the paper: start the parts from motion clusters (losses.cluster_loss)
 
 
 @dataclass(frozen=True)
@@ -268,21 +271,26 @@ class Trainer:
         self.elapsed_s = 0.0
         self.snap_idx = np.linspace(0, len(frames) - 1, 4).round().astype(int)
         self.pair_flow, self.gray = None, None
-        self.clusters = None
         self.moving = None
         if not train_config.static_background and train_config.motion_changed:
             from engine.flow import moving_pixels, to_gray
 
             cv2.setNumThreads(1)
             self.moving = torch.from_numpy(moving_pixels(to_gray(frames), net_config.mask_size)).to(self.device)
+        self.clusters = None
         if train_config.weights.cluster:
             from engine.motion_init import motion_clusters
 
             cv2.setNumThreads(1)
             full_med = np.median(frames[:: max(1, len(frames) // 64)], axis=0).astype(np.float32)
+            # At most CLUSTER_FRAMES frames, evenly spread: the term only lives for 2 × cluster_steps steps.
+            idx = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), CLUSTER_FRAMES)).round().astype(int))
             targets, valid = motion_clusters(frames, full_med, net_config.num_parts, net_config.mask_size,
                                              change_threshold=train_config.weights.change_threshold,
-                                             seed=train_config.seed)
+                                             seed=train_config.seed, indices=idx, foreground=(
+                                                 None if self.moving is None else np.repeat(np.repeat(
+                                                     self.moving.cpu().numpy() > 0.25, frames.shape[1] // net_config.mask_size[0], 1),
+                                                     frames.shape[2] // net_config.mask_size[1], 2)))
             self.clusters = (torch.from_numpy(targets).to(torch.float16).to(self.device),
                              torch.from_numpy(valid).to(self.device))
         if train_config.weights.flow:

@@ -49,6 +49,7 @@ class FilePlayback(VideoSource):
         self._seek_to: int | None = None
         self._last: Frame | None = None
         self._stale: Frame | None = None
+        self._generation: dict[int, int] = {}  # id(frame) → seeks when its decoding began
         self.seeks = 0
         self._container = None
 
@@ -61,8 +62,13 @@ class FilePlayback(VideoSource):
             self.seeks += 1
 
     def is_stale(self, frame: Frame) -> bool:
-        """True for the frame handed out just before the latest :meth:`seek` (skip it)."""
-        return frame is not None and frame is self._stale
+        """True for a frame decoded before the latest :meth:`seek` took effect: the one handed
+        out just before it, or one whose decoding had begun when the seek came (skip it)."""
+        if frame is None:
+            return False
+        with self._lock:
+            gen = self._generation.get(id(frame))
+            return frame is self._stale or (gen is not None and gen < self.seeks)
 
     # -- decoding ---------------------------------------------------------------------------
     def _open(self):
@@ -90,6 +96,7 @@ class FilePlayback(VideoSource):
                 for vf in self._container.decode(stream):
                     with self._lock:
                         seek_to, self._seek_to = self._seek_to, None
+                        generation = self.seeks
                     if seek_to is not None:
                         target = min(seek_to, self.frame_count - 1) if self.frame_count else seek_to
                         if t_first is None:
@@ -113,7 +120,11 @@ class FilePlayback(VideoSource):
                     clock = 0.0 if clock is None else clock + step
                     fresh, prev_t = False, t
                     frame = Frame(vf.to_ndarray(format="rgb24"), index, clock)
-                    self._last = frame
+                    with self._lock:
+                        if len(self._generation) > 64:
+                            self._generation.clear()
+                        self._generation[id(frame)] = generation
+                        self._last = frame
                     yield frame
                     index += 1
                 if sought:
