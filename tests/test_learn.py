@@ -334,3 +334,15 @@ def test_a_device_path_that_does_not_open_is_an_error_line(capsys, tmp_path):
     assert main(["--camera", str(tmp_path / "video97")]) != 0
     err = capsys.readouterr().err
     assert "could not be opened as a camera or stream" in err and "Traceback" not in err
+
+
+def test_footage_findings_of_the_training_child_reach_the_progress(tmp_path):
+    job = TrainingJob(tmp_path / "clip.mp4", tmp_path / "run1", tiny_settings(tmp_path))
+    job.folder.mkdir(parents=True)
+    assert job.progress().findings == ()
+    job.log_path.write_text("parttrack: footage: the camera moves (3.1 % of the frame per second): "
+                            "using `--moving-camera`\n")
+    assert job.progress().findings == ("the camera moves (3.1 % of the frame per second): using `--moving-camera`",)
+    job.log_path.write_text(job.log_path.read_text() + "parttrack: training K=3 parts at 32x32 on 25 frames\n"
+                            "parttrack: footage: not a finding, read after training started\n")
+    assert len(job.progress().findings) == 1

@@ -205,6 +205,10 @@ class ClipRecorder:
         return self.path
 
 
+#: How the training command prefixes the footage check's findings on stderr (tracker/cli/train.py).
+FOOTAGE_PREFIX = "parttrack: footage:"
+
+
 @dataclass(frozen=True)
 class TrainingProgress:
     """What the window shows while the child trains.
@@ -216,6 +220,8 @@ class TrainingProgress:
         total_steps: the step limit (None: time budget only).
         eta_s: estimated seconds left (None until the rate is known).
         snapshot: the newest mask snapshot PNG (None before the first).
+        findings: the footage check's findings the child printed (``engine.footage``: shot
+            cuts, a moving camera, a small subject), without the ``parttrack: footage:`` prefix.
     """
 
     step: int = 0
@@ -224,6 +230,7 @@ class TrainingProgress:
     total_steps: int | None = None
     eta_s: float | None = None
     snapshot: Path | None = None
+    findings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,6 +269,8 @@ class TrainingJob:
         self._header: list[str] | None = None
         self._last_row: dict[str, str] | None = None
         self._result: TrainingResult | None = None
+        self._findings: tuple[str, ...] = ()
+        self._findings_done = False
 
     def command(self) -> list[str]:
         s = self.settings
@@ -365,7 +374,21 @@ class TrainingJob:
                 left.append(max(0.0, s.minutes * 60 - elapsed))
             eta = min(left) if left else None
         snaps = sorted((self.run_dir / "snapshots").glob("step_*.png")) if (self.run_dir / "snapshots").is_dir() else []
-        return TrainingProgress(step, elapsed, loss, s.steps, eta, snaps[-1] if snaps else None)
+        return TrainingProgress(step, elapsed, loss, s.steps, eta, snaps[-1] if snaps else None, self.findings())
+
+    def findings(self) -> tuple[str, ...]:
+        """The footage findings in the child's output so far (read until training starts)."""
+        if self._findings_done:
+            return self._findings
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return self._findings
+        head, started, _ = text.partition("parttrack: training K=")  # printed after the check
+        self._findings = tuple(line.split(FOOTAGE_PREFIX, 1)[1].strip() for line in head.splitlines()
+                               if FOOTAGE_PREFIX in line)
+        self._findings_done = bool(started)
+        return self._findings
 
     # -- the end ------------------------------------------------------------------------
     def result(self) -> TrainingResult | None:

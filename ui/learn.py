@@ -359,8 +359,9 @@ class LearnController(QtCore.QObject):
         total = f" / {s.steps}" if s.steps is not None else ""
         loss = f" · loss {p.loss:.3f}" if p.loss is not None else ""
         head = "stopping training…" if self.job.stop_requested else f"training: step {p.step}{total}{loss}"
+        warn = "".join(f"\n⚠ {f}" for f in p.findings)
         self._show(head, f"{format_duration(p.elapsed_s)} elapsed · ETA {format_duration(p.eta_s)} · "
-                         f"live view: {self.frames_while_training} frames while training",
+                         f"live view: {self.frames_while_training} frames while training{warn}",
                    max(budget) if budget else None, button="Stop training (T)")
 
     def _load(self, path: Path) -> None:
