@@ -223,3 +223,34 @@ def test_warm_start_from_a_bundle_and_its_refusals(frames, tmp_path):
         tr.load_weights(tmp_path / "nothing")
     out = train_bundle(frames, tmp_path / "b", TINY, _cfg(steps=1), tmp_path / "run_d", progress=False, init=first)
     assert "warm start" in (out / "NOTES.md").read_text()
+
+
+def test_cli_init_optional_falls_back_to_random_weights(tmp_path, frames, capsys):
+    from engine.synthetic import write_video
+
+    video = write_video(tmp_path / "v.mp4", np.ascontiguousarray(frames), 25.0)
+    first = ["train", str(video), "-o", str(tmp_path / "a"), "--parts", "2", "--size", "32", "--steps", "2",
+             "--batch", "2", "--no-progress"]
+    assert main(first) == 0
+    # same network: warm start
+    assert main(["train", str(video), "-o", str(tmp_path / "b"), "--parts", "2", "--size", "32", "--steps", "1",
+                 "--batch", "2", "--no-progress", "--init", str(tmp_path / "a"), "--init-optional"]) == 0
+    assert "warm start" in (tmp_path / "b" / "NOTES.md").read_text()
+    capsys.readouterr()
+    # another K: without --init-optional an error, with it random weights and a message
+    other = ["train", str(video), "-o", str(tmp_path / "c"), "--parts", "3", "--size", "32", "--steps", "1",
+             "--batch", "2", "--no-progress", "--init", str(tmp_path / "a")]
+    assert main(other) == 2
+    assert main(other + ["--init-optional"]) == 0
+    assert "training from random weights" in capsys.readouterr().err
+    assert "warm start" not in (tmp_path / "c" / "NOTES.md").read_text()
+
+
+def test_learn_job_warm_starts_from_the_model_in_use(tmp_path):
+    from tracker.learn import LearnSettings, TrainingJob
+
+    job = TrainingJob(tmp_path / "clip.mp4", tmp_path / "run", LearnSettings(), init=tmp_path / "model")
+    cmd = job.command()
+    assert cmd[cmd.index("--init") + 1] == str(tmp_path / "model") and "--init-optional" in cmd
+    cold = TrainingJob(tmp_path / "clip.mp4", tmp_path / "run", LearnSettings(warm_start=False), init=tmp_path / "model")
+    assert "--init" not in cold.command()

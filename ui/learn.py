@@ -305,7 +305,9 @@ class LearnController(QtCore.QObject):
             self._fail(f"the clip has {self.recorder.frames} frames; learning needs at least "
                        f"{learn.MIN_CLIP_FRAMES}", "record longer (--learn-seconds) with the source playing")
             return
-        self.job = TrainingJob(clip, self.folder, self.settings)
+        model = getattr(self.window, "model_path", None)
+        init = model if model is not None and (Path(model) / "weights.npz").is_file() else None
+        self.job = TrainingJob(clip, self.folder, self.settings, init=init)
         try:
             self.job.start()
         except OSError as exc:

@@ -68,6 +68,9 @@ def add_parser(sub):
                    help="steps between mask snapshots in RUN_DIR/snapshots (default 250)")
     p.add_argument("--init", default=None, metavar="BUNDLE",
                    help="start from this bundle's weights (warm start; same --parts and --size) instead of random ones")
+    p.add_argument("--init-optional", action="store_true",
+                   help="with --init: if that bundle's network does not fit (other --parts/--size), say so and "
+                        "start from random weights instead of stopping")
     p.add_argument("--bundle-on-stop", action="store_true",
                    help="when stopped early (Ctrl-C / SIGINT; Ctrl-Break on Windows), still write the bundle "
                         "from the weights trained so far (the viewer's learn mode stops training this way)")
@@ -284,6 +287,11 @@ def run(args) -> int:
         if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break stops like Ctrl-C
             signal.signal(signal.SIGBREAK, signal.default_int_handler)
     check_output_bundle(Path(args.output), force=args.force or args.resume)
+    init = args.init
+    if init and args.init_optional and not _init_fits(init, net_cfg):
+        print(f"parttrack: {init} has another network (parts, input size); training from random weights",
+              file=sys.stderr)
+        init = None
     for name in ("start", "end"):
         value = getattr(args, name)
         if value is not None and (not math.isfinite(value) or value < 0):
@@ -306,7 +314,7 @@ def run(args) -> int:
           f"({args.device}, {'moving' if moving else 'static'} camera); checkpoints in {run_dir}", file=sys.stderr)
     try:
         bundle = train_bundle(frames, out, net_cfg, tcfg, run_dir, resume=args.resume, training_videos=records,
-                              progress=not args.no_progress, init=args.init)
+                              progress=not args.no_progress, init=init)
     except KeyboardInterrupt:
         if args.bundle_on_stop:
             bundle = bundle_from_checkpoint(frames, out, net_cfg, tcfg, run_dir, records)
@@ -334,6 +342,16 @@ def check_output_bundle(out: Path, force: bool) -> None:
     if not force and (out / ONNX_FILE).is_file():
         raise ParttrackError(f"{out} already holds a model bundle; training would overwrite it",
                              "choose another -o, pass --force to overwrite it, or --resume to continue its training")
+
+
+def _init_fits(bundle: str, net_cfg) -> bool:
+    """Whether ``bundle``'s network settings equal ``net_cfg`` (a warm start is possible)."""
+    from engine.model import NetConfig, read_config
+
+    try:
+        return NetConfig.from_dict(read_config(Path(bundle) / "config.json")["network"]) == net_cfg
+    except Exception:  # unreadable or foreign: it does not fit
+        return False
 
 
 def bundle_from_checkpoint(frames: np.ndarray, out: Path, net_cfg, tcfg, run_dir: Path,
