@@ -22,9 +22,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-
-from engine.errors import InputError
 from tracker.core import Frame
 from tracker.sources import CameraSource, FileSource, VideoSource
 
@@ -175,14 +172,6 @@ class StreamSource(CameraSource):
     def __init__(self, url: str) -> None:
         self.index = self.path = str(url)  # messages say "camera <url> disconnected"
         self.name = Path(self.path.split("?")[0].rstrip("/")).name or "stream"
-        self._cap = cv2.VideoCapture(self.path)
-        ok, image = self._cap.read() if self._cap.isOpened() else (False, None)
-        if not ok or image is None:
-            self._cap.release()
-            raise InputError(f"{self.path} could not be opened as a camera or stream",
-                             "check the URL or device path (and that nothing else uses it), "
-                             "or pass a camera index such as --camera 0")
-        self._first = image
-        self.height, self.width = image.shape[:2]
-        fps = self._cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and fps > 0 else None
+        self._open_capture(self.path, f"{self.path} could not be opened as a camera or stream",
+                           "check the URL or device path (and that nothing else uses it), "
+                           "or pass a camera index such as --camera 0")

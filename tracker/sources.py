@@ -214,13 +214,21 @@ class CameraSource(VideoSource):
             cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         except AttributeError:  # pragma: no cover - older OpenCV
             pass
-        self._cap = cv2.VideoCapture(self.index)
+        self._open_capture(self.index, f"camera {self.index} could not be opened",
+                           "check that it is connected and not used by another program, "
+                           "try another index (--camera 1), or play a file with --video FILE")
+
+    def _open_capture(self, target: int | str, message: str, hint: str) -> None:
+        """Open ``cv2.VideoCapture(target)`` and read its first frame (size, rate).
+
+        Raises:
+            InputError: ``message`` / ``hint`` when it does not open or delivers no frame.
+        """
+        self._cap = cv2.VideoCapture(target)
         ok, image = self._cap.read() if self._cap.isOpened() else (False, None)
         if not ok or image is None:
             self._cap.release()
-            raise InputError(f"camera {self.index} could not be opened",
-                             "check that it is connected and not used by another program, "
-                             "try another index (--camera 1), or play a file with --video FILE")
+            raise InputError(message, hint)
         self._first = image
         self.height, self.width = image.shape[:2]
         fps = self._cap.get(cv2.CAP_PROP_FPS)
