@@ -302,3 +302,15 @@ def cluster_loss(masks: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor
         return per_frame.mean()
     v = valid.to(per_frame.dtype)
     return (per_frame * v).sum() / v.sum().clamp_min(1.0)
+
+
+def lit_background(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """The static background image under each frame's light: ``(N, 3, h, w)`` in [-1, 1],
+    ``(background + 1) · g − 1`` with ``g`` from :func:`illumination_gain` (fitted on the
+    detached background; the product keeps ``background``'s gradient).
+
+    Args:
+        images: ``(N, 3, h, w)`` frames in [-1, 1].
+        background: ``(3, h, w)`` static background image in [-1, 1].
+    """
+    return (background[None] + 1) * illumination_gain(images, background.detach()) - 1

@@ -62,20 +62,18 @@ def motion_clusters(frames: np.ndarray, background: np.ndarray, num_parts: int, 
         raise ValueError(f"background must be ({s_h}, {s_w}, 3), got {background.shape}")
     k = int(num_parts)
     h, w = (int(v) for v in mask_size)
-    # Foreground: |frame − gain · background| over the whole video, in chunks.
-    bg = torch.from_numpy(np.ascontiguousarray(background, np.float32)).permute(2, 0, 1) * (2.0 / 255.0) - 1.0
-    fg = np.zeros((t_n, s_h, s_w), bool)
     need = np.arange(t_n) if indices is None else np.unique(np.asarray(indices, int).clip(0, t_n - 1))
-    for i in range(0, len(need) if foreground is None else 0, 64):
-        sel = need[i:i + 64]
-        x = torch.from_numpy(frames[sel]).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
-        gain = L.illumination_gain(x, bg)
-        diff = (x - ((bg[None] + 1) * gain - 1)).abs().mean(1) * 0.5
-        fg[sel] = (diff > change_threshold).numpy()
     if foreground is not None:
         if foreground.shape != (t_n, s_h, s_w):
             raise ValueError(f"foreground must be ({t_n}, {s_h}, {s_w}), got {foreground.shape}")
         fg = foreground.astype(bool)
+    else:  # |frame − lit background| > threshold, in chunks
+        bg = torch.from_numpy(np.ascontiguousarray(background, np.float32)).permute(2, 0, 1) * (2.0 / 255.0) - 1.0
+        fg = np.zeros((t_n, s_h, s_w), bool)
+        for i in range(0, len(need), 64):
+            sel = need[i:i + 64]
+            x = torch.from_numpy(frames[sel]).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+            fg[sel] = ((x - L.lit_background(x, bg)).abs().mean(1) * 0.5 > change_threshold).numpy()
     kernel = np.ones((3, 3), np.uint8)
     gray = to_gray(frames)
     dis = cv2.DISOpticalFlow_create(PRESETS["fast"])

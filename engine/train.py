@@ -57,6 +57,9 @@ LOSS_TERMS = ("total", "rec_target", "rec_source", "background", "translation", 
 #: Most frames that get motion-cluster targets (engine.motion_init), evenly spread over the video.
 CLUSTER_FRAMES = 600
 
+#: Most frames the end-of-training scenery check looks at, evenly spread over the video.
+SCENERY_FRAMES = 600
+
 #: Fewest frames a training video may have (pairs need motion between distinct frames).
 MIN_FRAMES = 8
 
@@ -259,8 +262,8 @@ class Trainer:
         if train_config.recon_scale not in (1, 2, 4):
             raise ValueError(f"recon_scale must be 1, 2 or 4, got {train_config.recon_scale}")
         h, w = (side * train_config.recon_scale for side in net_config.mask_size)
-        med = np.median(frames[:: max(1, len(frames) // 64)], axis=0).astype(np.float32)
-        med = cv2.resize(med, (w, h), interpolation=cv2.INTER_AREA) * (2.0 / 255.0) - 1.0
+        full_med = np.median(frames[:: max(1, len(frames) // 64)], axis=0).astype(np.float32)   # (S, S, 3)
+        med = cv2.resize(full_med, (w, h), interpolation=cv2.INTER_AREA) * (2.0 / 255.0) - 1.0
         self.background = torch.nn.Parameter(torch.from_numpy(med).permute(2, 0, 1).contiguous().to(self.device))
         learn_bg = train_config.static_background and train_config.learn_background
         self.background.requires_grad_(learn_bg)
@@ -282,15 +285,15 @@ class Trainer:
             from engine.motion_init import motion_clusters
 
             cv2.setNumThreads(1)
-            full_med = np.median(frames[:: max(1, len(frames) // 64)], axis=0).astype(np.float32)
+            foreground = None
+            if self.moving is not None:          # a moving camera: the moving pixels, at the input size
+                sy, sx = (frames.shape[1 + i] // net_config.mask_size[i] for i in (0, 1))
+                foreground = (self.moving.cpu().numpy() > 0.25).repeat(sy, 1).repeat(sx, 2)
             # At most CLUSTER_FRAMES frames, evenly spread: the term only lives for 2 × cluster_steps steps.
             idx = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), CLUSTER_FRAMES)).round().astype(int))
             targets, valid = motion_clusters(frames, full_med, net_config.num_parts, net_config.mask_size,
                                              change_threshold=train_config.weights.change_threshold,
-                                             seed=train_config.seed, indices=idx, foreground=(
-                                                 None if self.moving is None else np.repeat(np.repeat(
-                                                     self.moving.cpu().numpy() > 0.25, frames.shape[1] // net_config.mask_size[0], 1),
-                                                     frames.shape[2] // net_config.mask_size[1], 2)))
+                                             seed=train_config.seed, indices=idx, foreground=foreground)
             self.clusters = (torch.from_numpy(targets).to(torch.float16).to(self.device),
                              torch.from_numpy(valid).to(self.device))
         if train_config.weights.flow:
@@ -471,8 +474,7 @@ class Trainer:
         n = images.shape[0]
         if not (self.tcfg.illumination and self.tcfg.static_background):
             return self.background.expand(n, -1, -1, -1)
-        gain = L.illumination_gain(images, self.background.detach())
-        return (self.background[None] + 1) * gain - 1
+        return L.lit_background(images, self.background)
 
     def upsampled(self, masks: torch.Tensor, parts: torch.Tensor, background: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -867,13 +869,15 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
     stats = mask_statistics(net, frames, masks=masks)
     scores, drop = [], ()
     if train_config.fold_scenery:
+        # At most SCENERY_FRAMES frames, evenly spread (the moving-pixel map costs ~20 ms a frame).
+        idx = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), SCENERY_FRAMES)).round().astype(int))
         if trainer.moving is not None:
-            moving = trainer.moving.cpu().numpy()
+            moving = trainer.moving.cpu().numpy()[idx]
         else:
             from engine.flow import moving_pixels, to_gray
 
-            moving = moving_pixels(to_gray(frames), net_config.mask_size)
-        scores, drop = scenery_parts(masks, frames, train_config.static_background, moving)
+            moving = moving_pixels(to_gray(frames), net_config.mask_size, indices=idx)
+        scores, drop = scenery_parts(masks[idx], frames[idx], train_config.static_background, moving)
     del masks
     last = {k: round(v, 4) for k, v in (last or {}).items()}
     result = {"steps": trainer.step, "elapsed_s": trainer.elapsed_s}
