@@ -153,7 +153,7 @@ def global_affine_residual(flow: np.ndarray, valid: np.ndarray, iterations: int 
 
 def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...] = (3, 10, 25),
                   threshold_px: float = 1.0, threshold_grey: float = 10.0, preset: str = "fast",
-                  progress=None) -> np.ndarray:
+                  progress=None, indices: np.ndarray | None = None) -> np.ndarray:
     """Per frame, the share of each mask pixel that moves relative to the dominant motion.
 
     A pixel of frame t "moves" when, for at least one of the frames ``t ± g`` (``g`` in
@@ -174,9 +174,11 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
         threshold_grey: grey-level change threshold (0–255, after a 3×3 Gaussian blur).
         preset: DIS preset (:data:`PRESETS`).
         progress: optional callable ``progress(done, total)``.
+        indices: only these frames (compared with their neighbours in ``gray``); None: all.
 
     Returns:
-        ``(T, h, w)`` float32 in [0, 1]: the share of moving input pixels per mask pixel.
+        ``(T, h, w)`` (or ``(len(indices), h, w)``) float32 in [0, 1]: the share of moving input
+        pixels per mask pixel.
 
     Raises:
         ValueError: bad shapes or an unknown preset.
@@ -186,11 +188,12 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
     pf = PairFlow(size, preset)
     t_n = len(gray)
     h, w = int(size[0]), int(size[1])
-    out = np.zeros((t_n, h, w), np.float32)
+    todo = np.arange(t_n) if indices is None else np.asarray(indices, int)
+    out = np.zeros((len(todo), h, w), np.float32)
     s_h, s_w = gray.shape[1:]
     ys, xs = np.mgrid[0:s_h, 0:s_w].astype(np.float32)
     smooth = np.stack([cv2.GaussianBlur(g_, (3, 3), 0).astype(np.float32) for g_ in gray])
-    for t in range(t_n):
+    for n, t in enumerate(todo.tolist()):
         moving = np.zeros(gray.shape[1:], bool)
         for g in gaps:
             for other in (t + g, t - g):
@@ -202,7 +205,7 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
                                      borderMode=cv2.BORDER_REPLICATE)
                     changed = np.abs(smooth[t] - seen) > threshold_grey
                     moving |= valid & (residual > threshold_px) & changed
-        out[t] = cv2.resize(moving.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        out[n] = cv2.resize(moving.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
         if progress is not None:
-            progress(t + 1, t_n)
+            progress(n + 1, len(todo))
     return out
