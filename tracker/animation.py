@@ -1,6 +1,10 @@
-"""Export part tracks in formats animators import directly.
+"""Export part tracks: the formats animators import directly, and (through
+:mod:`tracker.formats`) the pose files of the field's tools.
 
-Two formats (``FORMATS``):
+Formats (``FORMATS``): ``ae`` and ``blender`` below; ``nwb``, ``dlc``, ``sleap`` and ``bvh`` are
+written by :mod:`tracker.formats` (see there). Groups: ``animation`` = ae, blender, bvh;
+``pose`` = nwb, dlc, sleap (they need ``pip install 'parttrack[formats]'``); ``all`` = every
+format.
 
 ``ae`` — **After Effects keyframe data** (the text After Effects itself puts on the clipboard,
     header ``Adobe After Effects 8.0 Keyframe Data``): one file per part,
@@ -48,7 +52,9 @@ from engine.errors import InputError, OutputError
 from tracker.core import JointPositions, Track
 from tracker.io import printable
 
-FORMATS = ("ae", "blender")
+FORMATS = ("ae", "blender", "nwb", "dlc", "sleap", "bvh")
+#: Names that stand for several formats.
+FORMAT_GROUPS = {"all": FORMATS, "animation": ("ae", "blender", "bvh"), "pose": ("nwb", "dlc", "sleap")}
 AE_HEADER = "Adobe After Effects 8.0 Keyframe Data"
 AE_END = "End of Keyframe Data"
 BLENDER_SCRIPT = "parttrack_import.py"
@@ -152,9 +158,9 @@ def ae_part_text(track: Track, k: int, settings: ExportSettings, ref_scale: np.n
     """
     frames, keep = ae_frames(track.time_s, settings.fps, t0)
     ref = reference_scale(track)[k] if ref_scale is None else np.asarray(ref_scale, np.float64)
-    xy = _fill(track.xy[:, k])[keep] + 0.5
-    rot = -np.degrees(np.unwrap(np.radians(_fill(track.angle_deg[:, k]))))[keep]
-    scale = 100.0 * _fill(track.scale[:, k])[keep] / ref
+    xy = fill_gaps(track.xy[:, k])[keep] + 0.5
+    rot = -np.degrees(np.unwrap(np.radians(fill_gaps(track.angle_deg[:, k]))))[keep]
+    scale = 100.0 * fill_gaps(track.scale[:, k])[keep] / ref
     return _ae_document(settings, [
         ("Position", ("X pixels", "Y pixels", "Z pixels"),
          [(f, x, y, 0.0) for f, (x, y) in zip(frames, xy)]),
@@ -167,13 +173,14 @@ def ae_part_text(track: Track, k: int, settings: ExportSettings, ref_scale: np.n
 def ae_point_text(time_s: np.ndarray, xy: np.ndarray, settings: ExportSettings, t0: float | None = None) -> str:
     """After Effects keyframe data with one Position block for a point track ``(T, 2)`` px."""
     frames, keep = ae_frames(time_s, settings.fps, t0)
-    pts = _fill(np.asarray(xy, np.float64))[keep] + 0.5
+    pts = fill_gaps(np.asarray(xy, np.float64))[keep] + 0.5
     return _ae_document(settings, [("Position", ("X pixels", "Y pixels", "Z pixels"),
                                     [(f, x, y, 0.0) for f, (x, y) in zip(frames, pts)])])
 
 
-def _fill(a: np.ndarray) -> np.ndarray:
-    """Replace non-finite entries by the previous finite value along axis 0 (or the next)."""
+def fill_gaps(a: np.ndarray) -> np.ndarray:
+    """A float64 copy of ``a`` (``(T, ...)``) with each non-finite entry replaced by the previous
+    finite value along axis 0 (the next one before the first; 0 where a column has none)."""
     a = np.array(a, dtype=np.float64, copy=True)
     flat = a.reshape(a.shape[0], -1)
     for j in range(flat.shape[1]):
@@ -364,24 +371,32 @@ def parse_formats(formats) -> tuple[str, ...]:
     repeats.
 
     Args:
-        formats: names (``"ae"``, ``"blender"``, ``"all"``), as a sequence or one string
-            separated by commas/spaces; case-insensitive.
+        formats: names (:data:`FORMATS` or a group of :data:`FORMAT_GROUPS`: ``all``,
+            ``animation``, ``pose``), as a sequence or one string separated by commas/spaces;
+            case-insensitive.
 
     Raises:
-        InputError: an unknown name (the hint lists the known ones).
+        InputError: an unknown name (the hint lists the known ones), or a format whose
+            libraries are not installed (:func:`tracker.formats.check_dependencies`: the hint
+            names ``pip install 'parttrack[formats]'``).
     """
+    from tracker.formats import check_dependencies
+
     if isinstance(formats, str):
         formats = [f for f in re.split(r"[,\s]+", formats) if f]
     out = []
     for f in formats:
         f = str(f).lower()
-        if f == "all":
-            out.extend(FORMATS)
+        if f in FORMAT_GROUPS:
+            out.extend(FORMAT_GROUPS[f])
         elif f in FORMATS:
             out.append(f)
         else:
-            raise InputError(f"unknown export format {f!r}", f"use one of: {', '.join(FORMATS)}, all")
-    return tuple(dict.fromkeys(out))
+            raise InputError(f"unknown export format {f!r}",
+                             f"use one of: {', '.join(FORMATS)}, or a group: {', '.join(FORMAT_GROUPS)}")
+    out = tuple(dict.fromkeys(out))
+    check_dependencies(out)
+    return out
 
 
 def read_track_info(path: str | Path) -> dict:
@@ -430,14 +445,14 @@ def export_tracks(tracks_csv: str | Path, out_dir: str | Path, formats=FORMATS, 
 
     Args:
         tracks_csv: a parttrack ``tracks.csv`` (read with :func:`tracker.io.read_tracks_csv`).
-        out_dir: where ``ae/`` and ``blender/`` are created.
+        out_dir: where ``ae/``, ``blender/``, ``nwb/``, ``dlc/``, ``sleap/``, ``bvh/`` are created.
         formats: names from :data:`FORMATS`, ``"all"``, or a comma-separated string.
         fps, width, height: override / supply what ``track.json`` says (required if there is
             no ``track.json``). By default ``track.json`` and ``joints.csv`` are looked up next to
             the tracks CSV.
         joints_csv, info_json: explicit paths of ``joints.csv`` / ``track.json``.
         name: subject name (default: the video name from track.json, else the CSV's folder).
-        px_per_unit: Blender: source pixels per Blender unit.
+        px_per_unit: Blender: source pixels per Blender unit (BVH is always in pixels).
         allow_incomplete: export tracks whose ``track.json`` says ``"complete": false`` (an
             interrupted run) instead of refusing them.
 
@@ -492,12 +507,30 @@ def export_tracks(tracks_csv: str | Path, out_dir: str | Path, formats=FORMATS, 
     if "blender" in fmts:
         written += write_blender(tracks_csv, out / "blender", settings,
                                  jpath if jpath.is_file() else None, px_per_unit)
+    pose_formats = [f for f in fmts if f not in ("ae", "blender")]
+    if pose_formats:
+        from tracker.formats import write_pose_formats
+
+        raw = _read_json(info_path) if info_path.is_file() else {}
+        written += write_pose_formats(
+            pose_formats, out, track, part_names, name=settings.name, fps=settings.fps, width=settings.width,
+            height=settings.height, joints=joints, edges=settings.skeleton_edges,
+            info_skeleton=raw.get("skeleton") if isinstance(raw.get("skeleton"), list) else None,
+            video=raw.get("video") if isinstance(raw.get("video"), str) else None)
     return written
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_exports(result_dir: str | Path, formats=FORMATS) -> list[Path]:
     """Export a ``parttrack track`` result folder (``tracks.csv``, ``joints.csv``,
-    ``track.json``) into ``result_dir/ae`` and ``result_dir/blender``.
+    ``track.json``) into ``result_dir/<format>/`` for each of ``formats``.
 
     Raises:
         InputError: no tracks.csv / track.json lacking fps or size; see :func:`export_tracks`.
