@@ -47,15 +47,20 @@ than ``max_predict_s`` seconds — measured to the nearest visible frame, before
 the offline smoother, before for the causal filter — or never at all has **no pose**: NaN x, y,
 angle and scales (``visible`` stays False; area and confidence are passed through).
 
-Choose the smoother with a factory (norfair's pattern): :class:`KalmanFactory` holds the
-noise settings (:class:`KalmanNoise`), :class:`NoFilterFactory` passes poses through; both
-have ``create_filter(num_parts, frame_size)`` (online) and ``smooth(track, frame_size)``
-(offline). :func:`make_factory` builds one from a CLI name.
+Choosing a smoother (norfair's pattern): :func:`make_factory` turns a ``--smoother`` name
+(:data:`SMOOTHERS`) into an object implementing the :class:`Smoother` protocol —
+:class:`KalmanFactory` (``offline``: forward filter + RTS over the whole track),
+:class:`OnlineKalmanFactory` (``online``: the causal filter) and :class:`NoFilterFactory`
+(``none``: poses pass through). Each holds its settings and offers ``create_filter`` (a
+:class:`FrameFilter` for frame-by-frame use) and ``smooth`` (a whole recorded track); a new
+smoother is a class with those two methods, ``name`` and ``causal``, added to
+:func:`make_factory` (``tests/test_kalman.py`` runs the shared tests against every one).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -512,14 +517,55 @@ def smooth_track(track: Track, noise: KalmanNoise, frame_size: tuple[int, int]) 
 
 
 # ---------------------------------------------------------------------------------- factories
-class KalmanFactory:
-    """Builds Kalman pose filters with the noise settings it holds.
+@runtime_checkable
+class FrameFilter(Protocol):
+    """A causal pose filter for one stream (built by :meth:`Smoother.create_filter`)."""
 
-    Args:
-        noise: :class:`KalmanNoise` (defaults documented there).
+    def update(self, poses: PartPoses) -> PartPoses:
+        """Filter the next frame (time order): poses of the same K out, source pixels,
+        ``area_px``/``visible``/``confidence`` passed through. Raises ValueError for another K."""
+        ...
+
+    def reset(self) -> None:
+        """Forget all state (after a seek or a source change)."""
+        ...
+
+
+@runtime_checkable
+class Smoother(Protocol):
+    """What :func:`make_factory` returns and every pipeline takes.
+
+    Attributes:
+        name: its ``--smoother`` name (one of :data:`SMOOTHERS`).
+        causal: True when :meth:`smooth` equals running :meth:`create_filter`'s filter frame
+            by frame (pose t depends on frames <= t only), so results can be written as they
+            come; False when :meth:`smooth` needs the whole track (RTS).
     """
 
-    name = "kalman"
+    name: str
+    causal: bool
+
+    def create_filter(self, num_parts: int, frame_size: tuple[int, int]) -> FrameFilter:
+        """A fresh causal filter for ``num_parts`` parts in frames of ``(height, width)`` px
+        (the live path; an offline smoother gives its forward filter)."""
+        ...
+
+    def smooth(self, track: Track, frame_size: tuple[int, int]) -> Track:
+        """The whole recorded ``track`` (T frames × K parts) smoothed: a :class:`Track` of the
+        same shape, xy/scale in source pixels, angle_deg wrapped to (-180, 180]."""
+        ...
+
+
+class KalmanFactory:
+    """The ``offline`` :class:`Smoother`: forward Kalman filter + RTS smoother over a whole
+    track; its :meth:`create_filter` is the causal Kalman filter (same noise settings).
+
+    Args:
+        noise: :class:`KalmanNoise` (defaults documented there); ``overrides`` replace fields.
+    """
+
+    name = "offline"
+    causal = False
 
     def __init__(self, noise: KalmanNoise | None = None, **overrides) -> None:
         self.noise = replace(noise or KalmanNoise(), **overrides)
@@ -540,10 +586,26 @@ class KalmanFactory:
         return f"KalmanFactory({self.noise})"
 
 
+class OnlineKalmanFactory(KalmanFactory):
+    """The ``online`` :class:`Smoother`: the causal Kalman filter, frame by frame as in the
+    live viewer; :meth:`smooth` is :func:`filter_track`."""
+
+    name = "online"
+    causal = True
+
+    def smooth(self, track: Track, frame_size: tuple[int, int]) -> Track:
+        """Causal filtering of a recorded track (:func:`filter_track`)."""
+        return filter_track(track, self.noise, frame_size)
+
+    def __repr__(self) -> str:
+        return f"OnlineKalmanFactory({self.noise})"
+
+
 class NoFilterFactory:
-    """The identity smoother: poses pass through unchanged (``--smoother none``)."""
+    """The identity :class:`Smoother`: poses pass through unchanged (``--smoother none``)."""
 
     name = "none"
+    causal = True
 
     def create_filter(self, num_parts: int, frame_size: tuple[int, int]) -> PassThroughFilter:
         return PassThroughFilter(num_parts)
@@ -561,14 +623,16 @@ class NoFilterFactory:
 SMOOTHERS = ("offline", "online", "none")
 
 
-def make_factory(smoother: str = "offline", noise: KalmanNoise | None = None):
-    """The factory for a ``--smoother`` value: ``offline``/``online`` → :class:`KalmanFactory`
-    (the caller picks :meth:`~KalmanFactory.smooth` or :meth:`~KalmanFactory.filter`),
-    ``none`` → :class:`NoFilterFactory`.
+def make_factory(smoother: str = "offline", noise: KalmanNoise | None = None) -> Smoother:
+    """The :class:`Smoother` for a ``--smoother`` value: ``offline`` → :class:`KalmanFactory`,
+    ``online`` → :class:`OnlineKalmanFactory`, ``none`` → :class:`NoFilterFactory`; ``noise``
+    for the Kalman ones (default :class:`KalmanNoise`).
 
     Raises:
         ValueError: an unknown name.
     """
     if smoother not in SMOOTHERS:
         raise ValueError(f"smoother must be one of {', '.join(SMOOTHERS)}, got {smoother!r}")
-    return NoFilterFactory() if smoother == "none" else KalmanFactory(noise)
+    if smoother == "none":
+        return NoFilterFactory()
+    return OnlineKalmanFactory(noise) if smoother == "online" else KalmanFactory(noise)

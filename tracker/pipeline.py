@@ -1,26 +1,395 @@
-"""The live tracking pipeline: frame → letterbox → network → part poses → Kalman filter →
-label map and joints, one frame at a time (causal), for the Qt viewer and recording.
+"""The tracking pipeline: the stages composed once, run over a recorded file
+(:func:`track_file`) or frame by frame, causally (:class:`OnlineTracker`).
 
-:class:`OnlineTracker` wires :mod:`tracker.poses`, :mod:`tracker.kalman` and
-:mod:`tracker.skeleton` around an inference runtime (:class:`engine.runtime.base.Runtime`).
-Recorded videos (offline smoothing, files) go through :mod:`tracker.offline` (one video) and
-:mod:`tracker.batch` (many).
+The data path, in one reading::
+
+    source (tracker.sources)  →  Stages.prepare (letterbox, engine.preprocess)
+      →  runtime.infer (engine.runtime: PartOutput)  →  Stages.measure (tracker.poses: PoseBatch)
+      →  smoother (tracker.kalman.Smoother)  →  skeleton (tracker.skeleton)  →  sinks (tracker.sinks)
+
+:func:`track_file` is that path over a whole file, returning a :class:`VideoTracks` (the tracks
+as arrays); the batch and Ray paths run it through :func:`tracker.offline.track_video` with the
+file sinks of a result folder, and the Python API calls it directly. :class:`OnlineTracker`
+runs the same :class:`Stages` and the smoother's causal filter one frame at a time (the live
+viewer, recording). Coordinates, angles and times follow :mod:`tracker.core`'s conventions.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from engine.errors import InputError, ParttrackError
 from engine.preprocess import Letterbox
 from engine.types import PartOutput
-from tracker.core import Frame, JointPositions, PartPoses
-from tracker.kalman import KalmanFactory
+from tracker.core import Frame, JointPositions, PartPoses, PoseBatch, Track
+from tracker.io import printable
+from tracker.kalman import KalmanFactory, Smoother, make_factory
 from tracker.poses import PoseConfig, PoseExtractor, SourceLabeler, check_finite, labels_at_source
-from tracker.skeleton import OnlineSkeleton
+from tracker.skeleton import ContactAccumulator, OnlineSkeleton, Skeleton, skeleton_from_track
 
 
+class Stages:
+    """The per-video stages between a source frame and its poses, for one model and one
+    source frame size: letterboxing and pose extraction.
+
+    Args:
+        meta: the runtime's model metadata (``input_size``, ``mask_size``, ``num_parts``).
+        src_h, src_w: source frame size in pixels.
+        pose_config: :class:`tracker.poses.PoseConfig`.
+    """
+
+    def __init__(self, meta, src_h: int, src_w: int, pose_config: PoseConfig | None = None) -> None:
+        self.meta = meta
+        self.num_parts = int(meta.num_parts)
+        self.letterbox = Letterbox.fit(src_h, src_w, meta.input_size)
+        self.extractor = PoseExtractor(self.letterbox, meta.mask_size, pose_config or PoseConfig())
+
+    def prepare(self, images) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB frames (source size, or the letterbox's inner size) →
+        ``(N, S, S, 3)`` uint8 letterboxed model input."""
+        return np.stack([self.letterbox.apply(image) for image in images])
+
+    def measure(self, out: PartOutput, model="the model", first_frame: int = 0) -> PoseBatch:
+        """Network output → :class:`tracker.core.PoseBatch` (source pixels).
+
+        Raises:
+            BundleError: non-finite output (:func:`tracker.poses.check_finite`).
+            ParttrackError: a K other than the model's.
+        """
+        check_finite(out, model, first_frame)
+        if out.num_parts != self.num_parts:
+            raise ParttrackError(f"the runtime returned K={out.num_parts} parts but the bundle says {self.num_parts}")
+        return self.extractor.compute(out)
+
+
+# ------------------------------------------------------------------------------ records
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the sinks are told before the first frame of a file.
+
+    Attributes:
+        video: the file.
+        width, height: source frame size in pixels.
+        fps: the container's nominal frame rate (None when it does not say; times come from
+            the timestamps, never from this).
+        frames_declared: frames the container declares (0 when it does not say).
+        part_names, part_colors: the model's K names and RGB colours (index i ↔ part id i+1).
+        letterbox: the source → model input mapping (:class:`engine.preprocess.Letterbox`).
+        mask_size: ``(h, w)`` of the network's masks.
+        smoother: the :class:`tracker.kalman.Smoother` in use.
+    """
+
+    video: Path
+    width: int
+    height: int
+    fps: float | None
+    frames_declared: int
+    part_names: tuple[str, ...]
+    part_colors: tuple[tuple[int, int, int], ...]
+    letterbox: Letterbox
+    mask_size: tuple[int, int]
+    smoother: Smoother
+
+    @property
+    def num_parts(self) -> int:
+        return len(self.part_names)
+
+
+@dataclass(frozen=True, eq=False)
+class FrameBatch:
+    """One inference batch on its way through :func:`track_file` (what sinks get per batch).
+
+    Attributes:
+        frames: the N decoded frames (:class:`tracker.core.Frame`, at the letterbox's inner
+            size — not the source size — as :func:`tracker.sources.open_scaled` decodes them).
+        output: the network's :class:`engine.types.PartOutput` (N frames).
+        poses: the measured :class:`tracker.core.PoseBatch` (source pixels).
+        index: ``(N,)`` int64 frame indices; time_s: ``(N,)`` float64 seconds.
+        smoothed: the causal smoother's N :class:`PartPoses`, or None when the smoother is not
+            causal (its poses exist only once the whole file is read).
+    """
+
+    frames: list[Frame]
+    output: PartOutput
+    poses: PoseBatch
+    index: np.ndarray
+    time_s: np.ndarray
+    smoothed: list[PartPoses] | None = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @cached_property
+    def raw(self) -> list[PartPoses]:
+        """The N unsmoothed :class:`PartPoses` (made on first use)."""
+        return [self.poses.pose(i, self.index[i], self.time_s[i]) for i in range(len(self.frames))]
+
+
+@dataclass(frozen=True, eq=False)
+class VideoTracks:
+    """The tracks of one file (what :func:`track_file` returns). Source-video pixels, degrees
+    and seconds (:mod:`tracker.core`); T frames, K parts, J joints.
+
+    Attributes:
+        info: :class:`VideoInfo` (size, fps, part names and colours, letterbox, smoother).
+        track: the smoothed poses (:class:`tracker.core.Track`: index, time_s, xy, angle_deg,
+            scale, area_px, visible, confidence arrays).
+        raw: the unsmoothed poses, same shapes.
+        skeleton: the :class:`tracker.skeleton.Skeleton` fitted on ``track``.
+        joints: T :class:`tracker.core.JointPositions` (the skeleton's J joints per frame).
+        complete: False when tracking was interrupted (the frames read so far are tracked).
+        input_complete: False when the file ended before the frames its container declares
+            or its decoding failed part-way.
+        decode_error: the decoder's error, if decoding stopped on one.
+        warnings: one-line messages about the input (truncated, damaged).
+        runtime: the runtime's description.
+    """
+
+    info: VideoInfo
+    track: Track
+    raw: Track
+    skeleton: Skeleton
+    joints: list[JointPositions]
+    complete: bool = True
+    input_complete: bool = True
+    decode_error: str | None = None
+    warnings: tuple[str, ...] = ()
+    runtime: str = ""
+
+    def __len__(self) -> int:
+        return len(self.track)
+
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        return self.info.part_names
+
+    @property
+    def time_s(self) -> np.ndarray:
+        """``(T,)`` float64 seconds from the stream's timestamps."""
+        return self.track.time_s
+
+    @property
+    def x(self) -> np.ndarray:
+        """``(T, K)`` float64 part centres, source px (NaN: no pose)."""
+        return self.track.xy[..., 0]
+
+    @property
+    def y(self) -> np.ndarray:
+        """``(T, K)`` float64 part centres, source px, y down."""
+        return self.track.xy[..., 1]
+
+    @property
+    def angle_deg(self) -> np.ndarray:
+        """``(T, K)`` float64 degrees in (-180, 180], counter-clockwise on screen from +x."""
+        return self.track.angle_deg
+
+    @property
+    def scale(self) -> np.ndarray:
+        """``(T, K, 2)`` float64 lengths of the part's two axes, source px."""
+        return self.track.scale
+
+    @property
+    def area_px(self) -> np.ndarray:
+        """``(T, K)`` float64 mask areas in source pixels."""
+        return self.track.area_px
+
+    @property
+    def visible(self) -> np.ndarray:
+        """``(T, K)`` bool: measured in that frame (else predicted)."""
+        return self.track.visible
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """``(T, K)`` float64 in [0, 1]."""
+        return self.track.confidence
+
+    @property
+    def joint_pairs(self) -> np.ndarray:
+        """``(J, 2)`` int64 part ids (a < b) each joint links."""
+        return self.skeleton.edges
+
+    @property
+    def joint_xy(self) -> np.ndarray:
+        """``(T, J, 2)`` float64 joint positions, source px."""
+        return self.skeleton.joint_xy(self.track.xy, self.track.angle_deg)
+
+
+class Sink(Protocol):
+    """Where :func:`track_file` delivers results (the file writers are in :mod:`tracker.sinks`).
+
+    A sink is a context manager (``close`` on exit, also after an error); :func:`track_file`
+    enters it, calls :meth:`begin` once, :meth:`write_batch` per inference batch in frame
+    order and :meth:`end` once with the result — also when interrupted (``result.complete``
+    False: a sink writes what it can of a partial result or nothing).
+    """
+
+    def __enter__(self): ...
+
+    def __exit__(self, *exc) -> None: ...
+
+    def begin(self, info: VideoInfo) -> None: ...
+
+    def write_batch(self, batch: FrameBatch) -> None: ...
+
+    def end(self, result: VideoTracks) -> None: ...
+
+
+class TrackingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a :class:`tracker.progress.Progress` raising KeyboardInterrupt) during
+    :func:`track_file`, raised after the sinks got the partial result (``result``)."""
+
+    def __init__(self, result: VideoTracks | None) -> None:
+        super().__init__()
+        self.result = result
+
+
+# ------------------------------------------------------------------------------ a file
+def track_file(video: str | Path, runtime=None, options=None, *, sinks=(), progress=None) -> VideoTracks:
+    """Track every frame of a recorded video: the whole data path, composed once.
+
+    Frames are decoded scaled to the letterbox's inner size (:func:`tracker.sources.open_scaled`),
+    letterboxed, inferred ``options.batch_size`` at a time, turned into poses
+    (:class:`Stages`), smoothed (``options.smoother``: a causal smoother as the frames come, an
+    offline one once all are read), the skeleton fitted on the smoothed track and its joints
+    computed; each sink gets the batches as they come and the result at the end. Nothing
+    but the poses (and what the sinks keep) is held per frame.
+
+    Args:
+        video: a video file (anything :func:`tracker.sources.open_source` reads).
+        runtime: an inference runtime (:class:`engine.runtime.base.Runtime`); default
+            ``options.make_runtime()``.
+        options: :class:`tracker.results.TrackOptions`; used here: ``smoother``, ``noise``,
+            ``pose``, ``batch_size``, ``max_frames``, ``min_touch`` (and ``model`` for the
+            default runtime). Default: ``TrackOptions()``.
+        sinks: :class:`Sink` objects, called in this order (e.g. :mod:`tracker.sinks`).
+        progress: a :class:`tracker.progress.Progress` (default: none shown).
+
+    Returns:
+        :class:`VideoTracks` (T >= 1 frames).
+
+    Raises:
+        InputError: missing, unreadable, corrupt or empty video, or a camera.
+        BundleError: non-finite network output; BackendUnavailable: see the runtime.
+        TrackingInterrupted (a KeyboardInterrupt): interrupted after at least one frame, once
+            the sinks got the partial result; a plain KeyboardInterrupt before the first frame.
+    """
+    from tracker.progress import Progress
+    from tracker.results import TrackOptions
+    from tracker.sources import open_scaled
+
+    options = options or TrackOptions()
+    progress = progress or Progress()
+    video = Path(video)
+    src_h, src_w, fps, declared = probe_file(video)
+    runtime = runtime if runtime is not None else options.make_runtime()
+    meta = runtime.meta
+    stages = Stages(meta, src_h, src_w, options.pose)
+    k = stages.num_parts
+    smoother = make_factory(options.smoother, options.noise)
+    info = VideoInfo(video, src_w, src_h, fps, declared, tuple(meta.part_names), tuple(meta.part_colors),
+                     stages.letterbox, tuple(meta.mask_size), smoother)
+    contacts = ContactAccumulator(k, stages.extractor.grid_x, stages.extractor.grid_y)
+    online = smoother.create_filter(k, (src_h, src_w)) if smoother.causal else None
+    model = options.model_path()
+    chunks: list[tuple[np.ndarray, ...]] = []  # per batch: index, time_s and the pose arrays of Track
+    smoothed: list[PartPoses] = []
+    frames = 0
+    interrupted = False
+    total = declared if options.max_frames is None else min(declared or options.max_frames, options.max_frames)
+    progress.start(video.name, total)
+    with contextlib.ExitStack() as stack:
+        for sink in sinks:
+            stack.enter_context(sink)
+        for sink in sinks:
+            sink.begin(info)
+        with open_scaled(video, stages.letterbox.inner_size) as src:
+            try:
+                for batch in _batches(src, options.batch_size, options.max_frames):
+                    out = runtime.infer(stages.prepare([f.image for f in batch]))
+                    poses = stages.measure(out, model, frames)
+                    contacts.add(poses.labels, poses.xy, poses.angle_deg, poses.visible)
+                    fb = FrameBatch(batch, out, poses, np.array([f.index for f in batch], np.int64),
+                                    np.array([f.time_s for f in batch], np.float64))
+                    chunks.append((fb.index, fb.time_s, poses.xy, poses.angle_deg, poses.scale, poses.area_px,
+                                   poses.visible, poses.confidence))
+                    if online is not None:
+                        object.__setattr__(fb, "smoothed", [online.update(p) for p in fb.raw])
+                        smoothed += fb.smoothed
+                    for sink in sinks:
+                        sink.write_batch(fb)
+                    frames += len(batch)
+                    progress.advance(len(batch))
+            except KeyboardInterrupt:
+                interrupted = True
+            error = None if interrupted else src.error  # an interrupted run reports no input problems
+        if frames == 0:
+            if interrupted:
+                progress.finish()
+                raise KeyboardInterrupt
+            raise InputError(f"{video}: no frames could be decoded",
+                             "the file is empty or corrupt; re-encode it or pick another file")
+        warnings = []
+        if error:
+            warnings.append(printable(f"{video.name}: {error}; the frames before it were tracked"))
+        short = not interrupted and bool(declared and frames < declared
+                                         and (options.max_frames is None or frames < options.max_frames))
+        if short:
+            warnings.append(printable(f"{video.name}: {frames} of the {declared} frames its container "
+                                      "declares could be decoded (truncated or damaged file?); the "
+                                      "decoded frames were tracked"))
+        raw = Track(*(np.concatenate([c[i] for c in chunks]) for i in range(8)))
+        track = Track.from_poses(smoothed) if online is not None else smoother.smooth(raw, (src_h, src_w))
+        skeleton = skeleton_from_track(track, contacts, edges=meta.skeleton_edges or None, min_touch=options.min_touch)
+        result = VideoTracks(info, track, raw, skeleton, skeleton.joints_track(track), complete=not interrupted,
+                             input_complete=not short and error is None, decode_error=error,
+                             warnings=tuple(warnings), runtime=runtime.describe())
+        for sink in sinks:
+            sink.end(result)
+    progress.finish()
+    if interrupted:
+        raise TrackingInterrupted(result)
+    return result
+
+
+def probe_file(video: str | Path) -> tuple[int, int, float | None, int]:
+    """``(height, width, nominal fps or None, declared frame count or 0)`` of a recorded video.
+
+    Raises:
+        InputError: missing, unreadable, corrupt or empty video, or a camera.
+    """
+    from tracker.sources import open_source
+
+    with open_source(video) as probe:
+        size, fps, count, is_live = (probe.height, probe.width), probe.fps, probe.frame_count, probe.is_live
+    if is_live:
+        raise InputError(f"{video} is a camera; `parttrack track` needs recorded videos",
+                         "use the live viewer: parttrack --camera N")
+    return size[0], size[1], fps, count
+
+
+def _batches(frames, batch_size: int, max_frames: int | None):
+    """Lists of up to ``batch_size`` frames from an iterable, at most ``max_frames`` in all."""
+    batch: list = []
+    n = 0
+    for frame in frames:
+        batch.append(frame)
+        if max_frames is not None and n + len(batch) >= max_frames:
+            break
+        if len(batch) == batch_size:
+            yield batch
+            n += len(batch)
+            batch = []
+    if batch:
+        yield batch
+
+
+# ------------------------------------------------------------------------------ live
 @dataclass(frozen=True)
 class TrackedFrame:
     """Everything the pipeline knows about one frame.
@@ -49,9 +418,9 @@ class OnlineTracker:
         runtime: an inference runtime (``infer``, ``meta``; :mod:`engine.runtime`).
         src_h, src_w: source frame size in pixels. Frames of another size reconfigure the
             tracker (and reset its filters and skeleton).
-        factory: the smoother factory (``create_filter(num_parts, frame_size)``):
-            :class:`tracker.kalman.KalmanFactory` (default) or
-            :class:`tracker.kalman.NoFilterFactory`.
+        factory: a :class:`tracker.kalman.Smoother` (:func:`tracker.kalman.make_factory`);
+            its causal filter (``create_filter``) runs frame by frame. Default:
+            :class:`tracker.kalman.KalmanFactory`.
         pose_config: :class:`tracker.poses.PoseConfig`.
         labels: compute the source-resolution label map of every frame.
         smooth_labels: smooth rather than nearest-neighbour (blocky) label upsampling.
@@ -85,8 +454,8 @@ class OnlineTracker:
     # -- configuration -------------------------------------------------------------
     def _configure(self, src_h: int, src_w: int) -> None:
         self.src_h, self.src_w = src_h, src_w
-        self.letterbox = Letterbox.fit(src_h, src_w, self.meta.input_size)
-        self.extractor = PoseExtractor(self.letterbox, self.meta.mask_size, self.pose_config)
+        self.stages = Stages(self.meta, src_h, src_w, self.pose_config)
+        self.letterbox, self.extractor = self.stages.letterbox, self.stages.extractor
         self.labeler = None
         if self.want_labels and self.refine_labels:
             self.labeler = SourceLabeler(self.letterbox, self.meta.mask_size)
