@@ -1,5 +1,6 @@
-"""`parttrack export TRACKS.csv|RESULT_DIR --format ae|blender|all -o DIR`: tracks → formats
-animators import (:mod:`tracker.animation`)."""
+"""`parttrack export TRACKS.csv|RESULT_DIR --format ae|blender|nwb|dlc|sleap|bvh|all -o DIR`:
+tracks → formats animators import (:mod:`tracker.animation`) and pose files of the field's tools
+(:mod:`tracker.formats`)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ from pathlib import Path
 
 
 def add_parser(sub):
-    p = sub.add_parser("export", help="export tracks for After Effects / Blender",
-                       description="Write After Effects keyframe data (one file per part and joint) "
-                                   "and/or a Blender import script (animated empties + 2-D armature) "
-                                   "from a tracks.csv written by `parttrack track`. Frame rate, image "
+    p = sub.add_parser("export", help="export tracks (After Effects, Blender, NWB, DeepLabCut, SLEAP, BVH)",
+                       description="Write After Effects keyframe data (one file per part and joint), "
+                                   "a Blender import script (animated empties + 2-D armature), NWB with "
+                                   "ndx-pose, a DeepLabCut-style CSV, a SLEAP .slp file and/or BVH "
+                                   "from a tracks.csv written by `parttrack track` (into <format>/ folders "
+                                   "next to it). NWB, DeepLabCut and SLEAP need "
+                                   "`pip install 'parttrack[formats]'`. Frame rate, image "
                                    "size and skeleton come from the track.json next to it. Tracks of an "
                                    "interrupted run are refused unless --partial. Exit status: 0 written "
                                    "(a warning on stderr when the video had ended early), 2 bad input.")
     p.add_argument("tracks", help="tracks.csv, or a result folder of `parttrack track`")
-    p.add_argument("--format", default="all", metavar="ae|blender|all",
-                   help="comma-separated formats (default all)")
+    p.add_argument("--format", default="animation", metavar="FORMATS",
+                   help="comma-separated: ae, blender, nwb, dlc, sleap, bvh, or a group: animation "
+                        "(ae, blender, bvh; the default), pose (nwb, dlc, sleap), all")
     p.add_argument("-o", "--output", default=None,
                    help="output folder (default: the folder of the tracks)")
     p.add_argument("--fps", type=float, default=None, help="frame rate (default: from track.json)")

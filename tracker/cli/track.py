@@ -50,7 +50,8 @@ def add_parser(sub):
     p.add_argument("--masks", action="store_true", help="write per-frame label-map PNGs (masks/NNNNNN.png)")
     p.add_argument("--overlay", action="store_true", help="write overlay.mp4 (parts, axes, skeleton)")
     p.add_argument("--export", action="append", default=[], metavar="FORMAT",
-                   help="animation export: ae, blender or all (repeatable)")
+                   help="export: ae, blender, nwb, dlc, sleap, bvh, or a group: animation (ae, blender, bvh), "
+                        "pose (nwb, dlc, sleap; need `pip install 'parttrack[formats]'`), all (repeatable)")
     p.add_argument("--force", action="store_true", help="redo videos that are already done")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="frames per inference call (default 8)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="track at most N frames per video")
