@@ -19,6 +19,7 @@ $(VENV)/.base: $(BIN)/python pyproject.toml
 $(VENV)/.dev: $(VENV)/.base
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[train,dev]'
+	$(BIN)/pip install -q --no-deps movement==0.15.0  # test reader of our pose files; see pyproject.toml (dev)
 	touch $@
 
 install: $(VENV)/.base
@@ -26,7 +27,7 @@ install-dev: $(VENV)/.dev
 
 # Track the shipped real clip with the shipped model: tracks, joints, overlay video, exports.
 demo: $(VENV)/.base
-	$(BIN)/parttrack track trained/bbb/clip.mp4 -o $(DEMO_OUT) --overlay --export all
+	$(BIN)/parttrack track trained/bbb/clip.mp4 -o $(DEMO_OUT) --overlay --export animation
 
 test: $(VENV)/.dev
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
