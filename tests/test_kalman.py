@@ -10,11 +10,14 @@ import pytest
 
 from tests.kalman_reference import reference_offline, reference_online
 from tracker.core import Track
+from tracker.kalman import SMOOTHERS as SMOOTHER_NAMES
 from tracker.kalman import (
+    FrameFilter,
     KalmanFactory,
     KalmanNoise,
     NoFilterFactory,
     PoseFilter,
+    Smoother,
     _measurements,
     filter_track,
     make_factory,
@@ -310,3 +313,52 @@ def test_missing_measurements_may_be_nan(mode):
     np.testing.assert_allclose(b.xy[:, 0], a.xy[:, 0])
     np.testing.assert_allclose(b.scale[:, 0], a.scale[:, 0])
     assert np.isfinite(b.xy[:, 0]).all() and np.isnan(b.xy[:, 1]).all() and np.isnan(b.angle_deg[:, 1]).all()
+
+
+# ------------------------------------------------------------------ every Smoother implementation
+@pytest.mark.parametrize("name", SMOOTHER_NAMES)
+def test_every_smoother_implements_the_protocol(name):
+    s = make_factory(name)
+    assert isinstance(s, Smoother) and s.name == name and isinstance(s.causal, bool)
+    assert isinstance(s.create_filter(3, FRAME), FrameFilter)
+
+
+@pytest.mark.parametrize("name", SMOOTHER_NAMES)
+def test_every_smoother_keeps_the_track_shape_and_passthrough_fields(name):
+    track = random_track(40, k=3, seed=1)
+    out = make_factory(name).smooth(track, FRAME)
+    assert isinstance(out, Track) and len(out) == len(track) and out.num_parts == track.num_parts
+    np.testing.assert_array_equal(out.index, track.index)
+    np.testing.assert_array_equal(out.time_s, track.time_s)
+    np.testing.assert_array_equal(out.visible, track.visible)
+    np.testing.assert_array_equal(out.area_px, track.area_px)
+    ok = np.isfinite(out.angle_deg)
+    assert np.all((out.angle_deg[ok] > -180.0) & (out.angle_deg[ok] <= 180.0))
+
+
+@pytest.mark.parametrize("name", SMOOTHER_NAMES)
+def test_a_causal_smoother_equals_its_filter_frame_by_frame(name):
+    s = make_factory(name)
+    track = random_track(40, k=3, seed=2)
+    stepped = run_online(track, s)
+    whole = s.smooth(track, FRAME)
+    if s.causal:
+        np.testing.assert_allclose(whole.xy, stepped.xy, atol=1e-9, equal_nan=True)
+        np.testing.assert_allclose(whole.angle_deg, stepped.angle_deg, atol=1e-9, equal_nan=True)
+        # causal: the first frames do not depend on later ones
+        head = s.smooth(Track(*(getattr(track, f)[:20] for f in ("index", "time_s", "xy", "angle_deg", "scale",
+                                                                    "area_px", "visible", "confidence"))), FRAME)
+        np.testing.assert_allclose(head.xy, whole.xy[:20], atol=1e-9, equal_nan=True)
+    else:  # RTS uses later frames: it differs from the forward filter somewhere
+        assert not np.allclose(whole.xy, stepped.xy, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", SMOOTHER_NAMES)
+def test_every_smoothers_filter_resets(name):
+    track = random_track(40, k=2, seed=3)
+    f = make_factory(name).create_filter(2, FRAME)
+    first = [f.update(track.poses(t)).xy for t in range(5)]
+    f.reset()
+    again = [f.update(track.poses(t)).xy for t in range(5)]
+    for a, b in zip(first, again):
+        np.testing.assert_allclose(a, b, equal_nan=True)

@@ -523,7 +523,8 @@ class FrameFilter(Protocol):
 
     def update(self, poses: PartPoses) -> PartPoses:
         """Filter the next frame (time order): poses of the same K out, source pixels,
-        ``area_px``/``visible``/``confidence`` passed through. Raises ValueError for another K."""
+        ``area_px``/``visible``/``confidence`` passed through (the Kalman filters raise
+        ValueError for another K)."""
         ...
 
     def reset(self) -> None:

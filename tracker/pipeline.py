@@ -20,7 +20,7 @@ import contextlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -220,6 +220,7 @@ class VideoTracks:
         return self.skeleton.joint_xy(self.track.xy, self.track.angle_deg)
 
 
+@runtime_checkable
 class Sink(Protocol):
     """Where :func:`track_file` delivers results (the file writers are in :mod:`tracker.sinks`).
 
