@@ -11,8 +11,8 @@ result (``tracks.csv``, ``joints.csv``, ``track.json``), one file each:
     ``PoseEstimationSeries`` per keypoint: ``data`` ``(T, 2)`` float64 (x, y) in source-video
     pixels (``reference_frame`` says: x right, y down, origin at the centre of the top-left
     pixel), ``timestamps`` = ``time_s`` (the stream's presentation times, seconds),
-    ``confidence`` ``(T,)`` = parttrack's confidence, ``source_software`` ``"parttrack"``,
-    ``dimensions`` ``[[width, height]]``.
+    ``confidence`` ``(T,)`` = parttrack's confidence, ``source_software`` ``"parttrack"``, and the
+    video as ``source_video`` (an external-file ``ImageSeries`` with ``dimension`` [width, height]).
 
 ``dlc`` — ``dlc/<name>.csv``, the layout of a DeepLabCut analysis CSV: three header rows
     ``scorer`` / ``bodyparts`` / ``coords`` (a pandas ``MultiIndex``; scorer ``parttrack``,
@@ -235,8 +235,9 @@ def write_nwb(kp: Keypoints, path: str | Path, *, name: str, width: int, height:
         kp: the keypoints.
         path: the ``.nwb`` file (replaced).
         name: subject / identifier (also the skeleton's name).
-        width, height: video size in pixels (``PoseEstimation.dimensions``).
-        video: the source video path (``original_videos``).
+        width, height: the video's size in pixels (recorded on the ``source_video`` ImageSeries).
+        video: the source video path: an external-file ``ImageSeries`` ``source_video`` in the
+            file's acquisition, linked as ``PoseEstimation.source_video`` (none without a path).
         session_start: ``datetime`` of the session (default: now, UTC).
 
     Raises:
@@ -247,6 +248,7 @@ def write_nwb(kp: Keypoints, path: str | Path, *, name: str, width: int, height:
 
     from ndx_pose import PoseEstimation, PoseEstimationSeries, Skeleton, Skeletons
     from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.image import ImageSeries
 
     path = _prepare(path)
     ident = str(name).replace("/", "-") or "parttrack"
@@ -262,11 +264,16 @@ def write_nwb(kp: Keypoints, path: str | Path, *, name: str, width: int, height:
             timestamps=kp.time_s if i == 0 else series[0], confidence=kp.confidence[:, i],
             confidence_definition="parttrack confidence in [0, 1] (mask certainty x transform/mask "
                                   "agreement x compactness); positions are NaN where the part is not visible"))
+    source = None
+    if video:  # the video as an external-file ImageSeries (ndx-pose >= 0.2's way to give its size)
+        source = ImageSeries(name="source_video", description="the video the parts were tracked in",
+                             external_file=[str(video)], format="external", starting_frame=[0],
+                             timestamps=kp.time_s, dimension=[int(width), int(height)], unit="n.a.")
+        nwb.add_acquisition(source)
     pose = PoseEstimation(name="PoseEstimation", pose_estimation_series=series,
                           description="part centres (and joints) tracked by parttrack without labels",
-                          original_videos=[str(video)] if video else None,
-                          dimensions=np.array([[int(width), int(height)]], np.uint16),
-                          scorer="parttrack", source_software="parttrack", skeleton=skeleton)
+                          source_video=source, scorer="parttrack", source_software="parttrack",
+                          skeleton=skeleton)
     try:
         from importlib.metadata import version
 
@@ -509,9 +516,14 @@ def bvh_text(track: Track, part_names, skeleton: Skeleton, *, fps: float, height
         lines.append(f"{ind}}}")
 
     emit(0, 0)
+    dfs, stack = [], [0]  # the motion columns follow the joints in file (depth-first) order
+    while stack:
+        i = stack.pop()
+        dfs.append(i)
+        stack.extend(reversed(children[i]))
     t_len = len(track)
     cols = []
-    for j in joints:
+    for j in (joints[i] for i in dfs):
         k = j.part - 1
         rot = ang[:, k] - (ang[:, joints[j.parent].part - 1] if j.parent >= 0 else 0.0)
         if j.positions:
