@@ -457,33 +457,21 @@ class SyntheticVideo(GroundTruth):
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "libx264") -> Path:
-    """Encode ``(T, H, W, 3)`` uint8 RGB frames to an MP4 with PyAV (yuv420p).
+    """Encode ``(T, H, W, 3)`` uint8 RGB frames to an MP4 (:class:`engine.video.VideoWriter`:
+    yuv420p, libx264 at CRF 12, evenly spaced at ``fps``; MPEG-4 Part 2 at ~2 bits per pixel
+    where libx264 is missing).
 
     Raises:
         ValueError: odd width/height or no frames.
     """
-    from fractions import Fraction
-
-    import av
+    from engine.video import VideoWriter
 
     t, h, w, _ = frames.shape
     if t == 0 or h % 2 or w % 2:
         raise ValueError(f"need >= 1 frame and even width/height for yuv420p, got {frames.shape}")
-    rate = Fraction(fps).limit_denominator(1001)
-    if codec not in av.codecs_available:
-        codec = "mpeg4"
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        if codec == "libx264":
-            stream.options = {"crf": "12", "preset": "veryfast"}
-        else:  # MPEG-4 Part 2: a generous constant bit rate (~2 bits per pixel)
-            stream.bit_rate = int(max(2e6, 2 * w * h * float(rate)))
+    with VideoWriter(path, w, h, fps, codec, crf=12, timestamps=False, mpeg4_bits_per_pixel=2.0) as writer:
         for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            writer.write(img)
     return Path(path)
 
 

@@ -38,7 +38,8 @@ Label maps (``masks/000000.png`` …): single-channel 8-bit PNG at the source re
 value = part id, 0 = background.
 
 Overlay video: H.264 (libx264, yuv420p; MPEG-4 Part 2 where libx264 is missing) written with
-PyAV, presentation times taken from the frames' ``time_s``.
+PyAV, presentation times taken from the frames' ``time_s`` (:class:`engine.video.VideoWriter`,
+re-exported here).
 """
 
 from __future__ import annotations
@@ -50,13 +51,13 @@ import math
 import os
 import struct
 import zlib
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from engine.errors import InputError, OutputError
+from engine.video import VideoWriter as VideoWriter  # the one video writer, re-exported
 from tracker.core import JointPositions, PartPoses, Track
 
 #: Column order of tracks.csv / tracks_raw.csv (fixed; a change is a format change).
@@ -352,88 +353,6 @@ def read_label_png(path: str | Path) -> np.ndarray:
     if image is None or image.ndim != 2:
         raise InputError(f"{path} is not a single-channel label-map PNG")
     return image.astype(np.uint8, copy=False)
-
-
-# --------------------------------------------------------------------------- video
-class VideoWriter:
-    """Encode RGB frames to a video file with PyAV (context manager; closing finalises the
-    container, so an interrupted run still leaves a playable file).
-
-    Odd widths/heights are padded by one pixel (edge-replicated) because yuv420p needs even
-    sizes.
-
-    Args:
-        path: output file (``.mp4``).
-        width, height: frame size in pixels.
-        fps: nominal frame rate (used for the codec's rate; timestamps come from ``write``).
-        codec: ``"libx264"`` (default; falls back to ``"mpeg4"`` when unavailable).
-        crf: libx264 constant rate factor (quality; lower = better).
-
-    Raises:
-        OutputError: the file cannot be created.
-    """
-
-    def __init__(self, path: str | Path, width: int, height: int, fps: float | None = None,
-                 codec: str = "libx264", crf: int = 23) -> None:
-        import av
-
-        self.path = Path(path)
-        self.width, self.height = int(width), int(height)
-        self._pad = (self.height % 2, self.width % 2)
-        rate = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(25)
-        if codec not in av.codecs_available:
-            codec = "mpeg4"
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self.path), "w")
-        except (OSError, av.error.FFmpegError) as exc:
-            raise OutputError(f"cannot create {self.path}: {getattr(exc, 'strerror', None) or exc}",
-                              "choose an output folder you can write to and check free disk space") from None
-        options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
-        self._stream = self._container.add_stream(codec, rate=rate, options=options)
-        self._stream.width = self.width + self._pad[1]
-        self._stream.height = self.height + self._pad[0]
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.time_base = self._stream.codec_context.time_base = Fraction(1, 1000)
-        self._rate = rate
-        self._last_pts = -1
-        self.frames = 0
-
-    def write(self, image: np.ndarray, time_s: float | None = None) -> None:
-        """Encode one ``(height, width, 3)`` uint8 RGB frame shown at ``time_s`` seconds
-        (default: frame count / fps). Timestamps are made strictly increasing."""
-        import av
-
-        if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
-            raise ValueError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {image.shape} {image.dtype}")
-        if any(self._pad):
-            image = cv2.copyMakeBorder(image, 0, self._pad[0], 0, self._pad[1], cv2.BORDER_REPLICATE)
-        if time_s is None:
-            time_s = self.frames / float(self._rate)
-        pts = max(int(round(time_s * 1000)), self._last_pts + 1)
-        self._last_pts = pts
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        vf.pts, vf.time_base = pts, Fraction(1, 1000)
-        for packet in self._stream.encode(vf):
-            self._container.mux(packet)
-        self.frames += 1
-
-    def close(self) -> None:
-        """Flush the encoder and close the file (idempotent)."""
-        if self._container is None:
-            return
-        try:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-        finally:
-            self._container.close()
-            self._container = None
-
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------- json
