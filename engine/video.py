@@ -28,7 +28,8 @@ class VideoWriter:
         width, height: frame size in pixels.
         fps: nominal frame rate (the codec's rate; default 25).
         codec: ``"libx264"`` (default; falls back to ``"mpeg4"`` when unavailable).
-        crf: libx264 constant rate factor (quality; lower = better), preset ``veryfast``.
+        crf: libx264 constant rate factor (quality; lower = better).
+        preset: libx264 speed/size preset.
         timestamps: True: each frame carries its presentation time (``write(image, time_s)``,
             millisecond time base, made strictly increasing); False: frames are evenly spaced
             at ``fps`` in the muxer's own time base (``time_s`` must not be given).
@@ -40,7 +41,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float | None = None,
-                 codec: str = "libx264", crf: int = 23, *, timestamps: bool = True,
+                 codec: str = "libx264", crf: int = 23, *, preset: str = "veryfast", timestamps: bool = True,
                  mpeg4_bits_per_pixel: float | None = None) -> None:
         import av
 
@@ -57,7 +58,7 @@ class VideoWriter:
         except (OSError, av.error.FFmpegError) as exc:
             raise OutputError(f"cannot create {self.path}: {getattr(exc, 'strerror', None) or exc}",
                               "choose an output folder you can write to and check free disk space") from None
-        options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
+        options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
         self._stream = self._container.add_stream(codec, rate=rate, options=options)
         self._stream.width = self.width + self._pad[1]
         self._stream.height = self.height + self._pad[0]

@@ -15,6 +15,7 @@ import numpy as np
 from engine.bench import bench_runtimes, machine_info
 from engine.bundle import Bundle, load_bundle
 from engine.runtime import create_runtime
+from engine.video import VideoWriter
 
 
 def make_bench_video(path: str | Path, source: str | Path | None, size: tuple[int, int] = (640, 480),
@@ -35,14 +36,9 @@ def make_bench_video(path: str | Path, source: str | Path | None, size: tuple[in
         images = [np.stack([(xx + 4 * i) % 256, (yy + 2 * i) % 256, (xx + yy) % 256], -1).astype(np.uint8)
                   for i in range(50)]
     path = Path(path)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+    with VideoWriter(path, w, h, fps, crf=23, preset="medium", timestamps=False) as out:  # x264's defaults
         for i in range(frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(images[i % len(images)], format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+            out.write(images[i % len(images)])
     return path
 
 
