@@ -20,7 +20,7 @@ import sys
 from engine.errors import ParttrackError
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("track", "train", "label", "eval", "export", "bench", "compile")
+COMMANDS = ("track", "train", "label", "eval", "export", "plot", "bench", "compile")
 
 DESCRIPTION = """\
 Find the moving parts of an articulated subject in video without labels, track each part's
