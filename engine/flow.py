@@ -153,7 +153,8 @@ def global_affine_residual(flow: np.ndarray, valid: np.ndarray, iterations: int 
 
 def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...] = (3, 10, 25),
                   threshold_px: float = 1.0, threshold_grey: float = 10.0, preset: str = "fast",
-                  progress=None, indices: np.ndarray | None = None) -> np.ndarray:
+                  progress=None, indices: np.ndarray | None = None,
+                  shot_starts: tuple[int, ...] | list[int] = ()) -> np.ndarray:
     """Per frame, the share of each mask pixel that moves relative to the dominant motion.
 
     A pixel of frame t "moves" when, for at least one of the frames ``t ± g`` (``g`` in
@@ -164,7 +165,9 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
     place the camera motion alone would take it (DIS flow spreads a moving edge's motion into
     the flat surroundings; those pixels do not change). The moving subject's pixels move in
     some of those pairs; the scenery's do not, whatever the camera does (up to an affine
-    motion). Occluded pixels fail the check and count as not moving.
+    motion). Occluded pixels fail the check and count as not moving. With ``shot_starts``, only
+    frames of the same shot are compared (a frame just after a cut has nothing in common with the
+    frames before it: every pixel would "move").
 
     Args:
         gray: ``(T, S, S)`` uint8 grayscale frames.
@@ -175,6 +178,8 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
         preset: DIS preset (:data:`PRESETS`).
         progress: optional callable ``progress(done, total)``.
         indices: only these frames (compared with their neighbours in ``gray``); None: all.
+        shot_starts: first frame index of every shot after the first (shot cuts,
+            :attr:`engine.footage.FootageReport.cut_frames`); empty: one shot.
 
     Returns:
         ``(T, h, w)`` (or ``(len(indices), h, w)``) float32 in [0, 1]: the share of moving input
@@ -193,11 +198,15 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
     s_h, s_w = gray.shape[1:]
     ys, xs = np.mgrid[0:s_h, 0:s_w].astype(np.float32)
     smooth = np.stack([cv2.GaussianBlur(g_, (3, 3), 0).astype(np.float32) for g_ in gray])
+    starts = np.unique(np.concatenate([[0], np.asarray(shot_starts, np.int64)]))
+    starts = starts[starts < t_n]
+    shot = np.searchsorted(starts, todo, side="right") - 1
+    first, last = starts[shot], np.append(starts[1:] - 1, t_n - 1)[shot]      # each frame's shot
     for n, t in enumerate(todo.tolist()):
         moving = np.zeros(gray.shape[1:], bool)
         for g in gaps:
             for other in (t + g, t - g):
-                if 0 <= other < t_n:
+                if first[n] <= other <= last[n]:
                     flow, valid = pf.pixels(gray[t], gray[other])
                     cam = _affine_field(global_affine_fit(flow, valid), s_h, s_w)
                     residual = np.hypot(flow[..., 0] - cam[..., 0], flow[..., 1] - cam[..., 1])

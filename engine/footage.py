@@ -177,21 +177,29 @@ class FootageReport:
         """First frame of every shot: ``(0, *cut_frames)``."""
         return (0,) + self.cut_frames
 
-    @property
-    def longest_shot_s(self) -> tuple[float, float]:
-        """``(start, end)`` seconds of the longest shot: its first frame's time and the next
-        shot's first frame's time (the video's end for the last shot), as ``--start/--end``."""
+    def _longest_shot(self) -> tuple[int, list[float]]:
         first = self.cut_times_s[0] - self.cut_frames[0] / self.fps if self.cut_frames else 0.0
         bounds = [first, *self.cut_times_s, first + self.duration_s]
-        k = int(np.argmax(np.diff(bounds)))
+        return int(np.argmax(np.diff(bounds))), bounds
+
+    @property
+    def longest_shot_s(self) -> tuple[float, float]:
+        """``(start, end)`` seconds of the longest shot (in time): its first frame's time and the
+        next shot's first frame's time (the video's end for the last shot), as ``--start/--end``."""
+        k, bounds = self._longest_shot()
         return float(bounds[k]), float(bounds[k + 1])
+
+    @property
+    def longest_shot_frames(self) -> tuple[int, int]:
+        """``(first, end)`` frame indices of the same shot as :attr:`longest_shot_s`: frames
+        ``first … end − 1``."""
+        k, _ = self._longest_shot()
+        bounds = [0, *self.cut_frames, self.frames]
+        return bounds[k], bounds[k + 1]
 
     def shot_ids(self) -> np.ndarray:
         """``(frames,)`` int64 shot id (0, 1, …) of every frame."""
-        ids = np.zeros(self.frames, np.int64)
-        for c in self.cut_frames:
-            ids[c:] += 1
-        return ids
+        return shot_ids(self.frames, self.cut_frames)
 
     def to_json(self) -> dict:
         """A JSON-ready dict (NaN as None), with the findings for a ``track`` summary."""
@@ -437,6 +445,16 @@ def check_footage(frames: np.ndarray | Iterable[np.ndarray], fps: float, times_s
     return checker.report()
 
 
+def shot_ids(n: int, shot_starts: tuple[int, ...] | list[int]) -> np.ndarray:
+    """``(n,)`` int64 shot id (0, 1, …) of each of ``n`` frames, given the first frame of every
+    shot (increasing or not; 0 and starts outside ``1 … n − 1`` are ignored)."""
+    ids = np.zeros(n, np.int64)
+    for c in sorted(set(int(c) for c in shot_starts)):
+        if 0 < c < n:
+            ids[c:] += 1
+    return ids
+
+
 def shot_bounds(frames: np.ndarray, shot_starts: tuple[int, ...] | list[int], n: int) -> tuple[np.ndarray, np.ndarray]:
     """First and last frame index of the shot holding each frame.
 
@@ -464,7 +482,8 @@ def _times(ts: tuple[float, ...], most: int = 6) -> str:
     return shown + (", …" if len(ts) > most else "")
 
 
-def findings(report: FootageReport, command: str = "train", moving_camera: bool | None = None) -> list[str]:
+def findings(report: FootageReport, command: str = "train", moving_camera: bool | None = None,
+             shots: bool | None = None) -> list[str]:
     """Plain findings about ``report``, each with what to do; empty when the footage fits.
 
     Args:
@@ -473,6 +492,9 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
             means for tracks made from this footage).
         moving_camera: for ``"train"``, whether training runs with ``--moving-camera`` (None:
             it follows the check: on when the camera moves).
+        shots: for ``"train"``, what training does with the shots: True, every shot
+            (``--shots``); False, the longest shot only (``parttrack train``'s default); None:
+            not decided yet (the hint names both).
 
     Raises:
         ValueError: unknown ``command``.
@@ -485,8 +507,15 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
         what = f"{n} shot cut{'s' if n > 1 else ''} at {_times(report.cut_times_s)}"
         if command == "train":
             a, b = report.longest_shot_s
-            out.append(f"{what}: train on one shot (`--start/--end`; the longest is `--start {a:.2f} --end {b:.2f}`); "
-                       "training pairs never straddle a cut")
+            if shots is None:
+                out.append(f"{what}: train on one shot (`--start/--end`; the longest is `--start {a:.2f} --end "
+                           f"{b:.2f}`) or pass `--shots` to train on each; training pairs never straddle a cut")
+            elif shots:
+                out.append(f"{what}: training on every shot (`--shots`), each with its own static background "
+                           "and moving-pixel map; training pairs never straddle a cut")
+            else:
+                out.append(f"{what}: training on the longest shot only ({a:.2f}–{b:.2f} s); pass `--shots` to "
+                           "train on each, or `--start/--end` to pick another")
         else:
             out.append(f"{what}: the tracks jump at {'each' if n > 1 else 'it'} and are smoothed across "
                        f"{'them' if n > 1 else 'it'}; track each shot as its own video")

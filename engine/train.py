@@ -11,7 +11,8 @@ target) and concentration. Reconstruction is compared at the latent resolution h
 image pyramid (decoding at full resolution was ~10× slower on the CPU, see NOTES.md).
 
 Static-camera cue (``static_background``): the background slot's part image is a learned
-image initialised to the per-pixel temporal median of the training frames, instead of being
+image initialised to the per-pixel temporal median of the training frames (one image per shot
+when ``shot_starts`` marks shot cuts: each frame is compared with its own shot's), instead of being
 decoded from the source frame; the background stays where it is in the target. During the
 background warm-up the same image also gives a background-subtraction prior (loss
 ``change_prior``, not in the paper): pixels that differ from it should not go to the
@@ -121,7 +122,9 @@ class TrainConfig:
         max_pair_gap: largest frame distance between source and target (None: any pair).
         shot_starts: first frame index of every shot after the first (shot cuts, and the
             joins between training videos; :mod:`engine.footage`): the two frames of a
-            training pair are always in the same shot. Empty: one shot.
+            training pair are always in the same shot, each shot has its own static background
+            image (its own temporal median), its own motion clusters and its own moving-pixel
+            map (no comparison across a cut). Empty: one shot.
         equivariance_every: run the warped-target encoder pass every n steps (cost control).
         background_warmup: the background loss is off for this many steps, then ramps up
             linearly over as many more (early on it drives every pixel to the background slot
@@ -262,9 +265,18 @@ class Trainer:
         if train_config.recon_scale not in (1, 2, 4):
             raise ValueError(f"recon_scale must be 1, 2 or 4, got {train_config.recon_scale}")
         h, w = (side * train_config.recon_scale for side in net_config.mask_size)
-        full_med = np.median(frames[:: max(1, len(frames) // 64)], axis=0).astype(np.float32)   # (S, S, 3)
-        med = cv2.resize(full_med, (w, h), interpolation=cv2.INTER_AREA) * (2.0 / 255.0) - 1.0
-        self.background = torch.nn.Parameter(torch.from_numpy(med).permute(2, 0, 1).contiguous().to(self.device))
+        from engine.footage import shot_ids
+
+        #: (T,) int64 shot of every frame; the shots' frame ranges [lo, hi).
+        self.shot_of = shot_ids(len(frames), train_config.shot_starts)
+        bounds = np.flatnonzero(np.diff(self.shot_of)) + 1
+        self.shots = list(zip([0, *bounds.tolist()], [*bounds.tolist(), len(frames)]))
+        # per shot the temporal median, (n_shots, S, S, 3) float32 in [0, 255]
+        full_med = np.stack([np.median(frames[lo:hi][:: max(1, (hi - lo) // 64)], axis=0).astype(np.float32)
+                             for lo, hi in self.shots])
+        med = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) for m in full_med]) * (2.0 / 255.0) - 1.0
+        #: (n_shots, 3, h, w) static background image of each shot, [-1, 1], at the reconstruction resolution.
+        self.background = torch.nn.Parameter(torch.from_numpy(med).permute(0, 3, 1, 2).contiguous().to(self.device))
         learn_bg = train_config.static_background and train_config.learn_background
         self.background.requires_grad_(learn_bg)
         self._background0 = self.background.data.clone()
@@ -279,7 +291,8 @@ class Trainer:
             from engine.flow import moving_pixels, to_gray
 
             cv2.setNumThreads(1)
-            self.moving = torch.from_numpy(moving_pixels(to_gray(frames), net_config.mask_size)).to(self.device)
+            self.moving = torch.from_numpy(moving_pixels(to_gray(frames), net_config.mask_size,
+                                                         shot_starts=train_config.shot_starts)).to(self.device)
         self.clusters = None
         if train_config.weights.cluster:
             from engine.motion_init import motion_clusters
@@ -291,9 +304,16 @@ class Trainer:
                 foreground = (self.moving.cpu().numpy() > 0.25).repeat(sy, 1).repeat(sx, 2)
             # At most CLUSTER_FRAMES frames, evenly spread: the term only lives for 2 × cluster_steps steps.
             idx = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), CLUSTER_FRAMES)).round().astype(int))
-            targets, valid = motion_clusters(frames, full_med, net_config.num_parts, net_config.mask_size,
-                                             change_threshold=train_config.weights.change_threshold,
-                                             seed=train_config.seed, indices=idx, foreground=foreground)
+            k1, (mh, mw) = net_config.num_parts + 1, net_config.mask_size
+            targets, valid = np.zeros((len(frames), k1, mh, mw), np.float32), np.zeros(len(frames), bool)
+            for s, (lo, hi) in enumerate(self.shots):     # per shot: its background, no flow across a cut
+                sel = idx[(idx >= lo) & (idx < hi)] - lo
+                if hi - lo < 2 or not len(sel):
+                    continue
+                targets[lo:hi], valid[lo:hi] = motion_clusters(
+                    frames[lo:hi], full_med[s], net_config.num_parts, net_config.mask_size,
+                    change_threshold=train_config.weights.change_threshold, seed=train_config.seed, indices=sel,
+                    foreground=None if foreground is None else foreground[lo:hi])
             self.clusters = (torch.from_numpy(targets).to(torch.float16).to(self.device),
                              torch.from_numpy(valid).to(self.device))
         if train_config.weights.flow:
@@ -328,7 +348,8 @@ class Trainer:
         ck = torch.load(path, map_location=self.device, weights_only=True)
         self.net.load_state_dict(ck["net"])
         self.opt.load_state_dict(ck["opt"])
-        self.background.data.copy_(ck["background"])
+        bg = ck["background"]
+        self.background.data.copy_(bg[None] if bg.dim() == 3 else bg)   # older checkpoints: one (3, h, w) image
         self.step = int(ck["step"])
         self.elapsed_s = float(ck["elapsed_s"])
         self.rng.bit_generator.state = json.loads(bytes(ck["rng"].numpy()).decode())
@@ -374,10 +395,12 @@ class Trainer:
             flow, fw = self.pair_flow(to_gray(src_u8.cpu().numpy()), to_gray(tgt_u8.cpu().numpy()))
         return torch.from_numpy(flow).to(self.device), torch.from_numpy(fw).to(self.device)
 
-    def losses(self, src_u8: torch.Tensor, tgt_u8: torch.Tensor, heldout: bool = False
-               ) -> tuple[torch.Tensor, dict[str, float], dict]:
+    def losses(self, src_u8: torch.Tensor, tgt_u8: torch.Tensor, heldout: bool = False,
+               indices: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[torch.Tensor, dict[str, float], dict]:
         """Total loss, its terms, and the tensors used (for snapshots). ``heldout``: without the
-        equivariance and cluster terms, and drawing no random numbers (:meth:`heldout_score`)."""
+        equivariance and cluster terms, and drawing no random numbers (:meth:`heldout_score`).
+        ``indices``: the frame indices (source, target) of the batch, for the shots' background
+        images (default: the last :meth:`sample_pairs` draw when it is this batch)."""
         w, net, tc = self.tcfg.weights, self.net, self.tcfg
         b = src_u8.shape[0]
         k = self.cfg.num_parts
@@ -390,7 +413,9 @@ class Trainer:
         rs = tc.recon_scale
         small = F.interpolate(x, size=(h * rs, wd * rs), mode="area")
         img_s, img_t = small[:b], small[b:]
-        bg = self.background_images(small)
+        if indices is None and len(self.shots) > 1:
+            indices = self.batch_indices(src_u8, tgt_u8)
+        bg = self.background_images(small, None if indices is None else np.concatenate(indices))
         cache: list[torch.Tensor] = []
 
         def changed() -> torch.Tensor | None:
@@ -467,14 +492,26 @@ class Trainer:
         info = {"src": img_s, "tgt": img_t, "rec_t": rec_t, "masks_st": masks_st, "rec_s": rec_s}
         return total, {k_: float(v_.detach()) for k_, v_ in terms.items()}, info
 
-    def background_images(self, images: torch.Tensor) -> torch.Tensor:
+    def background_images(self, images: torch.Tensor, indices: np.ndarray | None = None) -> torch.Tensor:
         """The static background image as each frame of ``images`` ``(N, 3, H, W)`` ([-1, 1], at
-        the reconstruction resolution) sees it: ``(N, 3, H, W)``, multiplied by that frame's
-        illumination gain (:func:`engine.losses.illumination_gain`) when ``illumination`` is on."""
+        the reconstruction resolution) sees it: ``(N, 3, H, W)``, its shot's image (``indices``
+        ``(N,)``: the frames' indices; None: the shot whose image is nearest, mean absolute
+        difference), multiplied by that frame's illumination gain
+        (:func:`engine.losses.illumination_gain`) when ``illumination`` is on."""
         n = images.shape[0]
-        if not (self.tcfg.illumination and self.tcfg.static_background):
-            return self.background.expand(n, -1, -1, -1)
-        return L.lit_background(images, self.background)
+        lit = self.tcfg.illumination and self.tcfg.static_background
+        if len(self.shots) == 1:
+            return L.lit_background(images, self.background[0]) if lit else self.background[0].expand(n, -1, -1, -1)
+        if indices is not None:
+            shots = torch.from_numpy(self.shot_of[np.asarray(indices)]).to(images.device)
+        else:
+            shots = (images.detach()[:, None] - self.background.detach()[None]).abs().mean((2, 3, 4)).argmin(1)
+        if not lit:
+            return self.background[shots]
+        order = torch.argsort(shots)
+        groups = [L.lit_background(images[order[shots[order] == s]], self.background[s])
+                  for s in torch.unique(shots).tolist()]
+        return torch.cat(groups)[torch.argsort(order)]
 
     def upsampled(self, masks: torch.Tensor, parts: torch.Tensor, background: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -489,7 +526,7 @@ class Trainer:
             parts = F.interpolate(parts.reshape(n, k1 * 3, h, w), scale_factor=rs, mode="bilinear",
                                   align_corners=False).view(n, k1, 3, h * rs, w * rs)
         if self.tcfg.static_background:
-            bg = self.background.expand(n, -1, -1, -1) if background is None else background
+            bg = self.background[0].expand(n, -1, -1, -1) if background is None else background
             parts = torch.cat([bg[:, None], parts[:, 1:]], 1)
         return masks, parts
 
@@ -545,7 +582,7 @@ class Trainer:
         out: dict[str, float] = {}
         for i in range(0, pairs, self.tcfg.batch):
             s_, t_ = torch.from_numpy(src[i:i + self.tcfg.batch]), torch.from_numpy(tgt[i:i + self.tcfg.batch])
-            _, terms, _ = self.losses(self.frames[s_], self.frames[t_], heldout=True)
+            _, terms, _ = self.losses(self.frames[s_], self.frames[t_], heldout=True, indices=(s_.numpy(), t_.numpy()))
             for k_, v_ in terms.items():
                 out[k_] = out.get(k_, 0.0) + v_ * len(s_) / pairs
         return {k_: out[k_] for k_ in ("rec_target", "rec_source", "usage", "flow") if k_ in out}
@@ -560,7 +597,7 @@ class Trainer:
         imgs = self.frames[torch.from_numpy(self.snap_idx)]
         enc = self.net.encode(imgs)
         small = F.interpolate(_to_float(imgs), size=self.background.shape[-2:], mode="area")
-        rec = L.assemble(*self.upsampled(enc["masks"], enc["parts"], self.background_images(small)))
+        rec = L.assemble(*self.upsampled(enc["masks"], enc["parts"], self.background_images(small, self.snap_idx)))
         s = self.cfg.input_size
         colors = np.array([(0, 0, 0)] + list(default_part_colors(self.cfg.num_parts)), np.uint8)
         rows = []
@@ -876,8 +913,12 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
         else:
             from engine.flow import moving_pixels, to_gray
 
-            moving = moving_pixels(to_gray(frames), net_config.mask_size, indices=idx)
-        scores, drop = scenery_parts(masks[idx], frames[idx], train_config.static_background, moving)
+            moving = moving_pixels(to_gray(frames), net_config.mask_size, indices=idx,
+                                   shot_starts=train_config.shot_starts)
+        # The "on the static background" test compares with one median over the frames given:
+        # only where there is one shot (the moving-pixel test is per shot).
+        scores, drop = scenery_parts(masks[idx], frames[idx],
+                                     train_config.static_background and len(trainer.shots) == 1, moving)
     del masks
     last = {k: round(v, 4) for k, v in (last or {}).items()}
     result = {"steps": trainer.step, "elapsed_s": trainer.elapsed_s}

@@ -50,7 +50,10 @@ def test_cuts_are_found_at_their_frames(cut_video):
     assert r.longest_shot_s == pytest.approx((95 / FPS, 150 / FPS))
     (line,) = findings(r)
     assert line.startswith("2 shot cuts at 1.6 s, 3.8 s: train on one shot (`--start/--end`") and \
-        "`--start 3.80 --end 6.00`" in line
+        "`--start 3.80 --end 6.00`" in line and "pass `--shots` to train on each" in line
+    assert r.longest_shot_frames == (95, 150)
+    assert "training on the longest shot only (3.80–6.00 s); pass `--shots`" in findings(r, shots=False)[0]
+    assert "training on every shot (`--shots`), each with its own static background" in findings(r, shots=True)[0]
     assert "shot cuts" in findings(r, "track")[0]
     assert not r.camera_moves          # no pair straddles a cut
 
@@ -157,6 +160,59 @@ def test_training_pairs_never_straddle_a_cut(tmp_path):
     assert torch.is_tensor(free.frames)
 
 
+def test_each_shot_has_its_own_background_and_moving_pixel_map(tmp_path, cut_video):
+    """With known cuts, the static background image of each shot is that shot's temporal median,
+    every frame is compared with its own shot's image, and the moving-pixel map does not fire
+    at the cut (without the shots it does: the frames across the cut have nothing in common)."""
+    torch = pytest.importorskip("torch")
+    import cv2
+
+    from engine.flow import moving_pixels, to_gray
+    from engine.model import NetConfig
+    from engine.train import TrainConfig, Trainer
+
+    tiny = NetConfig(num_parts=2, input_size=128, widths=(8, 8, 16, 16), latent_channels=4, decoder_hidden=8,
+                     head_hidden=8)
+    frames, cuts = cut_video.frames, cut_video.cut_frames
+    cfg = TrainConfig(steps=1, batch=2, shot_starts=cuts, illumination=False)
+    tr = Trainer(frames, tiny, cfg, tmp_path / "r")
+    h, w = tr.background.shape[-2:]
+    assert tuple(tr.background.shape) == (3, 3, h, w) and tr.shots == [(0, 40), (40, 95), (95, 150)]
+
+    def median_image(lo, hi):
+        m = np.median(frames[lo:hi][:: max(1, (hi - lo) // 64)], axis=0).astype(np.float32)
+        return torch.from_numpy(cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) * (2.0 / 255.0) - 1.0
+                                ).permute(2, 0, 1)
+
+    for k, (lo, hi) in enumerate(tr.shots):
+        assert torch.allclose(tr.background[k], median_image(lo, hi), atol=1e-6)
+    assert not torch.allclose(tr.background[0], tr.background[1], atol=0.05)   # the scenes differ
+    idx = np.array([0, 39, 40, 94, 95, 149])
+    small = torch.nn.functional.interpolate(torch.from_numpy(frames[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1,
+                                            size=(h, w), mode="area")
+    want = tr.background[torch.tensor([0, 0, 1, 1, 2, 2])]
+    assert torch.equal(tr.background_images(small, idx), want)     # by frame index
+    assert torch.equal(tr.background_images(small), want)          # by the nearest image
+    lit = Trainer(frames, tiny, TrainConfig(steps=1, batch=2, shot_starts=cuts), tmp_path / "lit")
+    one = Trainer(frames[40:95], tiny, TrainConfig(steps=1, batch=2), tmp_path / "one")
+    assert torch.allclose(lit.background_images(small, idx)[2:4], one.background_images(small[2:4]), atol=1e-5)
+    tr.train_step()            # a step and a snapshot run with the shots' images
+    tr.snapshot()
+
+    # the moving-pixel map at the cut and beside it: only the subject moves
+    near = np.array([37, 39, 40, 42])
+    subject = np.stack([cv2.dilate((cut_video.labels[i] > 0).astype(np.uint8), np.ones((9, 9), np.uint8))
+                        for i in near])
+    outside = cv2.resize(subject.transpose(1, 2, 0).astype(np.float32), (32, 32),
+                         interpolation=cv2.INTER_AREA).transpose(2, 0, 1) == 0
+    gray = to_gray(frames)
+    per_shot = moving_pixels(gray, (32, 32), indices=near, shot_starts=cuts)
+    across = moving_pixels(gray, (32, 32), indices=near)
+    assert per_shot[outside].mean() < 0.01 and per_shot.max() > 0.5      # the subject, nothing else
+    assert across[outside].mean() > 0.05                                  # across the cut: the scenery too
+    np.testing.assert_array_equal(moving_pixels(gray[:40], (32, 32), indices=near[:2]), per_shot[:2])
+
+
 def test_cli_train_prints_findings_picks_the_camera_and_keeps_shots(tmp_path, capsys):
     pytest.importorskip("torch")
     from engine.synthetic import write_video
@@ -165,10 +221,23 @@ def test_cli_train_prints_findings_picks_the_camera_and_keeps_shots(tmp_path, ca
     v = render_video(80, size=96, figure_seed=2, motion_seed=1, cuts=(40,), pan=(20.0, 0.0))
     video = write_video(tmp_path / "v.mp4", v.frames, FPS)
     common = ["--parts", "2", "--size", "32", "--steps", "1", "--batch", "2", "--no-progress"]
-    assert main(["train", str(video), "-o", str(tmp_path / "m"), *common]) == 0
+    from engine.bundle import load_bundle
+
+    # default: the longest shot only (both are 40 frames: the first)
+    assert main(["train", str(video), "-o", str(tmp_path / "m1"), *common]) == 0
     err = capsys.readouterr().err
-    assert "parttrack: footage: 1 shot cut at 1.6 s: train on one shot" in err
+    assert "parttrack: footage: 1 shot cut at 1.6 s: training on the longest shot only (0.00–1.60 s)" in err
+    assert "on 40 frames" in err
+    cfg = json.loads((tmp_path / "m1" / "checkpoints" / "config.json").read_text())["training"]
+    assert cfg["shot_starts"] == []
+    assert load_bundle(tmp_path / "m1").meta.training_videos[0]["frames"] == 40
+
+    # --shots: every shot, the cut kept as a shot start
+    assert main(["train", str(video), "-o", str(tmp_path / "m"), *common, "--shots"]) == 0
+    err = capsys.readouterr().err
+    assert "parttrack: footage: 1 shot cut at 1.6 s: training on every shot (`--shots`)" in err
     assert "the camera moves" in err and "using `--moving-camera`" in err and "moving camera)" in err
+    assert "on 80 frames" in err
     cfg = json.loads((tmp_path / "m" / "checkpoints" / "config.json").read_text())["training"]
     assert cfg["shot_starts"] == [40] and cfg["static_background"] is False
 
@@ -179,8 +248,6 @@ def test_cli_train_prints_findings_picks_the_camera_and_keeps_shots(tmp_path, ca
     assert "shot cut" not in err and "`--static-camera` was given" in err
     cfg = json.loads((tmp_path / "m2" / "checkpoints" / "config.json").read_text())["training"]
     assert cfg["shot_starts"] == [] and cfg["static_background"] is True
-    from engine.bundle import load_bundle
-
     assert load_bundle(tmp_path / "m2").meta.training_videos[0]["frames"] == 35
 
     for bad in (["--crop", "1,2,3"], ["--crop", "90,0,80,80"], ["--start", "2", "--end", "1"],

@@ -84,7 +84,7 @@ def test_reconstruction_at_a_finer_scale_than_the_masks(frames, tmp_path, scale)
     assert info["rec_t"].shape == (4, 3, side, side) and info["tgt"].shape == (4, 3, side, side)
     assert info["masks_st"].shape == (4, TINY.num_parts + 1, side, side)
     assert torch.allclose(info["masks_st"].sum(1), torch.ones(()), atol=1e-5)
-    assert tuple(tr.background.shape) == (3, side, side)
+    assert tuple(tr.background.shape) == (1, 3, side, side)          # one shot: one image
     total.backward()                                    # gradients reach the network
     assert tr.net.latent_head.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="recon_scale"):

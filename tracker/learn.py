@@ -13,7 +13,9 @@ One learning run lives in one folder (default under the user's data folder,
                         has written it completely and it loads (:func:`engine.bundle.load_bundle`)
 
 The child is ``python -m tracker.cli train clip.mp4 -o model.partial --run-dir run
---no-progress --bundle-on-stop …`` (:class:`TrainingJob`); its progress is read from the run
+--no-progress --bundle-on-stop --shots …`` (:class:`TrainingJob`; ``--shots``: a recording is one
+take, so a "cut" the footage check finds in it is a sudden change — a light switched on, the
+camera knocked — and the whole clip is kept, each part of it with its own background); its progress is read from the run
 folder as it appears (``log.csv`` rows, ``snapshots/step_XXXXXX.png``), never from a pipe, so
 the parent never blocks on it. Stopping early sends SIGINT (Ctrl-Break on Windows): the
 trainer saves a checkpoint and, with ``--bundle-on-stop``, the child writes the bundle from the
@@ -280,7 +282,7 @@ class TrainingJob:
     def command(self) -> list[str]:
         s = self.settings
         cmd = [self.python, "-m", "tracker.cli", "train", str(self.clip), "-o", str(self.partial),
-               "--run-dir", str(self.run_dir), "--no-progress", "--bundle-on-stop",
+               "--run-dir", str(self.run_dir), "--no-progress", "--bundle-on-stop", "--shots",
                "--parts", str(s.parts), "--size", str(s.size), "--snapshot-every", str(s.snapshot_every),
                "--threads", str(s.child_threads), "--device", s.device]
         if s.minutes is not None:

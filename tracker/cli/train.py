@@ -3,9 +3,10 @@
 Thin layer over :func:`engine.train.train_bundle`; frames are decoded with
 :func:`tracker.sources.open_source`, cut to ``--start/--end`` and ``--crop``, checked against the
 method's assumptions (:mod:`engine.footage`: its findings go to stderr; a moving camera switches
-``--moving-camera`` on unless ``--static-camera`` is given; shot cuts and the joins between
-videos become ``TrainConfig.shot_starts``, so no training pair straddles them) and letterboxed to
-the model input while reading.
+``--moving-camera`` on unless ``--static-camera`` is given) and letterboxed to the model input
+while reading. A video with shot cuts is trained on its longest shot only, or with ``--shots`` on
+every shot; the shots kept and the joins between videos become ``TrainConfig.shot_starts``, so
+no training pair straddles them and each shot has its own static background.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def add_parser(sub):
                    help="use the frames from this time on (seconds from the start of each video)")
     p.add_argument("--end", type=float, default=None, metavar="SECONDS",
                    help="use the frames before this time (seconds from the start of each video)")
+    p.add_argument("--shots", action="store_true",
+                   help="footage with shot cuts: train on every shot (one model; each shot gets its own static "
+                        "background and moving-pixel map, training pairs never straddle a cut) instead of the "
+                        "longest shot only")
     p.add_argument("--crop", default=None, metavar="X,Y,W,H",
                    help="train on this rectangle of each frame (source pixels: left, top, width, height)")
     p.add_argument("--pair-gap", type=int, default=25,
@@ -131,16 +136,20 @@ class TrainingFootage:
     Attributes:
         frames: ``(T, S, S, 3)`` uint8 letterboxed frames, the videos one after another.
         records: per video ``{"name", "sha256", "frames"}`` (bundle metadata).
-        reports: per video its :class:`engine.footage.FootageReport` (on the frames used, after
-            ``--start/--end`` and ``--crop``; times from the video's first frame).
+        reports: per video its :class:`engine.footage.FootageReport` (on the frames read, after
+            ``--start/--end`` and ``--crop``, before a shot is chosen; times from the video's
+            first frame).
         shot_starts: index into ``frames`` of the first frame of every shot after the first:
-            each video's shot cuts and the join between videos.
+            the shot cuts kept and the join between videos.
+        kept: per video, ``(first, end)`` frame indices (into the frames read) of the shot kept
+            when only the longest shot is used, else None (every frame read is used).
     """
 
     frames: np.ndarray
     records: tuple[dict, ...]
     reports: tuple
     shot_starts: tuple[int, ...]
+    kept: tuple = ()
 
 
 def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
@@ -163,7 +172,7 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
 
 def load_training_footage(videos: list[str], size: int, max_frames: int, start_s: float | None = None,
                           end_s: float | None = None, crop: tuple[int, int, int, int] | None = None,
-                          check: bool = True) -> TrainingFootage:
+                          check: bool = True, all_shots: bool = True) -> TrainingFootage:
     """Decode, cut, crop, check and letterbox every video.
 
     Args:
@@ -174,6 +183,8 @@ def load_training_footage(videos: list[str], size: int, max_frames: int, start_s
             video's first frame (None: no limit).
         crop: ``(x, y, w, h)`` source pixels kept of every frame.
         check: run the footage check (:func:`engine.footage.check_footage`) on the frames kept.
+        all_shots: keep every shot of a video with shot cuts (``--shots``); False: only its
+            longest shot (:attr:`engine.footage.FootageReport.longest_shot_frames`).
 
     Raises:
         InputError: unreadable video, a crop outside the frame, no frame in the time range, or
@@ -184,7 +195,7 @@ def load_training_footage(videos: list[str], size: int, max_frames: int, start_s
     from engine.train import MIN_FRAMES
     from tracker.sources import open_source
 
-    frames, records, reports, starts = [], [], [], []
+    frames, records, reports, starts, kept = [], [], [], [], []
     for spec in videos:
         count, first_t = 0, None
         starts.append(len(frames))
@@ -222,15 +233,25 @@ def load_training_footage(videos: list[str], size: int, max_frames: int, start_s
                 raise InputError(f"{spec} has no frames between --start {start_s} and --end {end_s}",
                                  "times are in seconds from the start of the video")
             raise InputError(f"{spec} has no frames", "check the file plays in a video player")
-        records.append({"name": Path(str(spec)).name, "sha256": _sha256(Path(str(spec))), "frames": count})
+        shot = None
         if checker is not None:
             report = checker.report()
             reports.append(report)
-            starts.extend(starts[-1] + c for c in report.cut_frames)
+            if report.cut_frames and not all_shots:   # the longest shot only
+                shot = report.longest_shot_frames
+                first = starts[-1]
+                del frames[first + shot[1]:]
+                del frames[first:first + shot[0]]
+                count = shot[1] - shot[0]
+            else:
+                starts.extend(starts[-1] + c for c in report.cut_frames)
+        kept.append(shot)
+        records.append({"name": Path(str(spec)).name, "sha256": _sha256(Path(str(spec))), "frames": count})
     if len(frames) < MIN_FRAMES:
         raise InputError(f"training needs at least {MIN_FRAMES} frames, the video(s) have {len(frames)}",
                          "use a longer video (a few seconds of the subject moving)")
-    return TrainingFootage(np.stack(frames), tuple(records), tuple(reports), tuple(s for s in starts if s > 0))
+    return TrainingFootage(np.stack(frames), tuple(records), tuple(reports), tuple(s for s in starts if s > 0),
+                           tuple(kept))
 
 
 def load_training_frames(videos: list[str], size: int, max_frames: int) -> tuple[np.ndarray, tuple[dict, ...]]:
@@ -256,7 +277,7 @@ def choose_camera(args, reports) -> tuple[bool, list[str]]:
     lines = []
     for name, r in zip(args.videos, reports):
         prefix = f"{Path(str(name)).name}: " if len(reports) > 1 else ""
-        lines += [prefix + f for f in findings(r, "train", moving_camera=moving)]
+        lines += [prefix + f for f in findings(r, "train", moving_camera=moving, shots=bool(getattr(args, "shots", False)))]
     return moving, lines
 
 
@@ -299,7 +320,7 @@ def run(args) -> int:
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise ParttrackError(f"--end {args.end} is not after --start {args.start}")
     footage = load_training_footage(args.videos, args.size, args.max_frames, args.start, args.end,
-                                    parse_crop(args.crop))
+                                    parse_crop(args.crop), all_shots=args.shots)
     frames, records = footage.frames, footage.records
     moving, lines = choose_camera(args, footage.reports)
     for line in lines:
