@@ -16,6 +16,7 @@ from engine.bundle import BundleMeta, load_bundle
 from engine.errors import BackendUnavailable, BundleError, ParttrackError
 from engine.runtime import BACKENDS, Runtime, backend_status, create_runtime, devices, parse_device
 from engine.runtime import tensorrt_backend as trtb
+from engine.runtime import tensorrt_build as trt_build
 from engine.runtime.files import INT8_FILE, onnx_fingerprint
 from engine.types import PartOutput
 from tests.runtime_graphs import reference, set_raw_metadata, write_graph_bundle
@@ -183,7 +184,7 @@ def test_auto_falls_back_when_tensorrt_cannot_start(graph_bundle, monkeypatch, c
 
     monkeypatch.setattr(rt_mod, "backend_status", lambda: {"tensorrt": None, "onnxruntime": None, "torch": None})
     monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt([]))
-    monkeypatch.setattr(trtb, "cuda_gpus", lambda: ())
+    monkeypatch.setattr(trt_build, "cuda_gpus", lambda: ())
     rt = create_runtime(graph_bundle, announce=True)
     assert rt.name == "onnxruntime"
     assert "[tensorrt skipped: the tensorrt backend needs an NVIDIA GPU" in capsys.readouterr().err
@@ -398,12 +399,12 @@ def test_topological_sort_repairs_order():
     shuffled = list(reversed(model.graph.node))
     del model.graph.node[:]
     model.graph.node.extend(shuffled)
-    trtb._topological_sort(model.graph)
+    trt_build._topological_sort(model.graph)
     onnx.checker.check_model(model)
     assert [n.name for n in model.graph.node][:3] == ref[:3]
     model.graph.node[0].input[0] = "nowhere"
     with pytest.raises(ValueError, match="nowhere"):
-        trtb._topological_sort(model.graph)
+        trt_build._topological_sort(model.graph)
 
 
 class _FakeTRT(types.SimpleNamespace):
@@ -522,7 +523,7 @@ def test_build_engine_parse_error_is_clear(graph_bundle, tmp_path, monkeypatch):
 
 def test_tensorrt_without_gpu_is_unavailable(graph_bundle, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt([]))
-    monkeypatch.setattr(trtb, "cuda_gpus", lambda: ())
+    monkeypatch.setattr(trt_build, "cuda_gpus", lambda: ())
     with pytest.raises(BackendUnavailable, match="needs an NVIDIA GPU"):
         trtb.TensorRTBackend(load_bundle(graph_bundle))
     with pytest.raises(BackendUnavailable, match="GPUs only"):
