@@ -8,7 +8,7 @@ stages, shared with the Ray path and the Python API — with the file sinks of a
     open_scaled (decode, scale) → Letterbox.apply (pad) → runtime.infer
       → PoseExtractor.compute (PoseBatch) → smoother (tracker.kalman) → skeleton
       → sinks: tracks_raw.csv, tracks.csv, masks/, footage check, joints.csv, track.json,
-               overlay.mp4, exports
+               overlay.mp4, exports, tracks.png (tracker.plot)
 
 How it runs: frames are decoded with PyAV in threaded mode and scaled to the letterbox's
 inner size straight from the decoder's YUV planes (no full-resolution RGB frame is made;
@@ -50,6 +50,7 @@ from engine.errors import OutputError
 from engine.footage import FootageChecker, findings
 from tracker.io import printable, write_json
 from tracker.pipeline import TrackingInterrupted, VideoInfo, VideoTracks, probe_file, track_file
+from tracker.plot import TracksPlotSink
 from tracker.progress import Progress
 from tracker.progress import log as _default_log
 from tracker.results import (
@@ -176,6 +177,7 @@ class _VideoJob:
         export = ExportSink(out, opts.exports) if opts.exports else None
         if export is not None:
             sinks.append(export)
+        sinks.append(TracksPlotSink(out))  # tracks.png (tracker.plot)
         try:
             tracks = track_file(self.video, self.runtime, opts, sinks=sinks, progress=self.progress)
         except TrackingInterrupted:

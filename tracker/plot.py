@@ -13,7 +13,7 @@
   joint – part centre, with a legend of the part names.
 
 Parts that have no pose in any frame (dropped from the model) are left out. :func:`write_tracks_png`
-is the batch path's call: ``tracks.png`` in the result folder.
+(``tracks.png`` in the result folder) is what the batch path calls, through :class:`TracksPlotSink`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import InputError, OutputError
+from tracker.sinks import BaseSink
 
 #: The file every batch result gets.
 TRACKS_PNG = "tracks.png"
@@ -87,7 +88,7 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
         The PNG written.
 
     Raises:
-        InputError: no tracks.csv, a frame outside the tracks, or no part with a pose.
+        InputError: no tracks.csv (or an unreadable one), or a frame outside the tracks.
         OutputError: the PNG cannot be written.
     """
     import json
@@ -114,8 +115,6 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
     k_len, t_len = track.num_parts, len(track)
     has_pose = np.isfinite(track.xy).all(-1).any(0)
     parts = [k for k in range(k_len) if has_pose[k]]
-    if not parts:
-        raise InputError(f"{tracks_csv}: no part has a pose in any frame: nothing to plot")
     colours = _colours(info, k_len)
     vis = track.visible.astype(bool) & np.isfinite(track.xy).all(-1)
     row = choose_frame(vis) if frame is None else int(frame)
@@ -123,8 +122,9 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
         raise InputError(f"frame {frame} is outside the tracks (0..{t_len - 1})")
     t = track.time_s
 
-    fig = Figure(figsize=(15, 9), dpi=dpi, layout="constrained")
-    grid = fig.add_gridspec(4, 2, width_ratios=(1.3, 1.0), height_ratios=(1, 1, 1, 0.55))
+    fig = Figure(figsize=(15, 9), dpi=dpi)  # fixed margins: a layout engine would draw it twice
+    grid = fig.add_gridspec(4, 2, width_ratios=(1.3, 1.0), height_ratios=(1, 1, 1, 0.55), left=0.075,
+                            right=0.99, top=0.96, bottom=0.06, wspace=0.04, hspace=0.12)
     ax_x, ax_y, ax_a = (fig.add_subplot(grid[i, 0]) for i in range(3))
     ax_v = fig.add_subplot(grid[3, 0], sharex=ax_x)
     for ax in (ax_y, ax_a):
@@ -154,7 +154,8 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
     ax_v.set_xlabel("time (s)")
     ax_v.set_title("visible (measured); gaps = predicted or no pose", fontsize=8, loc="left")
     ax_x.set_title(f"{info.get('video_name') or folder.name}: {t_len} frames, {len(parts)} parts "
-                   f"(faint = predicted while not visible)", fontsize=10, loc="left")
+                   + ("(faint = predicted while not visible)" if parts else "(no part has a pose in any frame)"),
+                   fontsize=10, loc="left")
 
     ax_s = fig.add_subplot(grid[:, 1])
     width = int(info.get("width") or np.nanmax(track.xy[..., 0]) + 1)
@@ -207,7 +208,8 @@ def _draw_skeleton(ax, track, row, joints, parts, names, colours) -> None:
         ax.plot([c[0], tip[0]], [c[1], tip[1]], color=colours[k], lw=1.5, ls="-" if visible else "--")
         ax.scatter([c[0]], [c[1]], s=60, color=colours[k], edgecolors="k" if visible else "0.6",
                    linewidths=1.0, zorder=4, label=f"{k + 1} {names[k]}" + ("" if visible else " (predicted)"))
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=2, fontsize=7, frameon=False)
+    if parts:
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=2, fontsize=7, frameon=False)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -227,3 +229,20 @@ def write_tracks_png(result_dir: str | Path) -> Path:
     """``result_dir/tracks.png`` (:func:`plot_result` with its defaults): the call the batch
     path makes for every result. Raises as :func:`plot_result`."""
     return plot_result(result_dir)
+
+
+class TracksPlotSink(BaseSink):
+    """A pipeline sink (:mod:`tracker.sinks`) that writes ``folder/tracks.png`` once the result is
+    complete; put it after the sinks of tracks.csv, joints.csv and track.json, which it reads.
+
+    Attributes:
+        path: the PNG written (None until :meth:`end` ran on a complete result).
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path: Path | None = None
+
+    def end(self, result) -> None:
+        if result.complete:
+            self.path = write_tracks_png(self.folder)
