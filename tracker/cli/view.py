@@ -72,12 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_display() -> None:
-    """Qt aborts the process (no exception) when it cannot reach a display: check first."""
+    """Qt aborts the process (no exception) when it cannot reach a display or load its
+    platform plugin's system libraries (:mod:`ui.qt_platform`): check first."""
     if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM"):
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise ParttrackError(
                 "the viewer needs a display, and none is available (DISPLAY/WAYLAND_DISPLAY unset)",
                 "run it in a desktop session, or use `parttrack track VIDEO -o OUT --overlay` headless")
+    from ui.qt_platform import check_qt_platform
+
+    check_qt_platform()
 
 
 def _check_writable(folder: Path, option: str) -> None:
