@@ -1,7 +1,7 @@
 """Angle helpers shared by every layer (imports only numpy).
 
-Angles are in degrees, counter-clockwise as seen on screen from +x (conventions in
-:mod:`tracker.core`); a wrapped angle lies in (−180, 180].
+Angles are in degrees (conventions: README.md, "Conventions: coordinates, angles, time");
+a wrapped angle lies in (−180, 180].
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """Data carried between the tracking stages (imports only numpy).
 
-Conventions used by every stage and every exported file:
-
-* Images are ``(H, W, 3)`` uint8 **RGB**, C-contiguous.
-* Positions (``xy``) are in **source-video pixels**: x to the right, y down, the centre of
-  the top-left pixel at (0, 0).
-* ``angle_deg`` is the direction of a part's first axis, in degrees in (-180, 180],
-  measured **counter-clockwise as seen on screen** from the +x axis (i.e. from +x towards −y).
-  Unwrapped angles (continuous over time) are used inside the Kalman filters only.
-* ``scale`` = (scale_x, scale_y): length in source pixels of the part's two axes (the
-  columns of its affine matrix A = R(θ)·diag(s_x, s_y)). The paper's covariance loss ties
-  A·Aᵀ to the mask's covariance, so these are about the part's standard deviations along its
-  own axes (≈ half the half-extent of an elliptic part, ≈ 0.58 × that of a rectangle).
-* Time is in seconds from the video stream's timestamps (``time_s``), never index/fps.
-* Part ids are 1..K (0 = background); arrays indexed by part use index ``id - 1``.
+Conventions used by every stage and every exported file — source-video pixels (x right,
+y down), angles in degrees counter-clockwise on screen in (-180, 180], time in seconds from the
+stream's timestamps, part ids 1..K, ``(H, W, 3)`` uint8 RGB images — are stated once, in
+README.md, section "Conventions: coordinates, angles, time"; :data:`CONVENTIONS` is the copy
+written into every ``track.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+#: The conventions written into every ``track.json`` (README.md, "Conventions").
+CONVENTIONS = {
+    "xy": "source-video pixels, x right, y down, centre of the top-left pixel at (0, 0)",
+    "angle_deg": "direction of the part's first axis, degrees in (-180, 180], counter-clockwise on screen from +x",
+    "scale": "lengths of the part's two axes in source pixels (columns of A = R(theta) diag(s_x, s_y))",
+    "time_s": "seconds from the video stream's presentation timestamps",
+    "part": "part ids 1..K (0 = background in label maps)",
+    "joint_offsets": "joint in each part's local frame: pixels along the part's first and second axis",
+    "visible": "1 = measured in this frame; 0 = mask too small, pose predicted by the Kalman filter",
+}
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple, dtype=None) -> None:

@@ -6,6 +6,9 @@ far) and refuses data that does not fit its schema (a different K, unknown part 
 ``ValueError`` instead of writing a malformed file. Readers check the header exactly and
 raise :class:`engine.errors.InputError` (naming the file and the line) for anything else.
 
+Coordinates, angles and times follow the conventions of README.md, "Conventions: coordinates,
+angles, time" (:mod:`tracker.core`).
+
 Tracks CSV (``tracks.csv``, ``tracks_raw.csv``) — long ("tidy") format, one row per
 frame × part, rows ordered by frame then part id, columns :data:`TRACKS_COLUMNS`:
 
@@ -14,10 +17,8 @@ frame          0-based frame index in the video
 time_s         presentation time in seconds (stream timestamps)
 part           part id 1..K (0 is the background and never appears)
 part_name      the bundle's name of the part
-x, y           part centre in source-video pixels (x right, y down, pixel centres at
-               integers, the top-left pixel's centre is (0, 0))
-angle_deg      direction of the part's first axis in degrees, (-180, 180],
-               counter-clockwise as seen on screen from +x
+x, y           part centre in source-video pixels
+angle_deg      direction of the part's first axis in degrees, (-180, 180]
 scale_x/_y     length of the part's two axes in source pixels (≈ the mask's std. deviations)
 area_px        mask area in source pixels
 visible        1 when the part was measured in this frame, 0 when its mask was too small

@@ -48,13 +48,13 @@ import numpy as np
 
 from engine.errors import OutputError
 from engine.footage import FootageChecker, findings
+from tracker.core import CONVENTIONS
 from tracker.io import printable, write_json
 from tracker.pipeline import TrackingInterrupted, VideoInfo, VideoTracks, probe_file, track_file
 from tracker.plot import TracksPlotSink
 from tracker.progress import Progress
 from tracker.progress import log as _default_log
 from tracker.results import (
-    CONVENTIONS,
     DONE_FILE,
     INFO_FILE,
     JOINTS_FILE,

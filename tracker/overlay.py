@@ -4,10 +4,8 @@
 Everything is drawn on a copy of an ``(H, W, 3)`` uint8 **RGB** image; colours are RGB
 triples (0–255) applied channel by channel, so they come out right on RGB images.
 
-Geometry follows :mod:`tracker.core`: positions in source-video pixels (x right, y down,
-pixel centres at integers); ``angle_deg`` is the direction of a part's first axis measured
-counter-clockwise *as seen on screen* from +x, so in image coordinates the first axis points
-along ``d1 = (cos a, −sin a)``. The second axis is the second column of
+Geometry follows the conventions (README.md, "Conventions: coordinates, angles, time"): with
+``angle_deg`` = a, in image coordinates (y down) the first axis points along ``d1 = (cos a, −sin a)``. The second axis is the second column of
 ``A = R(θ)·diag(s_x, s_y)`` in the y-down image frame (θ = −a), i.e. ``d2 = (sin a, cos a)``:
 the first axis turned 90° clockwise on screen (straight down when a = 0). ``scale`` is about
 the part's standard deviation along each axis, so the axes are drawn from the centre to
@@ -165,11 +163,7 @@ def draw_overlay(
         _draw_axes(out, poses, centres, sx, sy, colors, thick, style)
     font_scale = style.font_scale or max(0.4, 0.5 * out_h / 480)
     if style.show_legend and k:
-        listed, visible = list(range(k)), None
-        if poses is not None:  # a part without any pose (e.g. dropped from the model) is not listed
-            has_pose = np.isfinite(poses.xy).all(-1)
-            listed = [i for i in listed if i >= poses.num_parts or has_pose[i]]
-            visible = [i >= poses.num_parts or bool(poses.visible[i]) for i in listed]
+        listed, visible = _legend_listed(k, poses)
         if listed:
             _draw_legend(out, [_ascii(names[i]) for i in listed], colors[listed], visible, font_scale)
     if style.show_hud and hud:
@@ -314,17 +308,64 @@ def _draw_skeleton(img, centres, visible, joints: JointPositions, sx, sy, thick)
 
 
 # ----------------------------------------------------------------------------- text
-def _draw_legend(img, names, colors, visible, font_scale) -> None:
-    lines = list(names)
+def _legend_listed(k: int, poses) -> tuple[list[int], list[bool] | None]:
+    """The 0-based parts the legend lists (a part without any pose, e.g. dropped from the
+    model, is not listed) and whether each is visible (None: all)."""
+    listed, visible = list(range(k)), None
+    if poses is not None:
+        has_pose = np.isfinite(poses.xy).all(-1)
+        listed = [i for i in listed if i >= poses.num_parts or has_pose[i]]
+        visible = [i >= poses.num_parts or bool(poses.visible[i]) for i in listed]
+    return listed, visible
+
+
+def _legend_geometry(names, font_scale, img_w) -> tuple[int, int, int, int, int, int, int]:
+    """``(x0, y0, box_w, box_h, row, swatch, text_h)`` of the legend box (top right)."""
     th = max(1, int(round(font_scale * 2)))
     (_, text_h), base = _text_size("Ag", _FONT, font_scale, th)
     row = text_h + base + 4
     sw = text_h  # swatch side
-    widths = [_text_size(n, _FONT, font_scale, th)[0][0] for n in lines]
+    widths = [_text_size(n, _FONT, font_scale, th)[0][0] for n in names]
     box_w = 6 + sw + 6 + max(widths) + 10  # left pad, swatch, gap, text, right pad
-    box_h = row * len(lines) + 8
-    h, w, _ = img.shape
-    x0, y0 = max(0, w - box_w - 6), 6
+    box_h = row * len(names) + 8
+    return max(0, img_w - box_w - 6), 6, box_w, box_h, row, sw, text_h
+
+
+def legend_layout(out_shape: tuple[int, int], names, poses=None,
+                  style: OverlayStyle | None = None) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """Where :func:`draw_overlay` puts each row of the legend, for hit-testing (a click on a
+    part's name in the viewer).
+
+    Args:
+        out_shape: ``(H, W)`` of the image :func:`draw_overlay` returned (after ``scale``).
+        names: the K part names given to :func:`draw_overlay` (empty: ``part1 … partK`` of
+            ``poses``' K).
+        poses: the :class:`tracker.core.PartPoses` given to it (parts without a pose are not
+            listed), or None.
+        style: the same :class:`OverlayStyle` (None: defaults).
+
+    Returns:
+        ``[(part, (x, y, w, h)), …]``: 1-based part id and its row's rectangle in output-image
+        pixels, top to bottom; empty when the legend is not drawn.
+    """
+    style = style or OverlayStyle()
+    out_h, out_w = int(out_shape[0]), int(out_shape[1])
+    k = len(names) if names else (poses.num_parts if poses is not None else 0)
+    if not (style.show_legend and k):
+        return []
+    names = tuple(str(n) for n in names) if names else tuple(f"part{i + 1}" for i in range(k))
+    listed, _ = _legend_listed(k, poses)
+    if not listed:
+        return []
+    font_scale = style.font_scale or max(0.4, 0.5 * out_h / 480)
+    x0, y0, box_w, _, row, _, _ = _legend_geometry([_ascii(names[i]) for i in listed], font_scale, out_w)
+    return [(i + 1, (x0, y0 + 4 + row * n, box_w, row)) for n, i in enumerate(listed)]
+
+
+def _draw_legend(img, names, colors, visible, font_scale) -> None:
+    lines = list(names)
+    th = max(1, int(round(font_scale * 2)))
+    x0, y0, box_w, box_h, row, sw, text_h = _legend_geometry(lines, font_scale, img.shape[1])
     _shade(img, x0, y0, box_w, box_h)
     for i, name in enumerate(lines):
         y = y0 + 4 + row * i

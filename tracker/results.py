@@ -60,18 +60,6 @@ ERROR_FILE = "error.txt"
 LABELS_TMP = ".labels.tmp"  # mask-resolution soft masks (uint8) kept for the overlay pass
 OUTPUTS = (TRACKS_FILE, RAW_FILE, JOINTS_FILE, INFO_FILE, OVERLAY_FILE, ERROR_FILE, LABELS_TMP)
 
-#: The conventions written into every ``track.json`` (the same as :mod:`tracker.core`'s).
-CONVENTIONS = {
-    "xy": "source-video pixels, x right, y down, centre of the top-left pixel at (0, 0)",
-    "angle_deg": "direction of the part's first axis, degrees in (-180, 180], counter-clockwise on screen from +x",
-    "scale": "lengths of the part's two axes in source pixels (columns of A = R(theta) diag(s_x, s_y))",
-    "time_s": "seconds from the video stream's presentation timestamps",
-    "part": "part ids 1..K (0 = background in label maps)",
-    "joint_offsets": "joint in each part's local frame: pixels along the part's first and second axis",
-    "visible": "1 = measured in this frame; 0 = mask too small, pose predicted by the Kalman filter",
-}
-
-
 @dataclass(frozen=True)
 class TrackOptions:
     """What to compute and write for each video.
