@@ -24,12 +24,11 @@ from tests.videos import write_video
 from tracker.batch import run_batch
 from tracker.io import read_tracks_csv
 from tracker.offline import track_video
+from tracker.publish import recover_folder, result_lock
 from tracker.results import (
     TrackOptions,
     VideoResult,
     check_done,
-    recover_folder,
-    result_lock,
     summarize,
 )
 

@@ -54,6 +54,7 @@ from tracker.pipeline import TrackingInterrupted, VideoInfo, VideoTracks, probe_
 from tracker.plot import TracksPlotSink
 from tracker.progress import Progress
 from tracker.progress import log as _default_log
+from tracker.publish import check_replaceable, publish, publish_partial, recover_folder, result_lock, staging_dir
 from tracker.results import (
     DONE_FILE,
     INFO_FILE,
@@ -66,16 +67,10 @@ from tracker.results import (
     TrackOptions,
     VideoResult,
     check_done,
-    check_replaceable,
     check_writable,
     done_info,
     export_formats,
-    publish,
-    publish_partial,
-    recover_folder,
-    result_lock,
     skipped_result,
-    staging_dir,
     video_fingerprint,
 )
 from tracker.sinks import BaseSink, ExportSink, JointsCSVSink, LabelPNGSink, OverlaySink, TracksCSVSink
