@@ -516,7 +516,7 @@ def export_tracks(tracks_csv: str | Path, out_dir: str | Path, formats=FORMATS, 
             pose_formats, out, track, part_names, name=settings.name, fps=settings.fps, width=settings.width,
             height=settings.height, joints=joints, edges=settings.skeleton_edges,
             info_skeleton=raw.get("skeleton") if isinstance(raw.get("skeleton"), list) else None,
-            video=raw.get("video") if isinstance(raw.get("video"), str) else None)
+            video=printable(raw["video"]) if isinstance(raw.get("video"), str) else None)  # UTF-8 in the files
     return written
 
 

@@ -98,7 +98,7 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    from tracker.io import read_joints_csv, read_tracks_csv
+    from tracker.io import printable, read_joints_csv, read_tracks_csv
 
     result_dir = Path(result_dir)
     tracks_csv = result_dir if result_dir.suffix == ".csv" else result_dir / "tracks.csv"
@@ -153,7 +153,7 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
     ax_v.set_ylim(len(parts) - 0.5, -0.5)
     ax_v.set_xlabel("time (s)")
     ax_v.set_title("visible (measured); gaps = predicted or no pose", fontsize=8, loc="left")
-    ax_x.set_title(f"{info.get('video_name') or folder.name}: {t_len} frames, {len(parts)} parts "
+    ax_x.set_title(printable(f"{info.get('video_name') or folder.name}: {t_len} frames, {len(parts)} parts ")
                    + ("(faint = predicted while not visible)" if parts else "(no part has a pose in any frame)"),
                    fontsize=10, loc="left")
 
