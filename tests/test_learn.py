@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PyQt6 import QtCore  # noqa: E402
 from PyQt6.QtCore import Qt  # noqa: E402
 
 from tests.test_viewer import FakeRuntime, SquareTracker, square_frames
@@ -298,6 +299,53 @@ def test_renaming_a_part_writes_the_bundle(qtbot, video, tiny_bundle, tmp_path):
     assert win.part_names[1] == "left arm"
     assert load_bundle(bundle).meta.part_names[1] == "left arm"
     assert "saved in" in win.statusBar().currentMessage()
+
+
+def test_clicking_a_part_in_the_drawn_legend_renames_it(qtbot, video, tiny_bundle, tmp_path):
+    import shutil
+
+    from PyQt6 import QtWidgets
+
+    from engine.bundle import load_bundle
+
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "copy")
+    win = learn_window(qtbot, video, ort(bundle), tiny_settings(tmp_path), model_path=bundle)
+    qtbot.waitUntil(lambda: win.displayed >= 2 and bool(win.legend_rows()), timeout=10000)
+    win.set_paused(True)
+    win.set_show("show_hud", False)     # the readout's box would shade the legend of this small window
+    rows = dict(win.legend_rows())
+    listed = sorted(rows)                   # parts with a pose in this frame (the tiny model has few)
+    names, poses = win._drawn
+    assert listed == [i + 1 for i in range(3) if np.isfinite(poses.xy[i]).all()]
+    for part, rect in rows.items():     # the rows lie on the video, top right, one below the other
+        assert win.view.target_rect().toRectF().contains(rect.center())
+        assert rect.center().x() > win.view.target_rect().center().x()
+    assert all(rows[a].bottom() <= rows[b].top() + 1e-6 for a, b in zip(listed, listed[1:]))
+    # the legend really is there: the swatch at the left of the row has the part's colour
+    part = listed[0]
+    img, r = win.rendered, win.view.target_rect()
+    sx, sy = img.shape[1] / r.width(), img.shape[0] / r.height()
+    row = rows[part]
+    y0, x0 = int((row.top() - r.y()) * sy), int((row.left() - r.x()) * sx)
+    patch = img[y0: int((row.bottom() - r.y()) * sy), x0: x0 + int(row.height() * sy)].reshape(-1, 3)
+    # the swatch (filled, or its outline when the part is not visible) in the part's colour
+    assert (np.abs(patch.astype(int) - np.array(win.part_colors[part - 1])).max(1) < 30).sum() >= 8
+
+    qtbot.mouseClick(win.view, Qt.MouseButton.LeftButton, pos=rows[part].center().toPoint())
+    assert win.parts_panel.isVisible() and win.parts_panel.list.currentRow() == part - 1
+    editor = win.parts_panel.list.findChild(QtWidgets.QLineEdit)
+    assert editor is not None and editor.isVisible()          # editing that part's name in place
+    editor.setText("left arm")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: win.part_names[part - 1] == "left arm", timeout=5000)
+    assert load_bundle(bundle).meta.part_names[part - 1] == "left arm"
+    win.render()
+    assert dict(win.legend_rows())[part].width() > row.width()      # the longer name is drawn
+    # a click beside the legend renames nothing
+    qtbot.mouseClick(win.view, Qt.MouseButton.LeftButton, pos=win.view.target_rect().center())
+    assert win.part_at(QtCore.QPointF(win.view.target_rect().center())) is None
+    win.set_show("show_legend", False)
+    assert win.legend_rows() == []
 
 
 def test_camera_picker_lists_fake_devices_by_name_and_opens_the_choice(qtbot, video, tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ from PyQt6.QtCore import Qt
 
 from engine.errors import OutputError
 from tracker.capture import SourceInfo, spec_of
-from tracker.overlay import OverlayStyle, draw_overlay
+from tracker.overlay import OverlayStyle, draw_overlay, legend_layout
 from ui.parts import PartsPanel
 from ui.worker import TrackingWorker, ViewFrame, without_parts
 
@@ -88,9 +88,12 @@ def qimage_to_array(qimage: QtGui.QImage) -> np.ndarray:
 
 
 class VideoView(QtWidgets.QWidget):
-    """Paints one image letterboxed (aspect ratio kept, black bars) and an optional message."""
+    """Paints one image letterboxed (aspect ratio kept, black bars) and an optional message.
+
+    Signals: ``resized()``; ``clicked(QPointF)``: a left click, in widget coordinates."""
 
     resized = QtCore.pyqtSignal()
+    clicked = QtCore.pyqtSignal(QtCore.QPointF)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -132,6 +135,11 @@ class VideoView(QtWidgets.QWidget):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.resized.emit()
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(event.position())
+        super().mousePressEvent(event)
 
     def paintEvent(self, event) -> None:
         p = QtGui.QPainter(self)
@@ -208,6 +216,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("parttrack")
         self.view = VideoView(self)
         self.view.resized.connect(self.render)
+        self.view.clicked.connect(self._view_clicked)
+        self._drawn: tuple = ((), None)   # the names and poses of the legend last drawn
         self.setCentralWidget(self.view)
         self._build_actions()
         from tracker.learn import LearnSettings
@@ -518,6 +528,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             poses = without_parts(poses, self.hidden_parts)
             if labels is not None:
                 labels = np.where(np.isin(labels, list(self.hidden_parts)), 0, labels).astype(np.uint8)
+        self._drawn = (names, poses)
         return draw_overlay(img, labels=labels, poses=poses, joints=getattr(tf, "joints", None),
                             colors=colors, names=names, style=self.style,
                             hud=self.hud_lines(), scale=scale)
@@ -677,6 +688,31 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.save_snapshot()
 
     # -- parts ------------------------------------------------------------------------------
+    def legend_rows(self) -> list[tuple[int, QtCore.QRectF]]:
+        """The rows of the legend drawn on the video: ``(part id, rectangle in the view's
+        widget coordinates)``; empty when no legend is shown."""
+        if self.rendered is None:
+            return []
+        h, w, _ = self.rendered.shape
+        names, poses = self._drawn
+        r = self.view.target_rect()
+        sx, sy = r.width() / w, r.height() / h
+        return [(part, QtCore.QRectF(r.x() + x * sx, r.y() + y * sy, bw * sx, bh * sy))
+                for part, (x, y, bw, bh) in legend_layout((h, w), names, poses, self.style)]
+
+    def part_at(self, pos: QtCore.QPointF) -> int | None:
+        """The part whose legend row is at ``pos`` (view widget coordinates), or None."""
+        for part, rect in self.legend_rows():
+            if rect.contains(pos):
+                return part
+        return None
+
+    def _view_clicked(self, pos: QtCore.QPointF) -> None:
+        part = self.part_at(pos)
+        if part is not None:   # a click on a part's name in the legend: rename it in place
+            self.parts_panel.edit(part)
+            self.statusBar().showMessage(f"rename part {part}: type its name, Enter saves it in the model")
+
     def _toggle_parts_panel(self) -> None:
         self.parts_panel.setVisible(not self.parts_panel.isVisible())
 
