@@ -2,8 +2,9 @@
 scheduled by :class:`RayScheduler` (a :class:`tracker.batch.Scheduler`).
 
 ``parttrack track PATHS... -o OUT --ray [ADDRESS]`` calls :func:`run_batch_ray`. Each video is
-one call of :func:`tracker.offline.track_video` (the job, its result folder and its ``done.json``
-marker are exactly those of the local batch) on a **Ray actor**: a worker process that loads
+one call of :func:`tracker.offline.track_video` (the job — :func:`tracker.pipeline.track_file`
+with the result folder's sinks —, its result folder and its ``done.json`` marker are exactly
+those of the local batch) on a **Ray actor**: a worker process that loads
 the model once (``create_runtime`` in its constructor) and then tracks one video after
 another. Actors are used rather than plain tasks because Ray does not reuse a task's worker
 process after a GPU task (``max_calls=1`` for ``num_gpus > 0``), which would reload the model —
