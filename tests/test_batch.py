@@ -38,7 +38,8 @@ def test_result_folder_schema_and_row_counts(tmp_path):
     res = track_video(video, out, opts, runtime=ColorKeyRuntime())
     assert res.status == "done" and res.frames == 24 and res.fps > 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["done.json", "joints.csv", "masks", "overlay.mp4", "track.json", "tracks.csv", "tracks_raw.csv"]
+    assert names == ["done.json", "joints.csv", "masks", "overlay.mp4", "track.json", "tracks.csv", "tracks.png",
+                     "tracks_raw.csv"]
 
     lines = (out / "tracks.csv").read_text().splitlines()
     assert lines[0] == ",".join(TRACKS_COLUMNS) and len(lines) == 1 + 24 * 2
