@@ -79,6 +79,24 @@ def test_clip_recorder_writes_a_readable_clip_of_the_asked_length(tmp_path):
     assert np.abs(back.astype(int) - frames[:written, :, :94]).mean() < 4
 
 
+def test_clip_recorder_keeps_time_running_across_a_loop_of_the_source(tmp_path):
+    """A file looping (or seeked back) while recording: the clip's time goes on one frame
+    interval after the last frame, and `seconds` counts recorded time."""
+    from tracker.sources import read_frames
+
+    rec = ClipRecorder(tmp_path / "loop.mp4", seconds=1.0)
+    frames = square_frames(30)
+    order = list(range(20, 30)) + list(range(30))      # from frame 20 to the end, then from the start
+    for i in order:
+        if not rec.write(Frame(np.ascontiguousarray(frames[i]), i, i / 25)):
+            break
+    assert rec.full and 25 <= rec.frames <= 27          # 1 s at 25 frames/s
+    rec.close()
+    _, times = read_frames(rec.path)
+    steps = np.diff(times)
+    assert len(times) == rec.frames and np.allclose(steps, 1 / 25, atol=2e-3)
+
+
 def test_progress_is_read_from_the_run_folder_as_it_grows(tmp_path):
     job = TrainingJob(tmp_path / "clip.mp4", tmp_path, LearnSettings(steps=100, minutes=None))
     assert job.progress().step == 0 and job.progress().loss is None

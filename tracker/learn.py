@@ -150,8 +150,11 @@ class ClipRecorder:
     time are recorded. Not thread-safe: one thread writes (the viewer's tracking worker).
 
     Timestamps are the frames' own, shifted to start at 0 (dropped frames leave gaps; the
-    trainer samples frame pairs, so the rate does not matter). Odd sizes lose their last
-    row/column (H.264 in yuv420p needs even sides).
+    trainer samples frame pairs, so the rate does not matter). A frame whose timestamp goes
+    back (a file source looping or seeked) continues the clip one frame interval (the last one
+    seen) after the previous frame, so the clip's time always runs forward and ``seconds``
+    counts recorded time. Odd sizes lose their last row/column (H.264 in yuv420p needs even
+    sides).
 
     Raises:
         OSError: the file cannot be created.
@@ -163,6 +166,8 @@ class ClipRecorder:
         self.frames = 0
         self.elapsed_s = 0.0
         self._t0: float | None = None
+        self._last_t = 0.0
+        self._last_dt = 1 / 30
         self._last_pts = -1
         self._out = None
         self._stream = None
@@ -190,6 +195,12 @@ class ClipRecorder:
             stream.options = {"preset": "ultrafast", "crf": "18"}
             self._stream, self._t0 = stream, float(frame.time_s)
         t = float(frame.time_s) - self._t0
+        if self.frames and t <= self._last_t:       # the source went back: continue after the last frame
+            self._t0 -= self._last_t + self._last_dt - t
+            t = self._last_t + self._last_dt
+        elif self.frames:
+            self._last_dt = t - self._last_t
+        self._last_t = t
         pts = max(int(round(t * 1000)), self._last_pts + 1)
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h2, :w2]), format="rgb24")
         vf.pts, vf.time_base = pts, Fraction(1, 1000)
