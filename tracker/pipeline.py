@@ -31,7 +31,10 @@ from tracker.core import Frame, JointPositions, PartPoses, PoseBatch, Track
 from tracker.io import printable
 from tracker.kalman import KalmanFactory, Smoother, make_factory
 from tracker.poses import PoseConfig, PoseExtractor, SourceLabeler, check_finite, labels_at_source
+from tracker.progress import Progress
+from tracker.results import TrackOptions
 from tracker.skeleton import ContactAccumulator, OnlineSkeleton, Skeleton, skeleton_from_track
+from tracker.sources import open_scaled, open_source
 
 
 class Stages:
@@ -280,10 +283,6 @@ def track_file(video: str | Path, runtime=None, options=None, *, sinks=(), progr
         TrackingInterrupted (a KeyboardInterrupt): interrupted after at least one frame, once
             the sinks got the partial result; a plain KeyboardInterrupt before the first frame.
     """
-    from tracker.progress import Progress
-    from tracker.results import TrackOptions
-    from tracker.sources import open_scaled
-
     options = options or TrackOptions()
     progress = progress or Progress()
     video = Path(video)
@@ -315,13 +314,15 @@ def track_file(video: str | Path, runtime=None, options=None, *, sinks=(), progr
                     out = runtime.infer(stages.prepare([f.image for f in batch]))
                     poses = stages.measure(out, model, frames)
                     contacts.add(poses.labels, poses.xy, poses.angle_deg, poses.visible)
-                    fb = FrameBatch(batch, out, poses, np.array([f.index for f in batch], np.int64),
-                                    np.array([f.time_s for f in batch], np.float64))
-                    chunks.append((fb.index, fb.time_s, poses.xy, poses.angle_deg, poses.scale, poses.area_px,
+                    index = np.array([f.index for f in batch], np.int64)
+                    times = np.array([f.time_s for f in batch], np.float64)
+                    chunks.append((index, times, poses.xy, poses.angle_deg, poses.scale, poses.area_px,
                                    poses.visible, poses.confidence))
-                    if online is not None:
-                        object.__setattr__(fb, "smoothed", [online.update(p) for p in fb.raw])
-                        smoothed += fb.smoothed
+                    causal = None
+                    if online is not None:  # a causal smoother runs as the frames come
+                        causal = [online.update(p) for p in poses.poses(index, times)]
+                        smoothed += causal
+                    fb = FrameBatch(batch, out, poses, index, times, causal)
                     for sink in sinks:
                         sink.write_batch(fb)
                     frames += len(batch)
@@ -364,8 +365,6 @@ def probe_file(video: str | Path) -> tuple[int, int, float | None, int]:
     Raises:
         InputError: missing, unreadable, corrupt or empty video, or a camera.
     """
-    from tracker.sources import open_source
-
     with open_source(video) as probe:
         size, fps, count, is_live = (probe.height, probe.width), probe.fps, probe.frame_count, probe.is_live
     if is_live:

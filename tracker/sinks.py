@@ -138,7 +138,7 @@ class LabelPNGSink(BaseSink):
 class OverlaySink(BaseSink):
     """The overlay video: parts, axes and skeleton (:func:`tracker.overlay.draw_overlay`)
     drawn with the final poses over the full-resolution frames, decoded again once the result
-    is complete (H.264, :class:`tracker.io.VideoWriter`). Videos under 360 px high are drawn
+    is complete (H.264, :class:`engine.video.VideoWriter`). Videos under 360 px high are drawn
     at an integer zoom >= 2 so the legend stays legible. The soft masks are kept between the
     passes as uint8 ``round(255·M)`` at mask resolution in ``tmp_path`` (removed on close).
     An interrupted drawing pass removes the unfinished video.
@@ -174,7 +174,7 @@ class OverlaySink(BaseSink):
             raise
 
     def _draw(self, result: VideoTracks) -> None:
-        from tracker.io import VideoWriter
+        from engine.video import VideoWriter
         from tracker.overlay import draw_overlay
         from tracker.sources import open_source
 
