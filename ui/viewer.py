@@ -49,7 +49,7 @@ SHORTCUTS = (
     ("M", "show / hide part masks"),
     ("A", "show / hide part axes"),
     ("S", "show / hide the skeleton (centres and joints)"),
-    ("L", "show / hide the legend"),
+    ("L", "show / hide the legend (click a part's name in it to rename the part)"),
     ("N", "parts panel: turn parts off (not drawn, not recorded), rename them (double-click)"),
     ("H", "show / hide the frames/s · latency · backend readout"),
     ("+ / -", "mask opacity up / down"),
