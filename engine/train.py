@@ -610,7 +610,10 @@ class Trainer:
             r = cv2.resize(r, (s, s), interpolation=cv2.INTER_NEAREST)
             rows.append(np.concatenate([frame, blend, r], 1))
         out = Path(path) if path else self.run_dir / "snapshots" / f"step_{self.step:06d}.png"
-        cv2.imwrite(str(out), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+        ok, png = cv2.imencode(".png", cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+        tmp = out.with_name(f".{out.name}.tmp")      # written whole, then renamed: a reader (the
+        tmp.write_bytes(png.tobytes())               # viewer's learn panel) never sees half a PNG
+        tmp.replace(out)
         return out
 
     # -- the loop ------------------------------------------------------------------------
