@@ -21,7 +21,7 @@ guide (:class:`tracker.poses.SourceLabeler`). The offline smoother (forward Kalm
 RTS) runs once all frames are measured; the skeleton is fitted on the whole video; the overlay
 is drawn in a second decoding pass with the final poses (:class:`tracker.sinks.OverlaySink`).
 
-Publication and interruption (the folder protocol is :mod:`tracker.results`'): the folder is
+Publication and interruption (the folder protocol is :mod:`tracker.publish`'s): the folder is
 locked for the whole job, its files are written into a hidden staging sibling and renamed into
 place once ``done.json`` is written, so a complete result is only ever replaced by a complete
 one. On Ctrl-C the frames processed so far are smoothed and written (tracks, joints, track.json
