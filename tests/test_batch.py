@@ -77,7 +77,7 @@ def test_result_folder_schema_and_row_counts(tmp_path):
     assert not list(out.glob(".labels*"))  # temporary file removed
 
     done = json.loads((out / "done.json").read_text())
-    assert done["frames"] == 24 and done["outputs"] == {"raw": True, "masks": True, "overlay": True}
+    assert done["frames"] == 24 and done["outputs"] == {"raw": True, "masks": True, "overlay": True, "plot": True}
 
 
 @pytest.mark.parametrize("smoother", ["online", "none"])

@@ -91,7 +91,7 @@ def test_bench_pipeline_times_track_video(graph_bundle, tmp_path, monkeypatch):
     seen = []
 
     def track_video(video, out_dir, options, runtime=None):
-        seen.append((Path(video), runtime.name))
+        seen.append((Path(video), runtime.name, options.get("plot", True)))
 
     fake = types.ModuleType("tracker.offline")
     fake.TrackOptions, fake.track_video = dict, track_video
@@ -100,7 +100,9 @@ def test_bench_pipeline_times_track_video(graph_bundle, tmp_path, monkeypatch):
     res = pipeline_bench.bench_pipeline(graph_bundle, repeats=2)
     assert res["frames"] == 6 and (res["width"], res["height"]) == (64, 48)
     assert len(res["runs_s"]) == 2 and res["best_fps"] >= res["median_fps"] > 0
-    assert len(seen) == 2 and seen[0][1] == "onnxruntime"
+    # two timed runs without tracks.png, then one with it (its cost reported apart)
+    assert [s[2] for s in seen] == [False, False, True] and seen[0][1] == "onnxruntime"
+    assert res["plot_s"] >= 0
 
 
 def _write(path):

@@ -172,7 +172,8 @@ class _VideoJob:
         export = ExportSink(out, opts.exports) if opts.exports else None
         if export is not None:
             sinks.append(export)
-        sinks.append(TracksPlotSink(out))  # tracks.png (tracker.plot)
+        if opts.plot:
+            sinks.append(TracksPlotSink(out))  # tracks.png (tracker.plot)
         try:
             tracks = track_file(self.video, self.runtime, opts, sinks=sinks, progress=self.progress)
         except TrackingInterrupted:

@@ -69,6 +69,7 @@ class TrackOptions:
         raw: also write ``tracks_raw.csv``.
         masks: write label-map PNGs.
         overlay: write ``overlay.mp4``.
+        plot: write ``tracks.png`` (:mod:`tracker.plot`; a fixed cost per video, not per frame).
         exports: animation formats for :func:`tracker.animation.write_exports` (``"all"``…).
         force: redo videos that are already done.
         batch_size: frames per inference call.
@@ -87,6 +88,7 @@ class TrackOptions:
     raw: bool = False
     masks: bool = False
     overlay: bool = False
+    plot: bool = True
     exports: tuple[str, ...] = ()
     force: bool = False
     batch_size: int = 8
@@ -117,7 +119,7 @@ class TrackOptions:
                 "pose": asdict(self.pose), "noise": asdict(self.noise), "min_touch": self.min_touch}
 
     def outputs(self) -> dict:
-        return {"raw": self.raw, "masks": self.masks, "overlay": self.overlay}
+        return {"raw": self.raw, "masks": self.masks, "overlay": self.overlay, "plot": self.plot}
 
     def make_runtime(self, workers: int = 1, announce: bool = False):
         """The inference runtime these options ask for (:func:`engine.runtime.create_runtime`

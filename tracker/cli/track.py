@@ -49,6 +49,7 @@ def add_parser(sub):
     p.add_argument("--raw", action="store_true", help="also write the unsmoothed poses (tracks_raw.csv)")
     p.add_argument("--masks", action="store_true", help="write per-frame label-map PNGs (masks/NNNNNN.png)")
     p.add_argument("--overlay", action="store_true", help="write overlay.mp4 (parts, axes, skeleton)")
+    p.add_argument("--no-plot", action="store_true", help="do not draw tracks.png (the picture of the tracks)")
     p.add_argument("--export", action="append", default=[], metavar="FORMAT",
                    help="export: ae, blender, nwb, dlc, sleap, bvh, or a group: animation (ae, blender, bvh), "
                         "pose (nwb, dlc, sleap; need `pip install 'parttrack[formats]'`), all (repeatable)")
@@ -75,7 +76,7 @@ def run(args) -> int:
 
         raise ParttrackError(f"--batch-size must be at least 1, got {args.batch_size}")
     options = TrackOptions(model=args.model, backend=args.backend, device=args.device, smoother=args.smoother,
-                           raw=args.raw, masks=args.masks, overlay=args.overlay, exports=exports, force=args.force,
+                           raw=args.raw, masks=args.masks, overlay=args.overlay, plot=not args.no_plot, exports=exports, force=args.force,
                            batch_size=args.batch_size, max_frames=args.max_frames, threads=args.threads,
                            precision=args.precision)
     if args.ray and Path(args.ray).exists():  # `--ray videos/ -o out`: argparse took the path as ADDRESS
