@@ -1,0 +1,5 @@
+"""``python -m parttrack`` = the ``parttrack`` command."""
+
+from tracker.cli import run
+
+run()
