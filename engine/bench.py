@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.bundle import Bundle, load_bundle
-from engine.errors import ParttrackError
-from engine.runtime import backend_status, create_runtime
-from engine.runtime.devices import cpu_features, cpu_model, cuda_gpus, machine_line, usable_cpus
-from engine.runtime.files import INT8_FILE
+from parttrack.engine.bundle import Bundle, load_bundle
+from parttrack.engine.errors import ParttrackError
+from parttrack.engine.runtime import backend_status, create_runtime
+from parttrack.engine.runtime.devices import cpu_features, cpu_model, cuda_gpus, machine_line, usable_cpus
+from parttrack.engine.runtime.files import INT8_FILE
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def machine_info() -> dict:
 def sample_frames(bundle: Bundle, count: int, video: str | Path | None = None) -> np.ndarray:
     """``(count, S, S, 3)`` uint8 letterboxed model inputs: from ``video`` (or the bundle's
     ``clip.mp4`` when present), repeated to fill ``count``; seeded noise if there is no video."""
-    from engine.preprocess import Letterbox
+    from parttrack.engine.preprocess import Letterbox
 
     s = bundle.meta.input_size
     source = Path(video) if video else bundle.path / "clip.mp4"

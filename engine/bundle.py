@@ -21,8 +21,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from engine.errors import BundleError
-from engine.scenery import PartEdits
+from parttrack.engine.errors import BundleError
+from parttrack.engine.scenery import PartEdits
 
 FORMAT_VERSION = 1
 METADATA_KEY = "parttrack"

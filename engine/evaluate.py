@@ -38,10 +38,10 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from engine.errors import InputError
-from engine.preprocess import Letterbox
-from engine.synthetic import VIDEO_FILE, GroundTruth, SyntheticVideo, load_ground_truth
-from engine.types import part_labels
+from parttrack.engine.errors import InputError
+from parttrack.engine.preprocess import Letterbox
+from parttrack.engine.synthetic import VIDEO_FILE, GroundTruth, SyntheticVideo, load_ground_truth
+from parttrack.engine.types import part_labels
 
 MATCHINGS = ("hungarian", "max_overlap")
 
@@ -223,7 +223,7 @@ class Prediction:
     centroids: np.ndarray
 
 
-def _source_sampling_maps(letterbox: Letterbox, mask_h: int, mask_w: int) -> tuple[np.ndarray, np.ndarray]:
+def source_sampling_maps(letterbox: Letterbox, mask_h: int, mask_w: int) -> tuple[np.ndarray, np.ndarray]:
     """``cv2.remap`` maps giving, for each source pixel, its position in the mask grid."""
     ys, xs = np.mgrid[0:letterbox.src_h, 0:letterbox.src_w].astype(np.float64)
     norm = letterbox.source_to_norm(np.stack([xs, ys], -1))
@@ -266,9 +266,9 @@ def predict_video(runtime, frames: np.ndarray, batch_size: int = 16, refine: boo
         batch = np.stack([lb.apply(f) for f in frames[start:start + batch_size]])
         out = runtime.infer(batch)
         if maps is None:
-            maps = _source_sampling_maps(lb, *out.masks.shape[2:])
+            maps = source_sampling_maps(lb, *out.masks.shape[2:])
             if refine:
-                from engine.refine import MaskRefiner
+                from parttrack.engine.refine import MaskRefiner
 
                 refiner = MaskRefiner((h, w), out.masks.shape[2:], lb)
         centres[start:start + len(batch)] = lb.norm_to_source(out.transforms[..., 4:6])
@@ -321,7 +321,7 @@ def evaluate_bundle(bundle_path: str | Path, video: str | Path | SyntheticVideo,
             not match the ground truth.
         BundleError, BackendUnavailable: from the runtime factory.
     """
-    from engine.runtime import create_runtime
+    from parttrack.engine.runtime import create_runtime
 
     if isinstance(video, SyntheticVideo):
         frames, gt, name = video.frames, video.ground_truth, f"generated(figure_seed={video.figure_seed}, motion_seed={video.motion_seed})"

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.bundle import CONFIG_FILE, NOTES_FILE, ONNX_FILE, WEIGHTS_FILE, BundleMeta, write_onnx_meta
-from engine.errors import OutputError
-from engine.model import PartNet, count_macs, state_dict_numpy
+from parttrack.engine.bundle import CONFIG_FILE, NOTES_FILE, ONNX_FILE, WEIGHTS_FILE, BundleMeta, write_onnx_meta
+from parttrack.engine.errors import OutputError
+from parttrack.engine.model import PartNet, count_macs, state_dict_numpy
 
 #: Largest |ORT − torch| accepted by :func:`check_onnx` (masks and transforms, float32).
 ONNX_TOLERANCE = 1e-4

@@ -67,7 +67,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from engine.flow import PairFlow, global_affine_residual
+from parttrack.engine.flow import PairFlow, global_affine_residual
 
 
 @dataclass(frozen=True)

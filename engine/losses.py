@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engine.warp import compose, tuple_to_matrix
+from parttrack.engine.warp import compose, tuple_to_matrix
 
 
 def pyramid(img: torch.Tensor, levels: int) -> list[torch.Tensor]:

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.errors import BundleError
+from parttrack.engine.errors import BundleError
 
 
 @dataclass(frozen=True)

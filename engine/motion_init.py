@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine import losses as L
-from engine.flow import PRESETS, to_gray
+from parttrack.engine import losses as L
+from parttrack.engine.flow import PRESETS, to_gray
 
 
 def motion_clusters(frames: np.ndarray, background: np.ndarray, num_parts: int, mask_size: tuple[int, int],

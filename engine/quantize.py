@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.bundle import METADATA_KEY, Bundle, load_bundle
-from engine.errors import InputError, OutputError
-from engine.runtime.files import INT8_FILE, INT8_SOURCE_KEY, onnx_fingerprint
-from engine.types import PartOutput
+from parttrack.engine.bundle import METADATA_KEY, Bundle, load_bundle
+from parttrack.engine.errors import InputError, OutputError
+from parttrack.engine.runtime.files import INT8_FILE, INT8_SOURCE_KEY, onnx_fingerprint
+from parttrack.engine.types import PartOutput
 
 #: Calibration methods accepted by :func:`quantize_bundle` (onnxruntime CalibrationMethod).
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -179,7 +179,7 @@ def build_int8(bundle: Bundle | str | Path, frames: np.ndarray, *, method: str =
     Returns:
         (path of ``model.int8.onnx``, accuracy-cost metrics).
     """
-    from engine.runtime import create_runtime
+    from parttrack.engine.runtime import create_runtime
 
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     if len(frames) < 8:

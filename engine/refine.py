@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.preprocess import Letterbox
-from engine.types import part_labels
+from parttrack.engine.preprocess import Letterbox
+from parttrack.engine.types import part_labels
 
 #: Work-grid target: about this many work cells per mask pixel (sets the automatic
 #: ``downsample``: the work grid never needs to be much finer than the mask's detail).

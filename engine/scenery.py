@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.types import part_labels
+from parttrack.engine.types import part_labels
 
 
 # --------------------------------------------------------------------------- edits

@@ -45,8 +45,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.angles import wrap_deg
-from engine.errors import InputError
+from parttrack.engine.angles import wrap_deg
+from parttrack.engine.errors import InputError
 
 #: Body plans :func:`render_video` can draw (``plan=``).
 PLANS = ("humanoid", "quadruped", "robot_arm")
@@ -464,7 +464,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "
     Raises:
         ValueError: odd width/height or no frames.
     """
-    from engine.video import VideoWriter
+    from parttrack.engine.video import VideoWriter
 
     t, h, w, _ = frames.shape
     if t == 0 or h % 2 or w % 2:

@@ -41,12 +41,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine import losses as L
-from engine.bundle import default_part_colors
-from engine.errors import InputError, OutputError
-from engine.model import NetConfig, PartNet, build_network
-from engine.types import part_labels
-from engine.warp import compose, invert, random_warps, tuple_to_matrix, warp
+from parttrack.engine import losses as L
+from parttrack.engine.bundle import default_part_colors
+from parttrack.engine.errors import InputError, OutputError
+from parttrack.engine.model import NetConfig, PartNet, build_network
+from parttrack.engine.types import part_labels
+from parttrack.engine.warp import compose, invert, random_warps, tuple_to_matrix, warp
 
 #: Depth logit given to warped part maps outside the source frame (grid_sample pads zeros).
 _DEPTH_PAD = 20.0
@@ -159,6 +159,9 @@ class TrainConfig:
             (:func:`engine.scenery.detect_scenery` on the training frames: never visible,
             static, on the static background, or spread) are recorded in the bundle as dropped
             (folded into the background; ``parttrack label --reset-edits`` undoes it).
+        change_prior_floor: after the background warm-up the change prior keeps this fraction
+            of its weight (0: it fades out with the warm-up; 1: on at full weight for the whole
+            run, so the foreground keeps following the background-subtraction map).
         usage_on_changed: (default on) the part-usage loss measures each part's share over the pixels that
             differ from the static background image only (``static_background``), instead of
             over everything not on the background slot.
@@ -188,6 +191,7 @@ class TrainConfig:
     warp_shift: float = 0.1
     flow_preset: str = "fast"
     usage_on_changed: bool = True
+    change_prior_floor: float = 0.0
     illumination: bool = True
     cluster_steps: int = 300
     fold_scenery: bool = True
@@ -218,7 +222,7 @@ def prepare_frames(frames: np.ndarray | list[np.ndarray], size: int) -> np.ndarr
     Raises:
         InputError: fewer than :data:`MIN_FRAMES` frames.
     """
-    from engine.preprocess import Letterbox
+    from parttrack.engine.preprocess import Letterbox
 
     out = []
     for f in frames:
@@ -265,7 +269,7 @@ class Trainer:
         if train_config.recon_scale not in (1, 2, 4):
             raise ValueError(f"recon_scale must be 1, 2 or 4, got {train_config.recon_scale}")
         h, w = (side * train_config.recon_scale for side in net_config.mask_size)
-        from engine.footage import shot_ids
+        from parttrack.engine.footage import shot_ids
 
         #: (T,) int64 shot of every frame; the shots' frame ranges [lo, hi).
         self.shot_of = shot_ids(len(frames), train_config.shot_starts)
@@ -288,14 +292,14 @@ class Trainer:
         self.pair_flow, self.gray = None, None
         self.moving = None
         if not train_config.static_background and train_config.motion_changed:
-            from engine.flow import moving_pixels, to_gray
+            from parttrack.engine.flow import moving_pixels, to_gray
 
             cv2.setNumThreads(1)
             self.moving = torch.from_numpy(moving_pixels(to_gray(frames), net_config.mask_size,
                                                          shot_starts=train_config.shot_starts)).to(self.device)
         self.clusters = None
         if train_config.weights.cluster:
-            from engine.motion_init import motion_clusters
+            from parttrack.engine.motion_init import motion_clusters
 
             cv2.setNumThreads(1)
             foreground = None
@@ -317,7 +321,7 @@ class Trainer:
             self.clusters = (torch.from_numpy(targets).to(torch.float16).to(self.device),
                              torch.from_numpy(valid).to(self.device))
         if train_config.weights.flow:
-            from engine.flow import PairFlow
+            from parttrack.engine.flow import PairFlow
 
             cv2.setNumThreads(1)    # the pairs are small; OpenCV's pool would compete with torch's
             self.pair_flow = PairFlow(net_config.mask_size, train_config.flow_preset)
@@ -365,7 +369,7 @@ class Trainer:
         gap = self.tcfg.max_pair_gap or n
         tgt = np.clip(src + self.rng.integers(-gap, gap + 1, b), 0, n - 1)
         if self.tcfg.shot_starts:  # never across a shot cut
-            from engine.footage import shot_bounds
+            from parttrack.engine.footage import shot_bounds
 
             tgt = np.clip(tgt, *shot_bounds(src, self.tcfg.shot_starts, n))
         self.last_pair_indices = (src, tgt)
@@ -384,7 +388,7 @@ class Trainer:
         """Measured optical flow ``(B, 2, h, w)`` and its trust ``(B, h, w)`` of a batch of pairs
         (:class:`engine.flow.PairFlow`; cached by frame indices when the batch is the last one
         :meth:`sample_pairs` drew)."""
-        from engine.flow import to_gray
+        from parttrack.engine.flow import to_gray
 
         idx = self.batch_indices(src_u8, tgt_u8)
         if idx is not None:
@@ -464,11 +468,13 @@ class Trainer:
             # static background image, so parts parked on the scenery do not satisfy it.
             where = changed() if tc.usage_on_changed and (tc.static_background or self.moving is not None) else None
             terms["usage"] = w.usage * L.part_usage_loss(masks_all, w.usage_share / k, where)
-        if w.change_prior and (tc.static_background or self.moving is not None) and ramp < 1 and changed() is not None:
+        prior_factor = max(1.0 - ramp, tc.change_prior_floor)
+        if w.change_prior and (tc.static_background or self.moving is not None) and prior_factor > 0 \
+                and changed() is not None:
             # Background subtraction against the static background image: changed pixels to the
             # parts, unchanged ones to the background slot. Fades out as the background loss
             # fades in.
-            terms["change_prior"] = w.change_prior * (1.0 - ramp) * L.background_subtraction_loss(enc["depth"], changed())
+            terms["change_prior"] = w.change_prior * prior_factor * L.background_subtraction_loss(enc["depth"], changed())
         if w.concentration:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
         if w.flow and self.pair_flow is not None:
@@ -575,7 +581,7 @@ class Trainer:
         gap = self.tcfg.max_pair_gap or n
         tgt = np.clip(src + rng.integers(-gap, gap + 1, pairs), 0, n - 1)
         if self.tcfg.shot_starts:
-            from engine.footage import shot_bounds
+            from parttrack.engine.footage import shot_bounds
 
             tgt = np.clip(tgt, *shot_bounds(src, self.tcfg.shot_starts, n))
         self.net.eval()
@@ -625,9 +631,9 @@ class Trainer:
             InputError: the bundle's network settings (K, input size, widths...) differ from
                 this trainer's, or it has no readable config.json / weights.npz.
         """
-        from engine.bundle import CONFIG_FILE, WEIGHTS_FILE
-        from engine.errors import BundleError
-        from engine.model import load_state_npz, read_config
+        from parttrack.engine.bundle import CONFIG_FILE, WEIGHTS_FILE
+        from parttrack.engine.errors import BundleError
+        from parttrack.engine.model import load_state_npz, read_config
 
         d = Path(bundle_dir)
         try:
@@ -822,7 +828,7 @@ def scenery_parts(masks: np.ndarray, frames: np.ndarray, static_camera: bool = T
         Nothing is dropped when every part is flagged (the subject was not found; the bundle
         keeps all parts and the notes say so).
     """
-    from engine.scenery import detect_scenery
+    from parttrack.engine.scenery import detect_scenery
 
     scores = detect_scenery(masks.astype(np.float32), frames if static_camera else None, moving=moving)
     drop = tuple(s.part for s in scores if s.scenery)
@@ -899,9 +905,9 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
                          part_names: tuple[str, ...] = (), notes_extra: str = "",
                          last: dict | None = None, extra: dict | None = None) -> Path:
     """Export a trainer's network as a bundle with its training record and quality notes."""
-    from engine.bundle import BundleMeta
-    from engine.export import export_bundle
-    from engine.model import count_macs
+    from parttrack.engine.bundle import BundleMeta
+    from parttrack.engine.export import export_bundle
+    from parttrack.engine.model import count_macs
 
     net_config, train_config, frames = trainer.cfg, trainer.tcfg, trainer.frames.cpu().numpy()
     net = network_from_trainer(trainer)
@@ -914,7 +920,7 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
         if trainer.moving is not None:
             moving = trainer.moving.cpu().numpy()[idx]
         else:
-            from engine.flow import moving_pixels, to_gray
+            from parttrack.engine.flow import moving_pixels, to_gray
 
             moving = moving_pixels(to_gray(frames), net_config.mask_size, indices=idx,
                                    shot_starts=train_config.shot_starts)

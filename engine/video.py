@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import OutputError
+from parttrack.engine.errors import OutputError
 
 
 class VideoWriter:

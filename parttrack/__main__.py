@@ -1,5 +1,5 @@
 """``python -m parttrack`` = the ``parttrack`` command."""
 
-from tracker.cli import run
+from parttrack.tracker.cli import run
 
 run()

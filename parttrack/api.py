@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.bundle import Bundle, default_model_path, load_bundle
-from engine.runtime import create_runtime
-from tracker.core import Frame, PartPoses
-from tracker.io import TRACKS_COLUMNS
-from tracker.kalman import make_factory
-from tracker.pipeline import OnlineTracker, VideoTracks, track_file
-from tracker.results import TrackOptions
+from parttrack.engine.bundle import Bundle, default_model_path, load_bundle
+from parttrack.engine.runtime import create_runtime
+from parttrack.tracker.core import Frame, PartPoses
+from parttrack.tracker.io import TRACKS_COLUMNS
+from parttrack.tracker.kalman import make_factory
+from parttrack.tracker.pipeline import OnlineTracker, VideoTracks, track_file
+from parttrack.tracker.results import TrackOptions
 
 
 @dataclass(frozen=True)
@@ -242,8 +242,8 @@ def track_to_folder(video: str | Path, out_dir: str | Path, model: Model | str |
     Raises:
         InputError, OutputError, BundleError: as :func:`tracker.offline.track_video`.
     """
-    from tracker.animation import parse_formats
-    from tracker.offline import track_video as track_into
+    from parttrack.tracker.animation import parse_formats
+    from parttrack.tracker.offline import track_video as track_into
 
     m = _model(model)
     options = TrackOptions(model=m.path, smoother=smoother, overlay=overlay, masks=masks, raw=raw,
@@ -266,7 +266,7 @@ def export(result_dir: str | Path, formats=("all",)) -> list[Path]:
         InputError: not a result folder, an unknown format, or a pose format whose libraries
             are not installed (``pip install 'parttrack[formats]'``).
     """
-    from tracker.animation import parse_formats, write_exports
+    from parttrack.tracker.animation import parse_formats, write_exports
 
     return write_exports(result_dir, parse_formats(list(formats)))
 

@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.bundle import default_model_path  # noqa: E402
-from engine.runtime.devices import cpu_model  # noqa: E402
-from tracker.batch import TrackOptions, run_batch  # noqa: E402
+from parttrack.engine.bundle import default_model_path  # noqa: E402
+from parttrack.engine.runtime.devices import cpu_model  # noqa: E402
+from parttrack.tracker.batch import TrackOptions, run_batch  # noqa: E402
 
 
 def _quiet(msg: str) -> None:
@@ -49,7 +49,7 @@ def _quiet(msg: str) -> None:
 
 
 def make_videos(folder: Path, n: int, frames: int, size: tuple[int, int]) -> list[Path]:
-    from engine.synthetic import render_video, write_video
+    from parttrack.engine.synthetic import render_video, write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -62,9 +62,9 @@ def make_videos(folder: Path, n: int, frames: int, size: tuple[int, int]) -> lis
 def make_model(folder: Path) -> Path:
     import torch
 
-    from engine.bundle import BundleMeta
-    from engine.export import export_bundle
-    from engine.model import NetConfig, build_network
+    from parttrack.engine.bundle import BundleMeta
+    from parttrack.engine.export import export_bundle
+    from parttrack.engine.model import NetConfig, build_network
 
     torch.manual_seed(0)
     cfg = NetConfig()
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     if any(kind == "ray" for kind, _, _ in configs) or not args.no_e2e:
         import ray
 
-        from tracker.ray_batch import run_batch_ray
+        from parttrack.tracker.ray_batch import run_batch_ray
     if not args.no_e2e:
         starts = []
         for _ in range(max(1, args.repeat)):

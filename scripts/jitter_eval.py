@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.preprocess import Letterbox  # noqa: E402
-from engine.synthetic import render_video  # noqa: E402
-from tracker.core import Track  # noqa: E402
-from tracker.kalman import KalmanFactory, KalmanNoise, wrap_deg  # noqa: E402
-from tracker.poses import PoseExtractor  # noqa: E402
+from parttrack.engine.preprocess import Letterbox  # noqa: E402
+from parttrack.engine.synthetic import render_video  # noqa: E402
+from parttrack.tracker.core import Track  # noqa: E402
+from parttrack.tracker.kalman import KalmanFactory, KalmanNoise, wrap_deg  # noqa: E402
+from parttrack.tracker.poses import PoseExtractor  # noqa: E402
 
 
 def _track(arrays: dict, times: np.ndarray) -> Track:
@@ -84,7 +84,7 @@ def run_fake(video, noise, input_size: int, mask_size: int, seed: int, batch: in
 
 
 def run_model(video, model: str, backend: str, batch: int = 16):
-    from engine.runtime import create_runtime
+    from parttrack.engine.runtime import create_runtime
 
     rt = create_runtime(model, backend=backend)
     lb = Letterbox.fit(video.height, video.width, rt.meta.input_size)

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tracker.core import Track  # noqa: E402
-from tracker.kalman import KalmanFactory, KalmanNoise  # noqa: E402
+from parttrack.tracker.core import Track  # noqa: E402
+from parttrack.tracker.kalman import KalmanFactory, KalmanNoise  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -34,7 +34,7 @@ VIDEO = dict(size=256, frames=300, fps=25.0, light=0.15, crf=23, test_frames=150
 
 
 def videos(plan: str, figure_seed: int):
-    from engine.synthetic import render_video
+    from parttrack.engine.synthetic import render_video
 
     common = dict(size=VIDEO["size"], figure_seed=figure_seed, plan=plan, light=VIDEO["light"], crf=VIDEO["crf"],
                   fps=VIDEO["fps"])
@@ -43,7 +43,7 @@ def videos(plan: str, figure_seed: int):
 
 
 def run_train(clip: Path, out: Path, steps: int, seed: int) -> tuple[Path, float]:
-    cmd = [sys.executable, "-m", "tracker.cli", "train", str(clip), "-o", str(out), "--steps", str(steps),
+    cmd = [sys.executable, "-m", "parttrack", "train", str(clip), "-o", str(out), "--steps", str(steps),
            "--minutes", "1e9", "--seed", str(seed), "--threads", "1", "--device", "cpu", "--no-progress"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -54,9 +54,9 @@ def run_train(clip: Path, out: Path, steps: int, seed: int) -> tuple[Path, float
 def run_learn(clip: Path, root: Path, steps: int, warm: bool, seconds: float) -> tuple[Path, float, dict]:
     from PyQt6 import QtWidgets
 
-    from engine.runtime import create_runtime
-    from tracker.learn import LearnSettings
-    from ui.viewer import ViewerWindow
+    from parttrack.engine.runtime import create_runtime
+    from parttrack.tracker.learn import LearnSettings
+    from parttrack.ui.viewer import ViewerWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
 
@@ -97,8 +97,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from engine.evaluate import evaluate_bundle
-    from engine.synthetic import write_video
+    from parttrack.engine.evaluate import evaluate_bundle
+    from parttrack.engine.synthetic import write_video
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

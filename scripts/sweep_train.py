@@ -45,6 +45,7 @@ RECIPES: dict[str, dict] = {
     "restarts3": {"restarts": 3, "restart_steps": 300},
     "moving": {"static_background": False},                             # the decoded background, as in the paper
     "moving_nomotion": {"static_background": False, "motion_changed": False},
+    "prior_all": {"change_prior_floor": 1.0},
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 
@@ -65,10 +66,10 @@ def run_one(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from engine.evaluate import evaluate_bundle
-    from engine.model import NetConfig
-    from engine.synthetic import render_video
-    from engine.train import TrainConfig, Trainer, prepare_frames, write_trained_bundle
+    from parttrack.engine.evaluate import evaluate_bundle
+    from parttrack.engine.model import NetConfig
+    from parttrack.engine.synthetic import render_video
+    from parttrack.engine.train import TrainConfig, Trainer, prepare_frames, write_trained_bundle
 
     run_dir = Path(job["run_dir"])
     fs = 100 + job["seed"]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from engine.bundle import BundleMeta
-from engine.export import export_bundle
-from engine.model import NetConfig, build_network
+from parttrack.engine.bundle import BundleMeta
+from parttrack.engine.export import export_bundle
+from parttrack.engine.model import NetConfig, build_network
 
 
 def make_tiny_bundle(path: str | Path, num_parts: int = 4, input_size: int = 32, seed: int = 0) -> Path:

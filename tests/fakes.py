@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.bundle import BundleMeta
-from engine.preprocess import Letterbox
-from engine.types import PartOutput
+from parttrack.engine.bundle import BundleMeta
+from parttrack.engine.preprocess import Letterbox
+from parttrack.engine.types import PartOutput
 
 
 # ------------------------------------------------------------------------------------ masks

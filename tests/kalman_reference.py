@@ -9,7 +9,7 @@ from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 from scipy.linalg import block_diag
 
-from tracker.kalman import KalmanNoise, _measurements, wrap_deg
+from parttrack.tracker.kalman import KalmanNoise, _measurements, wrap_deg
 
 
 def _blocks(dt: float, rho: np.ndarray, accel: np.ndarray):

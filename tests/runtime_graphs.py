@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from engine.bundle import BundleMeta, write_onnx_meta
+from parttrack.engine.bundle import BundleMeta, write_onnx_meta
 
 HIDDEN = 8
 

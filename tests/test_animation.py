@@ -8,10 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from engine.errors import InputError
-from engine.synthetic import render_video
-from tracker import blender_import as bi
-from tracker.animation import (
+from parttrack.engine.errors import InputError
+from parttrack.engine.synthetic import render_video
+from parttrack.tracker import blender_import as bi
+from parttrack.tracker.animation import (
     ExportSettings,
     ae_frames,
     ae_part_text,
@@ -20,8 +20,8 @@ from tracker.animation import (
     parse_ae_keyframes,
     write_exports,
 )
-from tracker.core import JointPositions, Track
-from tracker.io import JointsCSVWriter, read_tracks_csv, write_tracks_csv
+from parttrack.tracker.core import JointPositions, Track
+from parttrack.tracker.io import JointsCSVWriter, read_tracks_csv, write_tracks_csv
 
 FPS, W, H = 25.0, 96, 64
 
@@ -82,7 +82,7 @@ def test_after_effects_round_trip(result_dir):
         assert np.all(sc[:, 3] == 100)
     # Joints: one Position block each.
     doc = parse_ae_keyframes((result_dir / "ae" / "joint2_1_3.txt").read_text())
-    from tracker.io import read_joints_csv
+    from parttrack.tracker.io import read_joints_csv
     joints = read_joints_csv(result_dir / "joints.csv")
     np.testing.assert_allclose(doc["blocks"]["Position"][:, 1:3],
                                np.array([j.xy[1] for j in joints]) + 0.5, atol=1e-4)
@@ -146,7 +146,7 @@ def test_export_without_track_json_needs_fps_and_size(tmp_path, result_dir):
 
 
 def test_cli_export(tmp_path, result_dir, capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     assert main(["export", str(result_dir / "tracks.csv"), "--format", "blender", "-o", str(tmp_path)]) == 0
     assert (tmp_path / "blender" / "parttrack_import.py").is_file()
@@ -254,7 +254,7 @@ def test_blender_script_runs_in_blender(tmp_path, result_dir):
             checked += 1
     assert checked >= 10 * 4
     jx, jy = out["joints"]["joint_1_2"]["8"]
-    from tracker.io import read_joints_csv
+    from parttrack.tracker.io import read_joints_csv
     j = read_joints_csv(result_dir / "joints.csv")[7].xy[0]
     assert (jx, jy) == pytest.approx(((j[0] + 0.5 - W / 2) / ppu, (H / 2 - j[1] - 0.5) / ppu), abs=1e-5)
 
@@ -262,8 +262,8 @@ def test_blender_script_runs_in_blender(tmp_path, result_dir):
 def test_blender_script_reads_the_same_csv_schema_as_tracker_io():
     """The Blender script cannot import parttrack inside Blender, so it repeats the column
     orders; they must not drift from tracker.io's."""
-    from tracker import blender_import
-    from tracker.io import JOINTS_COLUMNS, TRACKS_COLUMNS
+    from parttrack.tracker import blender_import
+    from parttrack.tracker.io import JOINTS_COLUMNS, TRACKS_COLUMNS
 
     assert blender_import.TRACKS_COLUMNS == TRACKS_COLUMNS
     assert blender_import.JOINTS_COLUMNS == JOINTS_COLUMNS

@@ -82,7 +82,7 @@ def test_tracker_process_frame_by_frame(model):
 
 
 def test_track_video_bad_input_is_a_clear_error(model, tmp_path):
-    from engine.errors import InputError
+    from parttrack.engine.errors import InputError
 
     with pytest.raises(InputError):
         parttrack.track_video(tmp_path / "missing.mp4", model)

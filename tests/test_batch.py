@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from engine.errors import InputError, OutputError
+from parttrack.engine.errors import InputError, OutputError
+from parttrack.tracker.batch import run_batch
+from parttrack.tracker.io import JOINTS_COLUMNS, TRACKS_COLUMNS, read_joints_csv, read_label_png, read_tracks_csv
+from parttrack.tracker.offline import track_video
+from parttrack.tracker.results import TrackOptions, VideoResult, discover_videos, failure_lines, output_dirs, summarize
 from tests.fakes import ColorKeyRuntime, FailingRuntime, color_runtime_factory, flat_parts_frames
 from tests.videos import write_video
-from tracker.batch import run_batch
-from tracker.io import JOINTS_COLUMNS, TRACKS_COLUMNS, read_joints_csv, read_label_png, read_tracks_csv
-from tracker.offline import track_video
-from tracker.results import TrackOptions, VideoResult, discover_videos, failure_lines, output_dirs, summarize
 
 N_FRAMES = 16
 
@@ -230,7 +230,7 @@ def tiny_bundle(tmp_path_factory):
 
 
 def test_cli_track_with_a_real_bundle(tmp_path, videos, tiny_bundle, capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     bad = videos[0].parent / "broken.mp4"
     bad.write_bytes(b"not a video at all")
@@ -253,7 +253,7 @@ def test_cli_track_with_a_real_bundle(tmp_path, videos, tiny_bundle, capsys):
 
 
 def test_cli_user_errors(tmp_path, videos, capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     assert main(["track", str(videos[0]), "-o", str(tmp_path / "o"), "--export", "maya", "--no-progress"]) == 2
     err = capsys.readouterr().err
@@ -273,8 +273,8 @@ def test_cli_user_errors(tmp_path, videos, capsys):
 def test_scaled_decoding_matches_the_source_module(tmp_path, pix_fmt, src, size):
     """The pass-1 decoder (YUV planes area-resized, then one small colour conversion) gives
     the frames tracker.sources.FileSource gives at that size (its fallback: exactly)."""
-    from engine.synthetic import render_video
-    from tracker.sources import FileSource, ScaledFileSource
+    from parttrack.engine.synthetic import render_video
+    from parttrack.tracker.sources import FileSource, ScaledFileSource
 
     video = render_video(6, size=src, figure_seed=0, motion_seed=0)
     path = write_video(tmp_path / "v.mp4", video.frames, pix_fmt=pix_fmt)
@@ -292,7 +292,7 @@ def test_cli_ray_flag_before_paths_keeps_the_path(tmp_path, videos, monkeypatch)
     import sys
     import types
 
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     seen = {}
 
@@ -300,7 +300,7 @@ def test_cli_ray_flag_before_paths_keeps_the_path(tmp_path, videos, monkeypatch)
         seen.update(videos=vids, address=address)
         return []
 
-    monkeypatch.setitem(sys.modules, "tracker.ray_batch", types.SimpleNamespace(run_batch_ray=fake_run_batch_ray))
+    monkeypatch.setitem(sys.modules, "parttrack.tracker.ray_batch", types.SimpleNamespace(run_batch_ray=fake_run_batch_ray))
     assert main(["track", "--ray", str(videos[0].parent), "-o", str(tmp_path / "o")]) == 0
     assert seen["address"] is None and len(seen["videos"]) == 3
     assert main(["track", str(videos[0]), "--ray", "ray://head:10001", "-o", str(tmp_path / "o")]) == 0

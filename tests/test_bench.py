@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import bench
-from engine.runtime import backend_status
+from parttrack.engine import bench
+from parttrack.engine.runtime import backend_status
+from parttrack.tracker import bench as pipeline_bench
+from parttrack.tracker.cli import main
 from tests.runtime_graphs import write_graph_bundle
-from tracker import bench as pipeline_bench
-from tracker.cli import main
 
 
 @pytest.fixture()
@@ -67,7 +67,7 @@ def test_bench_runtimes_reports_available_and_unavailable(graph_bundle):
 
 
 def test_bench_includes_int8_when_the_bundle_has_it(graph_bundle):
-    from engine.quantize import quantize_bundle
+    from parttrack.engine.quantize import quantize_bundle
 
     frames = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
     quantize_bundle(graph_bundle, frames)
@@ -76,7 +76,7 @@ def test_bench_includes_int8_when_the_bundle_has_it(graph_bundle):
 
 
 def test_sample_frames_uses_the_clip_or_noise(graph_bundle, tmp_path):
-    from engine.bundle import load_bundle
+    from parttrack.engine.bundle import load_bundle
     from tests.videos import write_video
 
     b = load_bundle(graph_bundle)
@@ -93,9 +93,9 @@ def test_bench_pipeline_times_track_video(graph_bundle, tmp_path, monkeypatch):
     def track_video(video, out_dir, options, runtime=None):
         seen.append((Path(video), runtime.name, options.get("plot", True)))
 
-    fake = types.ModuleType("tracker.offline")
+    fake = types.ModuleType("parttrack.tracker.offline")
     fake.TrackOptions, fake.track_video = dict, track_video
-    monkeypatch.setitem(sys.modules, "tracker.offline", fake)
+    monkeypatch.setitem(sys.modules, "parttrack.tracker.offline", fake)
     monkeypatch.setattr(pipeline_bench, "make_bench_video", lambda path, source: _write(path))
     res = pipeline_bench.bench_pipeline(graph_bundle, repeats=2)
     assert res["frames"] == 6 and (res["width"], res["height"]) == (64, 48)

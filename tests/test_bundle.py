@@ -9,8 +9,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engine.bundle import FORMAT_VERSION, METADATA_KEY, BundleMeta, load_bundle, read_onnx_meta, write_onnx_meta
-from engine.errors import BundleError
+from parttrack.engine.bundle import (
+    FORMAT_VERSION,
+    METADATA_KEY,
+    BundleMeta,
+    load_bundle,
+    read_onnx_meta,
+    write_onnx_meta,
+)
+from parttrack.engine.errors import BundleError
 
 
 def _graph_model(k: int, size: int = 16) -> onnx.ModelProto:
@@ -121,7 +128,7 @@ def test_meta_validation():
 
 # ------------------------------------------------------------------ part edits (drop / merge)
 def test_part_edits_round_trip_and_default(tmp_path):
-    from engine.scenery import PartEdits
+    from parttrack.engine.scenery import PartEdits
 
     b = load_bundle(_write_bundle(tmp_path / "b"))
     assert b.meta.dropped_parts == () and b.meta.merged_parts == () and not b.meta.part_edits
@@ -146,7 +153,7 @@ def test_invalid_edits_in_metadata(dropped, merged):
 
 
 def test_label_drop_and_merge_round_trip(tmp_path, capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     path = _write_bundle(tmp_path / "b", k=5)
     assert main(["label", str(path), "--drop", "3"]) == 0
@@ -171,7 +178,7 @@ def test_label_drop_and_merge_round_trip(tmp_path, capsys):
     (["--drop", "2", "--merge", "1,2"], ["both dropped and merged"]),
 ])
 def test_label_bad_edits_are_user_errors(tmp_path, capsys, args, words):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     path = _write_bundle(tmp_path / "b", k=3)
     assert main(["label", str(path), *args]) == 2

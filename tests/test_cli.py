@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.cli import COMMANDS, build_parser, main
+from parttrack.tracker.cli import COMMANDS, build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,7 @@ def test_every_subcommand_has_help(command, capsys):
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "tracker.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "parttrack", *args], capture_output=True, text=True,
                           env=env, cwd=cwd or ROOT, timeout=timeout)
 
 
@@ -100,7 +100,7 @@ def test_bad_input_is_a_one_line_error(tmp_path, case):
 NO_TORCH = """
 import sys
 sys.modules['torch'] = None  # any 'import torch' now raises ImportError, as in a plain install
-from tracker.cli import main
+from parttrack.tracker.cli import main
 {body}
 """
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from engine.evaluate import (
+from parttrack.engine.evaluate import (
     confusion,
     evaluate_bundle,
     evaluate_prediction,
@@ -14,8 +14,8 @@ from engine.evaluate import (
     part_iou,
     predict_video,
 )
-from engine.preprocess import Letterbox
-from engine.synthetic import render_video
+from parttrack.engine.preprocess import Letterbox
+from parttrack.engine.synthetic import render_video
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def _constant_bundle(path, k=3, s=32, mh=16, mw=16):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from engine.bundle import BundleMeta, write_onnx_meta
+    from parttrack.engine.bundle import BundleMeta, write_onnx_meta
 
     masks = np.zeros((1, k + 1, mh, mw), np.float32)
     masks[0, 1, :, : mw // 2] = 1
@@ -169,7 +169,7 @@ def _constant_bundle(path, k=3, s=32, mh=16, mw=16):
 
 
 def test_predict_video_maps_masks_through_the_letterbox(tmp_path):
-    from engine.runtime import create_runtime
+    from parttrack.engine.runtime import create_runtime
 
     bundle = _constant_bundle(tmp_path / "b")
     frames = np.zeros((3, 32, 64, 3), np.uint8)   # 2:1 source: padded 8 rows top and bottom
@@ -184,7 +184,7 @@ def test_predict_video_maps_masks_through_the_letterbox(tmp_path):
 
 
 def test_evaluate_bundle_on_saved_video_and_cli(tmp_path, capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     bundle = _constant_bundle(tmp_path / "b")
     v = render_video(8, size=(64, 32), figure_seed=0, motion_seed=1)

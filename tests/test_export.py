@@ -7,11 +7,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from engine.bundle import load_bundle
-from engine.errors import BundleError
-from engine.model import load_network
+from parttrack.engine.bundle import load_bundle
+from parttrack.engine.errors import BundleError
+from parttrack.engine.model import load_network
+from parttrack.tracker.cli import main
 from tests.bundle_factory import make_tiny_bundle
-from tracker.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine import losses as L
-from engine.flow import PairFlow, to_gray
-from engine.warp import identity
+from parttrack.engine import losses as L
+from parttrack.engine.flow import PairFlow, to_gray
+from parttrack.engine.warp import identity
 
 
 def _textured(seed=0, size=128):
@@ -100,9 +100,9 @@ def test_flow_loss_ignores_untrusted_pixels():
 
 
 def test_trainer_with_flow_loss_logs_it(tmp_path):
-    from engine.model import NetConfig
-    from engine.synthetic import render_video
-    from engine.train import TrainConfig, Trainer
+    from parttrack.engine.model import NetConfig
+    from parttrack.engine.synthetic import render_video
+    from parttrack.engine.train import TrainConfig, Trainer
 
     frames = render_video(12, 32, figure_seed=1, motion_seed=1).frames
     tc = TrainConfig.from_dict({"steps": 2, "batch": 2, "snapshot_every": 100, "checkpoint_every": 100,
@@ -113,7 +113,7 @@ def test_trainer_with_flow_loss_logs_it(tmp_path):
 
 
 def test_global_affine_residual_removes_a_camera_pan():
-    from engine.flow import global_affine_residual
+    from parttrack.engine.flow import global_affine_residual
 
     h = w = 64
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -125,7 +125,7 @@ def test_global_affine_residual_removes_a_camera_pan():
 
 
 def test_moving_pixels_find_the_subject_under_a_camera_pan():
-    from engine.flow import moving_pixels
+    from parttrack.engine.flow import moving_pixels
 
     scene = _textured(0, 160)
     blob = _textured(1, 24)

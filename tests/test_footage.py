@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.footage import FootageChecker, FootageReport, check_footage, findings, shot_bounds
-from engine.synthetic import render_video
+from parttrack.engine.footage import FootageChecker, FootageReport, check_footage, findings, shot_bounds
+from parttrack.engine.synthetic import render_video
 
 FPS = 25.0
 CLIP = Path(__file__).resolve().parents[1] / "trained" / "bbb" / "clip.mp4"
@@ -97,7 +97,7 @@ def test_nothing_moving_is_said_plainly():
 
 
 def test_the_shipped_clip_has_no_cut_and_no_camera_finding():
-    from tracker.sources import open_source
+    from parttrack.tracker.sources import open_source
 
     with open_source(CLIP) as src:
         frames = [(f.image, f.time_s) for f in src]
@@ -136,8 +136,8 @@ def test_shot_bounds():
 
 def test_training_pairs_never_straddle_a_cut(tmp_path):
     torch = pytest.importorskip("torch")
-    from engine.model import NetConfig
-    from engine.train import TrainConfig, Trainer
+    from parttrack.engine.model import NetConfig
+    from parttrack.engine.train import TrainConfig, Trainer
 
     tiny = NetConfig(num_parts=2, input_size=32, widths=(8, 8, 16, 16), latent_channels=4, decoder_hidden=8,
                      head_hidden=8)
@@ -167,9 +167,9 @@ def test_each_shot_has_its_own_background_and_moving_pixel_map(tmp_path, cut_vid
     torch = pytest.importorskip("torch")
     import cv2
 
-    from engine.flow import moving_pixels, to_gray
-    from engine.model import NetConfig
-    from engine.train import TrainConfig, Trainer
+    from parttrack.engine.flow import moving_pixels, to_gray
+    from parttrack.engine.model import NetConfig
+    from parttrack.engine.train import TrainConfig, Trainer
 
     tiny = NetConfig(num_parts=2, input_size=128, widths=(8, 8, 16, 16), latent_channels=4, decoder_hidden=8,
                      head_hidden=8)
@@ -215,13 +215,13 @@ def test_each_shot_has_its_own_background_and_moving_pixel_map(tmp_path, cut_vid
 
 def test_cli_train_prints_findings_picks_the_camera_and_keeps_shots(tmp_path, capsys):
     pytest.importorskip("torch")
-    from engine.synthetic import write_video
-    from tracker.cli import main
+    from parttrack.engine.synthetic import write_video
+    from parttrack.tracker.cli import main
 
     v = render_video(80, size=96, figure_seed=2, motion_seed=1, cuts=(40,), pan=(20.0, 0.0))
     video = write_video(tmp_path / "v.mp4", v.frames, FPS)
     common = ["--parts", "2", "--size", "32", "--steps", "1", "--batch", "2", "--no-progress"]
-    from engine.bundle import load_bundle
+    from parttrack.engine.bundle import load_bundle
 
     # default: the longest shot only (both are 40 frames: the first)
     assert main(["train", str(video), "-o", str(tmp_path / "m1"), *common]) == 0
@@ -257,9 +257,9 @@ def test_cli_train_prints_findings_picks_the_camera_and_keeps_shots(tmp_path, ca
 
 
 def test_track_writes_the_footage_check(tmp_path, cut_video):
+    from parttrack.tracker.offline import track_video
     from tests.fakes import ColorKeyRuntime
     from tests.videos import write_video
-    from tracker.offline import track_video
 
     video = write_video(tmp_path / "cut.mp4", cut_video.frames[:70])
     res = track_video(video, tmp_path / "out", runtime=ColorKeyRuntime(input_size=128))

@@ -10,12 +10,12 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.errors import InputError
-from engine.synthetic import render_video
-from tracker.animation import parse_formats, write_exports
-from tracker.core import JointPositions, Track
-from tracker.formats import bvh_name, keypoints, tree_root
-from tracker.io import JointsCSVWriter, read_joints_csv, read_tracks_csv, write_tracks_csv
+from parttrack.engine.errors import InputError
+from parttrack.engine.synthetic import render_video
+from parttrack.tracker.animation import parse_formats, write_exports
+from parttrack.tracker.core import JointPositions, Track
+from parttrack.tracker.formats import bvh_name, keypoints, tree_root
+from parttrack.tracker.io import JointsCSVWriter, read_joints_csv, read_tracks_csv, write_tracks_csv
 
 FPS, W, H = 25.0, 96, 64
 HIDDEN = (3, slice(5, 10))  # part index 3 is not visible in frames 5..9
@@ -196,7 +196,7 @@ def test_tree_root_is_the_centre():
 
 def test_bvh_part_without_an_edge_gets_position_channels(tmp_path):
     bvh = pytest.importorskip("bvh")
-    from tracker.formats import Skeleton, bvh_text
+    from parttrack.tracker.formats import Skeleton, bvh_text
 
     t = 4
     xy = np.array([[[10.0, 20.0], [30.0, 20.0], [50.0, 5.0]]] * t)
@@ -219,7 +219,7 @@ def test_missing_library_names_the_extra(monkeypatch, result_dir, capsys):
         parse_formats("nwb,bvh")
     assert "pynwb" in err.value.message and "parttrack[formats]" in err.value.hint
     assert parse_formats("animation") == ("ae", "blender", "bvh")  # no extra needed
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     assert main(["export", str(result_dir), "--format", "all"]) == 2
     out = capsys.readouterr().err
@@ -230,7 +230,7 @@ def test_missing_library_names_the_extra(monkeypatch, result_dir, capsys):
 
 def test_cli_export_all(tmp_path, result_dir, capsys):
     pytest.importorskip("sleap_io")
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     assert main(["export", str(result_dir / "tracks.csv"), "--format", "all", "-o", str(tmp_path)]) == 0
     for rel in ("ae/README.txt", "blender/parttrack_import.py", "nwb/figure.nwb", "dlc/figure.csv",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.errors import InputError
-from tracker.core import JointPositions, PartPoses, Track
-from tracker.io import (
+from parttrack.engine.errors import InputError
+from parttrack.tracker.core import JointPositions, PartPoses, Track
+from parttrack.tracker.io import (
     JOINTS_COLUMNS,
     TRACKS_COLUMNS,
     JointsCSVWriter,

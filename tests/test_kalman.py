@@ -8,10 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.kalman_reference import reference_offline, reference_online
-from tracker.core import Track
-from tracker.kalman import SMOOTHERS as SMOOTHER_NAMES
-from tracker.kalman import (
+from parttrack.tracker.core import Track
+from parttrack.tracker.kalman import SMOOTHERS as SMOOTHER_NAMES
+from parttrack.tracker.kalman import (
     FrameFilter,
     KalmanFactory,
     KalmanNoise,
@@ -24,6 +23,7 @@ from tracker.kalman import (
     smooth_track,
     wrap_deg,
 )
+from tests.kalman_reference import reference_offline, reference_online
 
 FRAME = (480, 640)
 

@@ -8,15 +8,15 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.synthetic import render_video
+from parttrack.engine.synthetic import render_video
+from parttrack.tracker.core import Frame
+from parttrack.tracker.io import read_label_png
+from parttrack.tracker.offline import track_video
+from parttrack.tracker.pipeline import OnlineTracker
+from parttrack.tracker.poses import SourceLabeler, labels_at_source
+from parttrack.tracker.results import TrackOptions
 from tests.fakes import GroundTruthRuntime
 from tests.videos import write_video
-from tracker.core import Frame
-from tracker.io import read_label_png
-from tracker.offline import track_video
-from tracker.pipeline import OnlineTracker
-from tracker.poses import SourceLabeler, labels_at_source
-from tracker.results import TrackOptions
 
 # 320×240 frames, a 128 model input with 32×32 masks: one mask pixel is 10 source pixels and
 # the batch path's guide (the frame decoded at the letterbox's inner size) is 128×96.

@@ -18,12 +18,12 @@ pytest.importorskip("pytestqt")
 from PyQt6 import QtCore  # noqa: E402
 from PyQt6.QtCore import Qt  # noqa: E402
 
+from parttrack.tracker import learn
+from parttrack.tracker.core import Frame
+from parttrack.tracker.learn import ClipRecorder, LearnSettings, TrainingJob
+from parttrack.ui.viewer import ViewerWindow
 from tests.test_viewer import FakeRuntime, SquareTracker, square_frames
 from tests.videos import write_video
-from tracker import learn
-from tracker.core import Frame
-from tracker.learn import ClipRecorder, LearnSettings, TrainingJob
-from ui.viewer import ViewerWindow
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def tiny_bundle(tmp_path_factory):
 
 
 def ort(path):
-    from engine.runtime import create_runtime
+    from parttrack.engine.runtime import create_runtime
 
     return create_runtime(path, backend="onnxruntime", threads=1, announce=False)
 
@@ -62,7 +62,7 @@ def learn_window(qtbot, source, runtime, settings, **kw):
 
 # --------------------------------------------------------------------------- no child process
 def test_clip_recorder_writes_a_readable_clip_of_the_asked_length(tmp_path):
-    from tracker.sources import read_frames
+    from parttrack.tracker.sources import read_frames
 
     rec = ClipRecorder(tmp_path / "c" / "clip.mp4", seconds=0.5)
     frames = square_frames(30)
@@ -82,7 +82,7 @@ def test_clip_recorder_writes_a_readable_clip_of_the_asked_length(tmp_path):
 def test_clip_recorder_keeps_time_running_across_a_loop_of_the_source(tmp_path):
     """A file looping (or seeked back) while recording: the clip's time goes on one frame
     interval after the last frame, and `seconds` counts recorded time."""
-    from tracker.sources import read_frames
+    from parttrack.tracker.sources import read_frames
 
     rec = ClipRecorder(tmp_path / "loop.mp4", seconds=1.0)
     frames = square_frames(30)
@@ -153,7 +153,7 @@ def test_learn_key_without_torch_explains_and_the_view_goes_on(qtbot, video, tmp
 
 
 def test_cli_learn_flag_without_torch_is_an_error_line(monkeypatch, video, capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     monkeypatch.setattr(learn, "training_dependency_missing", lambda: "learning needs torch, which is not installed")
     assert main(["--video", str(video), "--learn"]) != 0
@@ -175,7 +175,7 @@ def test_learn_countdown_can_be_cancelled(qtbot, video, tmp_path):
 # --------------------------------------------------------------------------- with the child
 def test_learn_records_trains_in_a_child_and_swaps_the_model_in(qtbot, video, tiny_bundle, tmp_path,
                                                                 record_property):
-    from engine.bundle import load_bundle
+    from parttrack.engine.bundle import load_bundle
 
     settings = tiny_settings(tmp_path)
     win = learn_window(qtbot, video, ort(tiny_bundle), settings, model_path=tiny_bundle, make_runtime=ort, learn=True)
@@ -212,7 +212,7 @@ def test_learn_records_trains_in_a_child_and_swaps_the_model_in(qtbot, video, ti
 
 
 def test_learn_stops_early_on_the_key_and_still_makes_a_model(qtbot, video, tiny_bundle, tmp_path):
-    from engine.bundle import load_bundle
+    from parttrack.engine.bundle import load_bundle
 
     settings = tiny_settings(tmp_path, steps=None, minutes=10.0)
     win = learn_window(qtbot, video, ort(tiny_bundle), settings, model_path=tiny_bundle, make_runtime=ort)
@@ -238,7 +238,7 @@ def square_index(frame_image):
 
 
 def test_file_playback_indices_are_source_indices_across_loops_and_seeks(video):
-    from tracker.playback import FilePlayback
+    from parttrack.tracker.playback import FilePlayback
 
     src = FilePlayback(video, loop=True)
     it = iter(src)
@@ -255,7 +255,7 @@ def test_file_playback_indices_are_source_indices_across_loops_and_seeks(video):
 
 
 def test_recorded_frames_with_loop_are_the_source_indices(qtbot, video, tmp_path):
-    from tracker.io import read_tracks_csv
+    from parttrack.tracker.io import read_tracks_csv
 
     win = learn_window(qtbot, video, FakeRuntime(), tiny_settings(tmp_path), make_tracker=SquareTracker,
                        record=tmp_path / "loop.csv", max_frames=40, realtime=False)
@@ -288,8 +288,8 @@ def test_seek_bar_and_frame_steps(qtbot, video, tmp_path):
 
 
 def test_a_part_turned_off_is_not_drawn_or_recorded(qtbot, video, tmp_path):
+    from parttrack.tracker.io import read_tracks_csv
     from tests.test_viewer import RED, colour_pixels, grab
-    from tracker.io import read_tracks_csv
 
     style_win = learn_window(qtbot, video, FakeRuntime(), tiny_settings(tmp_path), make_tracker=SquareTracker,
                              record=tmp_path / "parts.csv")
@@ -319,7 +319,7 @@ def test_a_part_turned_off_is_not_drawn_or_recorded(qtbot, video, tmp_path):
 def test_renaming_a_part_writes_the_bundle(qtbot, video, tiny_bundle, tmp_path):
     import shutil
 
-    from engine.bundle import load_bundle
+    from parttrack.engine.bundle import load_bundle
 
     bundle = shutil.copytree(tiny_bundle, tmp_path / "copy")
     win = learn_window(qtbot, video, ort(bundle), tiny_settings(tmp_path), model_path=bundle)
@@ -334,7 +334,7 @@ def test_clicking_a_part_in_the_drawn_legend_renames_it(qtbot, video, tiny_bundl
 
     from PyQt6 import QtWidgets
 
-    from engine.bundle import load_bundle
+    from parttrack.engine.bundle import load_bundle
 
     bundle = shutil.copytree(tiny_bundle, tmp_path / "copy")
     win = learn_window(qtbot, video, ort(bundle), tiny_settings(tmp_path), model_path=bundle)
@@ -379,7 +379,7 @@ def test_clicking_a_part_in_the_drawn_legend_renames_it(qtbot, video, tiny_bundl
 def test_camera_picker_lists_fake_devices_by_name_and_opens_the_choice(qtbot, video, tmp_path, monkeypatch):
     from PyQt6 import QtWidgets
 
-    from ui.cameras import CameraInfo, sysfs_cameras
+    from parttrack.ui.cameras import CameraInfo, sysfs_cameras
 
     win = learn_window(qtbot, video, FakeRuntime(), tiny_settings(tmp_path), make_tracker=SquareTracker)
     cams = [CameraInfo(0, "Integrated Webcam", ((1280, 720), (640, 480))), CameraInfo(2, "USB Camera")]
@@ -405,7 +405,7 @@ def test_camera_picker_lists_fake_devices_by_name_and_opens_the_choice(qtbot, vi
 
 
 def test_a_device_path_that_does_not_open_is_an_error_line(capsys, tmp_path):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     assert main(["--camera", str(tmp_path / "video97")]) != 0
     err = capsys.readouterr().err

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from engine import losses as L
-from engine.warp import compose, random_warps, tuple_to_matrix
+from parttrack.engine import losses as L
+from parttrack.engine.warp import compose, random_warps, tuple_to_matrix
 
 
 def _img(seed=0, n=2, h=16):
@@ -120,7 +120,7 @@ def test_assemble_picks_slot_images():
 
 def test_part_usage_counts_only_where_asked():
     """A part parked on pixels outside ``where`` (the scenery) counts as unused there."""
-    from engine.losses import part_usage_loss
+    from parttrack.engine.losses import part_usage_loss
 
     masks = torch.zeros(1, 3, 4, 4)
     masks[0, 0] = 1.0

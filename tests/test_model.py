@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.model import NetConfig, build_network, count_macs
-from engine.types import PartOutput
-from engine.warp import compose, identity, invert, random_warps, tuple_to_matrix, warp
+from parttrack.engine.model import NetConfig, build_network, count_macs
+from parttrack.engine.types import PartOutput
+from parttrack.engine.warp import compose, identity, invert, random_warps, tuple_to_matrix, warp
 
 TINY = dict(widths=(8, 8, 16, 16), latent_channels=4, decoder_hidden=8, head_hidden=8)
 

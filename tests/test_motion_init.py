@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.motion_init import motion_clusters
-from engine.synthetic import render_video
-from engine.train import prepare_frames
+from parttrack.engine.motion_init import motion_clusters
+from parttrack.engine.synthetic import render_video
+from parttrack.engine.train import prepare_frames
 
 
 @pytest.fixture(scope="module")

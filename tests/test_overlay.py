@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tracker.core import JointPositions, PartPoses
-from tracker.overlay import OverlayStyle, axis_directions, blend_labels, draw_overlay
+from parttrack.tracker.core import JointPositions, PartPoses
+from parttrack.tracker.overlay import OverlayStyle, axis_directions, blend_labels, draw_overlay
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 GREY = 100

@@ -10,14 +10,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from engine.bundle import load_bundle, write_onnx_meta
-from engine.runtime import create_runtime
-from engine.runtime.edits import EditedRuntime, edit_skeleton_edges
-from engine.scenery import PartEdits
+from parttrack.engine.bundle import load_bundle, write_onnx_meta
+from parttrack.engine.runtime import create_runtime
+from parttrack.engine.runtime.edits import EditedRuntime, edit_skeleton_edges
+from parttrack.engine.scenery import PartEdits
+from parttrack.tracker.io import read_joints_csv, read_label_png, read_tracks_csv
+from parttrack.tracker.pipeline import OnlineTracker
 from tests.fakes import FLAT_COLORS, ColorKeyRuntime, flat_parts_frames
 from tests.videos import moving_square, write_video
-from tracker.io import read_joints_csv, read_label_png, read_tracks_csv
-from tracker.pipeline import OnlineTracker
 
 
 @pytest.mark.parametrize("edges, edits, expected", [
@@ -68,7 +68,7 @@ def test_create_runtime_wraps_only_when_there_are_edits(tmp_path):
 def test_dropped_part_is_gone_from_the_live_pipeline():
     frames, _ = flat_parts_frames(8, 96, 128)
     rt = ColorKeyRuntime()  # two flat parts, both visible in every frame
-    from tracker.core import Frame
+    from parttrack.tracker.core import Frame
 
     seq = [Frame(f, i, i / 25.0) for i, f in enumerate(frames)]
     before = OnlineTracker(rt, 96, 128, skeleton_edges=((1, 2),)).step_batch(seq)
@@ -88,8 +88,8 @@ def test_label_drop_then_track_end_to_end(tmp_path):
     """`parttrack label --drop` on a copy of a bundle, then `parttrack track` on a video."""
     import shutil
 
+    from parttrack.tracker.cli import main
     from tests.bundle_factory import make_tiny_bundle
-    from tracker.cli import main
 
     bundle = make_tiny_bundle(tmp_path / "orig", num_parts=3, input_size=32)
     meta = load_bundle(bundle).meta
@@ -128,8 +128,8 @@ def test_label_drop_then_track_end_to_end(tmp_path):
 
 def test_relabelling_the_model_redoes_a_done_folder(tmp_path):
     """A result folder made before `parttrack label --drop` is stale afterwards."""
+    from parttrack.tracker.cli import main
     from tests.bundle_factory import make_tiny_bundle
-    from tracker.cli import main
 
     bundle = make_tiny_bundle(tmp_path / "b", num_parts=3, input_size=32)
     video = write_video(tmp_path / "clip.mp4", moving_square(6, 48, 64))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.synthetic import render_video
-from engine.types import PartOutput
+from parttrack.engine.synthetic import render_video
+from parttrack.engine.types import PartOutput
+from parttrack.tracker.core import Frame, JointPositions, Track
+from parttrack.tracker.kalman import KalmanFactory, NoFilterFactory
+from parttrack.tracker.pipeline import OnlineTracker, TrackedFrame
 from tests.fakes import REALISTIC_NOISE, ColorKeyRuntime, GroundTruthRuntime, flat_parts_frames
-from tracker.core import Frame, JointPositions, Track
-from tracker.kalman import KalmanFactory, NoFilterFactory
-from tracker.pipeline import OnlineTracker, TrackedFrame
 
 
 @pytest.fixture(scope="module")

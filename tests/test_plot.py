@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from engine.synthetic import render_video
-from tracker.core import JointPositions, Track
-from tracker.io import JointsCSVWriter, write_tracks_csv
-from tracker.plot import TRACKS_PNG, choose_frame, plot_result
+from parttrack.engine.synthetic import render_video
+from parttrack.tracker.core import JointPositions, Track
+from parttrack.tracker.io import JointsCSVWriter, write_tracks_csv
+from parttrack.tracker.plot import TRACKS_PNG, choose_frame, plot_result
 
 W, H, FPS = 96, 64, 25.0
 
@@ -51,7 +51,7 @@ def test_plot_writes_the_picture(result_dir):
 
 
 def test_cli_plot(tmp_path, result_dir, capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     out = tmp_path / "pic.png"
     assert main(["plot", str(result_dir), "-o", str(out), "--frame", "3", "--dpi", "50"]) == 0

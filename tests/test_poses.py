@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.preprocess import Letterbox
-from engine.types import PartOutput
+from parttrack.engine.preprocess import Letterbox
+from parttrack.engine.types import PartOutput
+from parttrack.tracker.poses import PoseConfig, PoseExtractor, labels_at_source, poses_from_output
 from tests.fakes import transforms_from_poses
-from tracker.poses import PoseConfig, PoseExtractor, labels_at_source, poses_from_output
 
 SRC_H, SRC_W, S, M = 120, 160, 64, 64  # 4:3 source: letterbox pads top and bottom
 
@@ -163,7 +163,7 @@ def test_labels_at_source_from_label_map(lb):
 
 
 def test_part_labels_decide_foreground_on_all_parts_together():
-    from engine.types import part_labels
+    from parttrack.engine.types import part_labels
 
     # Columns: the background outweighs each part but not both together (a joint) → the likelier
     # part; the background outweighs both together → background; a tie → background.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.preprocess import Letterbox
+from parttrack.engine.preprocess import Letterbox
 
 
 @pytest.mark.parametrize("h,w", [(270, 480), (480, 270), (144, 176), (31, 47), (2160, 3840), (128, 128)])

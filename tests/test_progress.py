@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from tracker.progress import PlainBar, TqdmProgress, frame_bar, is_terminal, videos_bar
+from parttrack.tracker.progress import PlainBar, TqdmProgress, frame_bar, is_terminal, videos_bar
 
 
 class FakeTerminal(io.StringIO):

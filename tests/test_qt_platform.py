@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from ui import qt_platform
-from ui.qt_platform import PACKAGES, check_qt_platform, install_hint, missing_libraries
-from ui.qt_platform import qt_platform as platform
+from parttrack.ui import qt_platform
+from parttrack.ui.qt_platform import PACKAGES, check_qt_platform, install_hint, missing_libraries
+from parttrack.ui.qt_platform import qt_platform as platform
 
 LDD_MISSING = """\
 \tlinux-vdso.so.1 (0x00007ffd5a3f1000)
@@ -63,7 +63,7 @@ def test_viewer_reports_missing_libraries_before_qt_starts(monkeypatch, capsys):
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setenv("DISPLAY", ":0")
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     assert main(["--video", "does-not-matter.mp4"]) == 2
     err = capsys.readouterr().err

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.bundle import load_bundle
+from parttrack.engine.bundle import load_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 SYNTH = ROOT / "trained" / "synth"
@@ -33,8 +33,8 @@ def _stored_gate() -> dict:
 
 @pytest.mark.slow
 def test_shipped_synth_model_on_held_out_motion():
-    from engine.evaluate import evaluate_bundle
-    from engine.synthetic import render_video
+    from parttrack.engine.evaluate import evaluate_bundle
+    from parttrack.engine.synthetic import render_video
 
     gate = _stored_gate()
     video = render_video(gate["frames"], gate["size"], figure_seed=gate["figure_seed"],
@@ -66,11 +66,11 @@ def test_brief_training_finds_the_figure(tmp_path):
     docstring; trained/synth/NOTES.md); this test guards the default against it."""
     import torch
 
-    from engine.evaluate import evaluate_prediction
-    from engine.model import NetConfig
-    from engine.synthetic import render_video
-    from engine.train import LossWeights, TrainConfig, Trainer
-    from engine.types import part_labels
+    from parttrack.engine.evaluate import evaluate_prediction
+    from parttrack.engine.model import NetConfig
+    from parttrack.engine.synthetic import render_video
+    from parttrack.engine.train import LossWeights, TrainConfig, Trainer
+    from parttrack.engine.types import part_labels
 
     torch.manual_seed(0)
     threads = torch.get_num_threads()

@@ -21,12 +21,12 @@ import time
 import numpy as np
 import pytest
 
-from engine.errors import BackendUnavailable, BundleError, ParttrackError
+from parttrack.engine.errors import BackendUnavailable, BundleError, ParttrackError
+from parttrack.tracker.batch import run_batch
+from parttrack.tracker.ray_batch import WorkerPlan, plan_workers, run_batch_ray
+from parttrack.tracker.results import TrackOptions
 from tests.fakes import ColorKeyRuntime, flat_parts_frames
 from tests.videos import write_video
-from tracker.batch import run_batch
-from tracker.ray_batch import WorkerPlan, plan_workers, run_batch_ray
-from tracker.results import TrackOptions
 
 # --------------------------------------------------------------------------- the worker plan
 CPU2 = [{"CPU": 2.0, "memory": 1e10}]
@@ -124,8 +124,8 @@ def _flat_videos(folder, n=3, frames=16):
 def test_ray_matches_the_process_pool_and_reports_a_failing_video(tmp_path, ray_env):
     import ray
 
-    from engine.synthetic import render_video
-    from engine.synthetic import write_video as write_synthetic
+    from parttrack.engine.synthetic import render_video
+    from parttrack.engine.synthetic import write_video as write_synthetic
     from tests.bundle_factory import make_tiny_bundle
 
     bundle = make_tiny_bundle(tmp_path / "bundle", num_parts=4, input_size=32)

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.preprocess import Letterbox
-from engine.refine import MaskRefiner, RefinedMasks, refine_masks
+from parttrack.engine.preprocess import Letterbox
+from parttrack.engine.refine import MaskRefiner, RefinedMasks, refine_masks
 
 
 def _disc_scene(h: int, w: int, seed: int = 0):
@@ -166,7 +166,7 @@ def test_label_grid_matches_part_labels_of_the_resampled_masks():
     raw = rng.random((6, 12, 16)).astype(np.float32)
     raw[2] = raw[3]  # ties go to the first slot, as in part_labels
     masks = RefinedMasks(raw / raw.sum(0, keepdims=True), (48, 64))
-    from engine.types import part_labels
+    from parttrack.engine.types import part_labels
 
     up = _bilinear(masks.masks, (24, 32))
     expected = cv2.resize(part_labels(up), (64, 48), interpolation=cv2.INTER_NEAREST)

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.bundle import BundleMeta, load_bundle
-from engine.errors import BackendUnavailable, BundleError, ParttrackError
-from engine.runtime import BACKENDS, Runtime, backend_status, create_runtime, devices, parse_device
-from engine.runtime import tensorrt_backend as trtb
-from engine.runtime import tensorrt_build as trt_build
-from engine.runtime.files import INT8_FILE, onnx_fingerprint
-from engine.types import PartOutput
+from parttrack.engine.bundle import BundleMeta, load_bundle
+from parttrack.engine.errors import BackendUnavailable, BundleError, ParttrackError
+from parttrack.engine.runtime import BACKENDS, Runtime, backend_status, create_runtime, devices, parse_device
+from parttrack.engine.runtime import tensorrt_backend as trtb
+from parttrack.engine.runtime import tensorrt_build as trt_build
+from parttrack.engine.runtime.files import INT8_FILE, onnx_fingerprint
+from parttrack.engine.types import PartOutput
 from tests.runtime_graphs import reference, set_raw_metadata, write_graph_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 def _real_frames(size: int, count: int) -> np.ndarray:
     """``count`` letterboxed frames of the shipped Big Buck Bunny clip (noise if it is absent)."""
-    from engine.preprocess import Letterbox
+    from parttrack.engine.preprocess import Letterbox
 
     if not CLIP.is_file():
         return np.random.default_rng(7).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
@@ -71,7 +71,7 @@ def test_backend_matches_torch_network(backend, tiny_bundle):
         pytest.skip(f"{backend} unavailable here: {reason}")
     import torch
 
-    from engine.model import load_network
+    from parttrack.engine.model import load_network
 
     bundle = load_bundle(tiny_bundle)
     net = load_network(bundle.config_path, bundle.weights_path)
@@ -144,7 +144,7 @@ def test_unknown_backend_device_option(graph_bundle):
 
 
 def test_available_backends_in_auto_order():
-    from engine.runtime import available_backends
+    from parttrack.engine.runtime import available_backends
 
     names = available_backends()
     assert "onnxruntime" in names and list(names) == [b for b in BACKENDS if b in names]
@@ -160,7 +160,7 @@ def test_parse_device():
 
 @pytest.mark.parametrize("backend,extra", [("tensorrt", "parttrack[tensorrt]"), ("torch", "parttrack[train]")])
 def test_unavailable_backend_names_the_extra(backend, extra, graph_bundle, monkeypatch):
-    import engine.runtime as rt_mod
+    import parttrack.engine.runtime as rt_mod
 
     monkeypatch.setattr(rt_mod, "_has_module", lambda name: name == "onnxruntime")
     with pytest.raises(BackendUnavailable, match=f"{backend} backend is not available") as err:
@@ -169,7 +169,7 @@ def test_unavailable_backend_names_the_extra(backend, extra, graph_bundle, monke
 
 
 def test_auto_choice(graph_bundle, monkeypatch):
-    import engine.runtime as rt_mod
+    import parttrack.engine.runtime as rt_mod
 
     monkeypatch.setattr(rt_mod, "backend_status", lambda: {"tensorrt": "no GPU", "onnxruntime": None, "torch": None})
     rt = create_runtime(graph_bundle)  # auto
@@ -180,7 +180,7 @@ def test_auto_choice(graph_bundle, monkeypatch):
 
 
 def test_auto_falls_back_when_tensorrt_cannot_start(graph_bundle, monkeypatch, capsys):
-    import engine.runtime as rt_mod
+    import parttrack.engine.runtime as rt_mod
 
     monkeypatch.setattr(rt_mod, "backend_status", lambda: {"tensorrt": None, "onnxruntime": None, "torch": None})
     monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt([]))
@@ -242,7 +242,7 @@ def _calibration_frames(n: int = 16, size: int = 16) -> np.ndarray:
 
 
 def test_int8_model_runs_close_to_fp32_and_only_when_asked(graph_bundle):
-    from engine.quantize import build_int8
+    from parttrack.engine.quantize import build_int8
 
     with pytest.raises(BundleError, match=INT8_FILE) as err:
         create_runtime(graph_bundle, backend="onnxruntime", precision="int8")
@@ -264,7 +264,7 @@ def test_int8_model_runs_close_to_fp32_and_only_when_asked(graph_bundle):
 def test_int8_keeps_the_output_tail_in_float(graph_bundle):
     import onnx
 
-    from engine.quantize import _output_tail, quantize_bundle
+    from parttrack.engine.quantize import _output_tail, quantize_bundle
 
     model = onnx.load(str(graph_bundle / "model.onnx"))
     tail = _output_tail(model)
@@ -279,7 +279,7 @@ def test_int8_keeps_the_output_tail_in_float(graph_bundle):
 
 
 def test_compare_outputs_metrics():
-    from engine.quantize import compare_outputs
+    from parttrack.engine.quantize import compare_outputs
 
     masks = np.zeros((1, 3, 2, 2), np.float32)
     masks[0, 0], masks[0, 1], masks[0, 2] = 0.8, 0.1, 0.1
@@ -297,11 +297,11 @@ def test_compare_outputs_metrics():
 
 
 def test_stale_int8_model_is_refused(graph_bundle, tmp_path):
-    from engine.quantize import quantize_bundle
+    from parttrack.engine.quantize import quantize_bundle
 
     quantize_bundle(graph_bundle, _calibration_frames())
     # relabelling keeps it valid (metadata is not part of the fingerprint) ...
-    from engine.bundle import read_onnx_meta, write_onnx_meta
+    from parttrack.engine.bundle import read_onnx_meta, write_onnx_meta
 
     write_onnx_meta(graph_bundle / "model.onnx", read_onnx_meta(graph_bundle / "model.onnx").with_names({1: "head"}))
     q = create_runtime(graph_bundle, backend="onnxruntime", precision="int8")
@@ -345,7 +345,7 @@ def test_engine_cache_key(graph_bundle, tmp_path):
                                 ("10.13.0", h100, "fp32", 32), ("10.13.0", h100, None, 8)]}
     assert plan.engine_path not in other and len(other) == 4
     # relabelling parts does not invalidate the engine; a different graph does
-    from engine.bundle import write_onnx_meta
+    from parttrack.engine.bundle import write_onnx_meta
 
     write_onnx_meta(bundle.onnx_path, bundle.meta.with_names({2: "arm"}))
     assert trtb.plan_engine(load_bundle(graph_bundle), cache=tmp_path, trt_version="10.13.0",
@@ -356,7 +356,7 @@ def test_engine_cache_key(graph_bundle, tmp_path):
 
 
 def test_default_cache_dir_is_outside_the_bundle(monkeypatch, tmp_path):
-    from engine.runtime.files import cache_dir
+    from parttrack.engine.runtime.files import cache_dir
 
     monkeypatch.delenv("PARTTRACK_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

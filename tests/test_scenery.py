@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.scenery import (
+from parttrack.engine.scenery import (
     PartEdits,
     SceneryThresholds,
     apply_part_edits,
@@ -13,7 +13,7 @@ from engine.scenery import (
     fold_into_background,
     scenery_edits,
 )
-from engine.synthetic import render_video
+from parttrack.engine.synthetic import render_video
 
 N, SIZE, MASK, PATCH = 48, 128, 32, 24
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracker.core import PartPoses, Track
-from tracker.skeleton import (
+from parttrack.tracker.core import PartPoses, Track
+from parttrack.tracker.skeleton import (
     ContactAccumulator,
     JointAccumulator,
     OnlineSkeleton,
@@ -157,9 +157,9 @@ def test_online_skeleton_warmup_and_bundle_edges():
 
 def test_skeleton_of_the_synthetic_figure():
     """Edges from mask contacts equal the figure's true joints; joint positions near the truth."""
-    from engine.synthetic import render_video
+    from parttrack.engine.synthetic import render_video
+    from parttrack.tracker.poses import PoseConfig, PoseExtractor
     from tests.fakes import GroundTruthRuntime
-    from tracker.poses import PoseConfig, PoseExtractor
 
     video = render_video(60, size=(160, 120), figure_seed=0, motion_seed=2)
     rt = GroundTruthRuntime(video, input_size=64, mask_size=(64, 64))
@@ -181,7 +181,7 @@ def test_near_degenerate_pair_falls_back_to_the_contact_point():
     """Two parts whose angles swing together while their centres stay put (no hinge motion,
     poses not rigidly consistent — as on real footage with noisy angles): the least-squares
     joint lands far outside both parts; the contact point is used instead."""
-    from tracker.skeleton import JointAccumulator
+    from parttrack.tracker.skeleton import JointAccumulator
 
     rng = np.random.default_rng(3)
     n = 200

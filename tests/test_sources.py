@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.errors import InputError
+from parttrack.engine.errors import InputError
+from parttrack.tracker.sources import open_source, read_frames
 from tests.videos import moving_square, write_video
-from tracker.sources import open_source, read_frames
 
 CLIP = Path(__file__).resolve().parent.parent / "trained" / "bbb" / "clip.mp4"
 

@@ -17,20 +17,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.errors import BundleError
-from engine.types import PartOutput
-from tests.fakes import ColorKeyRuntime, FailingRuntime, color_runtime_factory, flat_parts_frames
-from tests.videos import write_video
-from tracker.batch import run_batch
-from tracker.io import read_tracks_csv
-from tracker.offline import track_video
-from tracker.publish import recover_folder, result_lock
-from tracker.results import (
+from parttrack.engine.errors import BundleError
+from parttrack.engine.types import PartOutput
+from parttrack.tracker.batch import run_batch
+from parttrack.tracker.io import read_tracks_csv
+from parttrack.tracker.offline import track_video
+from parttrack.tracker.publish import recover_folder, result_lock
+from parttrack.tracker.results import (
     TrackOptions,
     VideoResult,
     check_done,
     summarize,
 )
+from tests.fakes import ColorKeyRuntime, FailingRuntime, color_runtime_factory, flat_parts_frames
+from tests.videos import write_video
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = {"progress": False, "log": lambda m: None}
@@ -127,8 +127,8 @@ _TWO_RUNS = """
 import sys
 sys.path.insert(0, {root!r})
 from tests.fakes import color_runtime_factory
-from tracker.batch import run_batch
-from tracker.results import TrackOptions
+from parttrack.tracker.batch import run_batch
+from parttrack.tracker.results import TrackOptions
 res = run_batch([{video!r}], {out!r}, TrackOptions(overlay=True, masks=True, batch_size=2),
                 runtime_factory=color_runtime_factory, progress=False, log=lambda m: None)
 sys.exit(0 if all(r.status in ("done", "skipped") for r in res) else 3)
@@ -183,7 +183,7 @@ def test_truncated_file_is_done_with_a_warning(tmp_path):
     # a rerun skips it but still reports the warning (exit status 1)
     again = run_batch([cut], tmp_path / "out", runtime_factory=fake, **QUIET)[0]
     assert again.status == "skipped" and again.warnings == res.warnings and again.input_complete is False
-    from tracker.cli.track import exit_status
+    from parttrack.tracker.cli.track import exit_status
 
     assert exit_status([again]) == 1
     # the whole file is not warned about
@@ -196,7 +196,7 @@ def test_truncated_file_is_done_with_a_warning(tmp_path):
     (["done", "failed"], False, 3), (["done", "interrupted"], False, 130),
 ])
 def test_exit_status_table(tmp_path, statuses, warn, code):
-    from tracker.cli.track import exit_status
+    from parttrack.tracker.cli.track import exit_status
 
     results = [VideoResult(tmp_path / f"{i}.mp4", tmp_path / str(i), s, warnings=["footage: a remark"],
                            input_complete=not warn) for i, s in enumerate(statuses)]
@@ -204,7 +204,7 @@ def test_exit_status_table(tmp_path, statuses, warn, code):
 
 
 def test_cli_only_video_unreadable_exits_2(tmp_path, capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
@@ -235,8 +235,8 @@ def test_non_finite_output_fails_the_video_without_done(tmp_path):
     assert res.status == "failed" and "NaN or infinite" in res.error and "frame 4" in res.error and res.hint
     assert not (out / "clip" / "done.json").exists() and leftovers(out) == []
     with pytest.raises(BundleError):  # the live path (viewer) has the same check
-        from tracker.core import Frame
-        from tracker.pipeline import OnlineTracker
+        from parttrack.tracker.core import Frame
+        from parttrack.tracker.pipeline import OnlineTracker
 
         tracker = OnlineTracker(NaNRuntime(bad_from=1), 96, 128)
         tracker.step(Frame(np.zeros((96, 128, 3), np.uint8), 0, 0.0))
@@ -246,7 +246,7 @@ def test_garbled_model_onnx_is_a_clear_error(tmp_path, capsys):
     """Bytes garbled inside the weights of a real bundle (the file still parses)."""
     import onnx
 
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     bundle = tmp_path / "bundle"
     shutil.copytree(ROOT / "trained" / "bbb", bundle, ignore=shutil.ignore_patterns("*.mp4", "*.int8.onnx"))
@@ -302,7 +302,7 @@ def test_signal_to_parent_stops_the_workers(tmp_path, how):
         clip(src / f"v{i}.mp4", n=600, seed=i, h=48, w=64)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    parent = subprocess.Popen([sys.executable, "-m", "tracker.cli", "track", str(src), "-o", str(out), "--workers", "2",
+    parent = subprocess.Popen([sys.executable, "-m", "parttrack", "track", str(src), "-o", str(out), "--workers", "2",
                                "--no-progress"], cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -365,11 +365,11 @@ def test_interrupted_rerun_keeps_the_complete_result(tmp_path):
 
 
 def test_interrupted_overlay_pass_is_not_marked_complete(tmp_path, monkeypatch):
-    import tracker.overlay
+    from parttrack.tracker import overlay
 
     v = clip(tmp_path / "clip.mp4")
     out = tmp_path / "out"
-    real, calls = tracker.overlay.draw_overlay, []
+    real, calls = overlay.draw_overlay, []
 
     def draw(*a, **kw):
         calls.append(1)
@@ -377,20 +377,20 @@ def test_interrupted_overlay_pass_is_not_marked_complete(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **kw)
 
-    monkeypatch.setattr(tracker.overlay, "draw_overlay", draw)
+    monkeypatch.setattr(overlay, "draw_overlay", draw)
     with pytest.raises(KeyboardInterrupt):
         track_video(v, out / "clip", TrackOptions(overlay=True), runtime=ColorKeyRuntime())
     folder = out / "clip"  # no complete result existed: the partial one is published
     assert json.loads((folder / "track.json").read_text())["complete"] is False
     assert not (folder / "overlay.mp4").exists() and not (folder / "done.json").exists()
     assert len(read_tracks_csv(folder / "tracks.csv")[0]) == 16 and leftovers(out) == []
-    monkeypatch.setattr(tracker.overlay, "draw_overlay", real)
+    monkeypatch.setattr(overlay, "draw_overlay", real)
     assert track_video(v, folder, TrackOptions(overlay=True), runtime=ColorKeyRuntime()).status == "done"
     assert json.loads((folder / "track.json").read_text())["complete"] is True
 
 
 def test_folder_that_is_not_a_result_is_not_replaced(tmp_path):
-    from engine.errors import OutputError
+    from parttrack.engine.errors import OutputError
 
     v = clip(tmp_path / "clip.mp4")
     folder = tmp_path / "mine"
@@ -404,7 +404,7 @@ def test_folder_that_is_not_a_result_is_not_replaced(tmp_path):
 # ----------------------------------------------------------------------- 7. train -o an existing bundle
 def test_train_refuses_an_existing_bundle(tmp_path, capsys):
     pytest.importorskip("torch")
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     bundle = tmp_path / "m"
     bundle.mkdir()
@@ -420,7 +420,7 @@ def test_train_refuses_an_existing_bundle(tmp_path, capsys):
 
 # ----------------------------------------------------------------------- 8. export of partial/broken input
 def test_export_refuses_an_interrupted_folder_and_nan_times(tmp_path, capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     v = clip(tmp_path / "clip.mp4")
     out = tmp_path / "out"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from engine.errors import InputError
-from engine.synthetic import JOINTS, PART_NAMES, GroundTruth, load_ground_truth, render_video
+from parttrack.engine.errors import InputError
+from parttrack.engine.synthetic import JOINTS, PART_NAMES, GroundTruth, load_ground_truth, render_video
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_bad_arguments():
 def test_mpeg4_fallback_decodes(tmp_path):
     import av
 
-    from engine.synthetic import write_video
+    from parttrack.engine.synthetic import write_video
 
     v = render_video(6, size=64)
     write_video(tmp_path / "a.mp4", v.frames, v.fps, codec="mpeg4")
@@ -146,7 +146,7 @@ def test_mpeg4_fallback_decodes(tmp_path):
 
 @pytest.mark.parametrize("plan", ["quadruped", "robot_arm"])
 def test_other_body_plans(plan):
-    from engine.synthetic import FigureSpec
+    from parttrack.engine.synthetic import FigureSpec
 
     spec = FigureSpec.from_seed(5, plan)
     v = render_video(20, size=96, figure_seed=5, motion_seed=1, plan=plan)

@@ -6,12 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.errors import InputError
-from tests.fakes import ColorKeyRuntime, flat_parts_frames
-from tests.videos import write_video
-from tracker.core import Track
-from tracker.io import JOINTS_COLUMNS, TRACKS_COLUMNS, read_joints_csv, read_label_png, read_tracks_csv
-from tracker.pipeline import (
+from parttrack.engine.errors import InputError
+from parttrack.tracker.core import Track
+from parttrack.tracker.io import JOINTS_COLUMNS, TRACKS_COLUMNS, read_joints_csv, read_label_png, read_tracks_csv
+from parttrack.tracker.pipeline import (
     FrameBatch,
     OnlineTracker,
     Sink,
@@ -20,10 +18,12 @@ from tracker.pipeline import (
     VideoTracks,
     track_file,
 )
-from tracker.progress import Progress
-from tracker.results import TrackOptions
-from tracker.sinks import BaseSink, JointsCSVSink, LabelPNGSink, OverlaySink, TracksCSVSink
-from tracker.sources import open_source
+from parttrack.tracker.progress import Progress
+from parttrack.tracker.results import TrackOptions
+from parttrack.tracker.sinks import BaseSink, JointsCSVSink, LabelPNGSink, OverlaySink, TracksCSVSink
+from parttrack.tracker.sources import open_source
+from tests.fakes import ColorKeyRuntime, flat_parts_frames
+from tests.videos import write_video
 
 N = 14
 

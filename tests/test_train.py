@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.bundle import load_bundle
-from engine.errors import InputError, OutputError
-from engine.model import NetConfig
-from engine.synthetic import render_video
-from engine.train import TrainConfig, Trainer, prepare_frames, train_bundle
-from tracker.cli import main
+from parttrack.engine.bundle import load_bundle
+from parttrack.engine.errors import InputError, OutputError
+from parttrack.engine.model import NetConfig
+from parttrack.engine.synthetic import render_video
+from parttrack.engine.train import TrainConfig, Trainer, prepare_frames, train_bundle
+from parttrack.tracker.cli import main
 
 TINY = NetConfig(num_parts=3, input_size=32, widths=(8, 8, 16, 16), latent_channels=4, decoder_hidden=8,
                  head_hidden=8)
@@ -107,6 +107,21 @@ def test_background_slot_is_held_without_gradient_during_the_warmup(frames, tmp_
     assert free > 0
 
 
+def test_change_prior_floor_keeps_the_prior_after_the_warmup(frames, tmp_path):
+    """The change prior fades out with the background warm-up unless ``change_prior_floor``
+    keeps part of it: after the ramp (step 10 > 2 × background_warmup) its term is 0 or
+    absent with floor 0, and at full weight with floor 1."""
+    def term(floor, step):
+        torch.manual_seed(0)
+        tr = Trainer(frames, TINY, _cfg(background_warmup=5, change_prior_floor=floor), tmp_path / f"r{floor}{step}")
+        tr.step = step
+        with torch.no_grad():
+            return tr.losses(*tr.sample_pairs())[1].get("change_prior", 0.0)
+
+    assert term(0.0, 10) == 0.0 and term(1.0, 10) > 0
+    assert term(1.0, 0) == pytest.approx(term(0.0, 0))      # during the warm-up both are at full weight
+
+
 def test_zero_weight_switches_a_loss_off(frames, tmp_path):
     w = {"equivariance": 0.0, "covariance": 0.0}
     tr = Trainer(frames, TINY, TrainConfig.from_dict({"steps": 1, "batch": 2, "weights": w}), tmp_path / "r")
@@ -156,7 +171,7 @@ def test_cli_train_errors(tmp_path, capsys):
 
 
 def test_cli_train_end_to_end(tmp_path, frames):
-    from engine.synthetic import write_video
+    from parttrack.engine.synthetic import write_video
 
     video = write_video(tmp_path / "v.mp4", np.ascontiguousarray(frames), 25.0)
     rc = main(["train", str(video), "-o", str(tmp_path / "m"), "--parts", "2", "--size", "32", "--steps", "2",
@@ -192,7 +207,7 @@ def test_restarts_keep_the_start_with_the_best_heldout_reconstruction(frames, tm
 
 
 def test_scenery_parts_are_recorded_as_dropped(frames, tmp_path):
-    from engine.train import predict_masks, scenery_parts
+    from parttrack.engine.train import predict_masks, scenery_parts
 
     tr = Trainer(frames, TINY, _cfg(steps=2), tmp_path / "run")
     masks = predict_masks(tr.net, prepare_frames(frames, 32))
@@ -226,7 +241,7 @@ def test_warm_start_from_a_bundle_and_its_refusals(frames, tmp_path):
 
 
 def test_cli_init_optional_falls_back_to_random_weights(tmp_path, frames, capsys):
-    from engine.synthetic import write_video
+    from parttrack.engine.synthetic import write_video
 
     video = write_video(tmp_path / "v.mp4", np.ascontiguousarray(frames), 25.0)
     first = ["train", str(video), "-o", str(tmp_path / "a"), "--parts", "2", "--size", "32", "--steps", "2",
@@ -247,7 +262,7 @@ def test_cli_init_optional_falls_back_to_random_weights(tmp_path, frames, capsys
 
 
 def test_learn_job_warm_starts_from_the_model_in_use(tmp_path):
-    from tracker.learn import LearnSettings, TrainingJob
+    from parttrack.tracker.learn import LearnSettings, TrainingJob
 
     job = TrainingJob(tmp_path / "clip.mp4", tmp_path / "run", LearnSettings(), init=tmp_path / "model")
     cmd = job.command()

@@ -16,13 +16,13 @@ import pytest
 pytest.importorskip("pytestqt")
 from PyQt6.QtCore import Qt
 
-from engine.bundle import BundleMeta
+from parttrack.engine.bundle import BundleMeta
+from parttrack.tracker.capture import FrameGrabber, LatestSlot, StreamEnd
+from parttrack.tracker.core import Frame, JointPositions, PartPoses
+from parttrack.tracker.overlay import OverlayStyle
+from parttrack.ui.viewer import ViewerWindow, qimage_to_array
+from parttrack.ui.worker import TrackingWorker
 from tests.videos import write_video
-from tracker.capture import FrameGrabber, LatestSlot, StreamEnd
-from tracker.core import Frame, JointPositions, PartPoses
-from tracker.overlay import OverlayStyle
-from ui.viewer import ViewerWindow, qimage_to_array
-from ui.worker import TrackingWorker
 
 H, W, N = 72, 96, 30
 RED, GREEN = (230, 25, 75), (60, 180, 75)
@@ -154,7 +154,7 @@ def test_grabber_drops_frames_of_a_live_source_when_the_consumer_is_slow():
 
 
 def test_grabber_keeps_every_file_frame_when_not_realtime(video):
-    from tracker.sources import open_source
+    from parttrack.tracker.sources import open_source
 
     slot = LatestSlot()
     grabber = FrameGrabber(open_source(video, threaded=False), slot, realtime=False)
@@ -170,7 +170,7 @@ def test_grabber_keeps_every_file_frame_when_not_realtime(video):
 
 
 def test_worker_process_one_without_threads(video):
-    from tracker.sources import open_source
+    from parttrack.tracker.sources import open_source
 
     src = open_source(video, threaded=False)
     worker = TrackingWorker(src, FakeRuntime(), make_tracker=SquareTracker)
@@ -242,7 +242,7 @@ def test_keyboard_shortcuts(qtbot, video):
 
 
 def test_recording_writes_a_valid_tracks_csv(qtbot, video, tmp_path):
-    from tracker.io import TRACKS_COLUMNS, read_tracks_csv
+    from parttrack.tracker.io import TRACKS_COLUMNS, read_tracks_csv
 
     csv_path = tmp_path / "rec" / "tracks.csv"
     win = make_window(qtbot, video, record=csv_path)
@@ -344,7 +344,7 @@ def test_missing_camera_gives_a_message_not_a_traceback(qtbot, capsys):
 
 class DisconnectingCamera(FakeCamera):
     def __iter__(self):
-        from engine.errors import InputError
+        from parttrack.engine.errors import InputError
 
         for i in range(5):
             yield Frame(np.full((H, W, 3), 200, np.uint8), i, i / 30)
@@ -386,7 +386,7 @@ def test_switching_sources_stops_the_previous_worker(qtbot, video):
 
 # --------------------------------------------------------------------------- command line
 def test_parttrack_alone_prints_help(capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     assert main([]) == 0
     out = capsys.readouterr().out
@@ -394,7 +394,7 @@ def test_parttrack_alone_prints_help(capsys):
 
 
 def test_cli_missing_camera_is_an_error_line_without_a_window(capsys):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     assert main(["--camera", "97"]) == 2
     err = capsys.readouterr().err
@@ -402,7 +402,7 @@ def test_cli_missing_camera_is_an_error_line_without_a_window(capsys):
 
 
 def test_cli_missing_video_is_an_error_line(capsys, tmp_path):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     assert main(["--video", str(tmp_path / "nope.mp4")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -412,8 +412,8 @@ def test_cli_missing_video_is_an_error_line(capsys, tmp_path):
 def test_real_online_tracker_colours_the_parts(qtbot, tmp_path):
     """OnlineTracker (poses, Kalman, labels) + a colour-keyed fake runtime: the window shows
     each part's colour over that part's pixels, and the recording holds smoothed poses."""
+    from parttrack.tracker.io import read_tracks_csv
     from tests.fakes import ColorKeyRuntime, flat_parts_frames
-    from tracker.io import read_tracks_csv
 
     frames, (centres, _, _, _) = flat_parts_frames(12, 96, 128)
     video = write_video(tmp_path / "arm.mp4", frames, fps=25)
@@ -450,8 +450,8 @@ def tiny_bundle(tmp_path_factory):
 
 
 def test_cli_plays_a_video_with_a_real_bundle_and_records(qapp, tiny_bundle, video, tmp_path, capsys):
-    from tracker.cli import main
-    from tracker.io import read_tracks_csv
+    from parttrack.tracker.cli import main
+    from parttrack.tracker.io import read_tracks_csv
 
     csv_path = tmp_path / "cli.csv"
     code = main(["--video", str(video), "--model", str(tiny_bundle), "--backend", "onnxruntime",
@@ -464,7 +464,7 @@ def test_cli_plays_a_video_with_a_real_bundle_and_records(qapp, tiny_bundle, vid
 
 
 def test_cli_missing_model_is_an_error_line(capsys, video, tmp_path):
-    from tracker.cli import main
+    from parttrack.tracker.cli import main
 
     assert main(["--video", str(video), "--model", str(tmp_path / "no_model")]) == 2
     err = capsys.readouterr().err
@@ -474,7 +474,7 @@ def test_cli_missing_model_is_an_error_line(capsys, video, tmp_path):
 def test_screenshot_tool_grabs_the_window(qapp, tiny_bundle, video, tmp_path):
     import cv2
 
-    from ui.screenshot import grab_viewer
+    from parttrack.ui.screenshot import grab_viewer
 
     out = grab_viewer(video, tmp_path / "shot.png", frame=4, model=tiny_bundle, backend="onnxruntime", width=384)
     img = cv2.imread(str(out))

@@ -48,9 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import InputError, OutputError
-from tracker.core import JointPositions, Track
-from tracker.io import printable
+from parttrack.engine.errors import InputError, OutputError
+from parttrack.tracker.core import JointPositions, Track
+from parttrack.tracker.io import printable
 
 FORMATS = ("ae", "blender", "nwb", "dlc", "sleap", "bvh")
 #: Names that stand for several formats.
@@ -380,7 +380,7 @@ def parse_formats(formats) -> tuple[str, ...]:
             libraries are not installed (:func:`tracker.formats.check_dependencies`: the hint
             names ``pip install 'parttrack[formats]'``).
     """
-    from tracker.formats import check_dependencies
+    from parttrack.tracker.formats import check_dependencies
 
     if isinstance(formats, str):
         formats = [f for f in re.split(r"[,\s]+", formats) if f]
@@ -465,7 +465,7 @@ def export_tracks(tracks_csv: str | Path, out_dir: str | Path, formats=FORMATS, 
             (naming the CSV line).
         OutputError: the output folder cannot be written.
     """
-    from tracker.io import read_joints_csv, read_tracks_csv
+    from parttrack.tracker.io import read_joints_csv, read_tracks_csv
 
     fmts = parse_formats(formats)
     tracks_csv = Path(tracks_csv)
@@ -509,7 +509,7 @@ def export_tracks(tracks_csv: str | Path, out_dir: str | Path, formats=FORMATS, 
                                  jpath if jpath.is_file() else None, px_per_unit)
     pose_formats = [f for f in fmts if f not in ("ae", "blender")]
     if pose_formats:
-        from tracker.formats import write_pose_formats
+        from parttrack.tracker.formats import write_pose_formats
 
         raw = _read_json(info_path) if info_path.is_file() else {}
         written += write_pose_formats(

@@ -32,11 +32,11 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
-from engine.errors import ParttrackError
-from tracker.offline import track_video
-from tracker.progress import Progress, TqdmProgress, frame_bar, videos_bar
-from tracker.progress import log as _default_log
-from tracker.results import (
+from parttrack.engine.errors import ParttrackError
+from parttrack.tracker.offline import track_video
+from parttrack.tracker.progress import Progress, TqdmProgress, frame_bar, videos_bar
+from parttrack.tracker.progress import log as _default_log
+from parttrack.tracker.results import (
     TrackOptions,
     VideoResult,
     discover_videos,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.bench import bench_runtimes, machine_info
-from engine.bundle import Bundle, load_bundle
-from engine.runtime import create_runtime
-from engine.video import VideoWriter
+from parttrack.engine.bench import bench_runtimes, machine_info
+from parttrack.engine.bundle import Bundle, load_bundle
+from parttrack.engine.runtime import create_runtime
+from parttrack.engine.video import VideoWriter
 
 
 def make_bench_video(path: str | Path, source: str | Path | None, size: tuple[int, int] = (640, 480),
@@ -61,7 +61,7 @@ def bench_pipeline(bundle: Bundle | str | Path, video: str | Path | None = None,
         or ``{"error": ...}`` when the tracking pipeline is not available.
     """
     try:
-        from tracker.offline import TrackOptions, track_video
+        from parttrack.tracker.offline import TrackOptions, track_video
     except ImportError as exc:
         return {"error": f"tracking pipeline not available ({exc})"}
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)

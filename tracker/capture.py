@@ -20,7 +20,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from engine.errors import InputError, ParttrackError
+from parttrack.engine.errors import InputError, ParttrackError
 
 log = logging.getLogger(__name__)
 

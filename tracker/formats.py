@@ -71,9 +71,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import InputError, OutputError
-from tracker.core import JointPositions, Track
-from tracker.skeleton import Skeleton, rotations
+from parttrack.engine.errors import InputError, OutputError
+from parttrack.tracker.core import JointPositions, Track
+from parttrack.tracker.skeleton import Skeleton, rotations
 
 #: Pose formats of this module, in the order ``all`` lists them.
 POSE_FORMATS = ("nwb", "dlc", "sleap", "bvh")
@@ -483,7 +483,7 @@ def bvh_text(track: Track, part_names, skeleton: Skeleton, *, fps: float, height
     Raises:
         InputError: no part has a pose, or fps is not a positive number.
     """
-    from tracker.animation import fill_gaps
+    from parttrack.tracker.animation import fill_gaps
 
     if not (fps and fps > 0 and math.isfinite(fps)):
         raise InputError(f"frame rate {fps!r} is not usable for BVH", "pass --fps (the video's frame rate)")

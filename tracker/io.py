@@ -57,9 +57,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.errors import InputError, OutputError
-from engine.video import VideoWriter as VideoWriter  # the one video writer, re-exported
-from tracker.core import JointPositions, PartPoses, Track
+from parttrack.engine.errors import InputError, OutputError
+from parttrack.engine.video import VideoWriter as VideoWriter  # the one video writer, re-exported
+from parttrack.tracker.core import JointPositions, PartPoses, Track
 
 #: Column order of tracks.csv / tracks_raw.csv (fixed; a change is a format change).
 TRACKS_COLUMNS = ("frame", "time_s", "part", "part_name", "x", "y", "angle_deg", "scale_x",

@@ -64,8 +64,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.angles import wrap_deg
-from tracker.core import PartPoses, Track
+from parttrack.engine.angles import wrap_deg
+from parttrack.tracker.core import PartPoses, Track
 
 #: Channel names of a part's block state (value of each 2-vector (value, rate)).
 CHANNELS = ("x", "y", "angle_deg", "log_scale_x", "log_scale_y")

@@ -292,7 +292,7 @@ class TrainingJob:
 
     def command(self) -> list[str]:
         s = self.settings
-        cmd = [self.python, "-m", "tracker.cli", "train", str(self.clip), "-o", str(self.partial),
+        cmd = [self.python, "-m", "parttrack", "train", str(self.clip), "-o", str(self.partial),
                "--run-dir", str(self.run_dir), "--no-progress", "--bundle-on-stop", "--shots",
                "--parts", str(s.parts), "--size", str(s.size), "--snapshot-every", str(s.snapshot_every),
                "--threads", str(s.child_threads), "--device", s.device]
@@ -421,8 +421,8 @@ class TrainingJob:
         text = self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
         stopped = "stopped early" in text
         if code == 0:
-            from engine.bundle import load_bundle
-            from engine.errors import BundleError
+            from parttrack.engine.bundle import load_bundle
+            from parttrack.engine.errors import BundleError
 
             try:
                 load_bundle(self.partial)

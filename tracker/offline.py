@@ -46,16 +46,23 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import OutputError
-from engine.footage import FootageChecker, findings
-from tracker.core import CONVENTIONS
-from tracker.io import printable, write_json
-from tracker.pipeline import TrackingInterrupted, VideoInfo, VideoTracks, probe_file, track_file
-from tracker.plot import TracksPlotSink
-from tracker.progress import Progress
-from tracker.progress import log as _default_log
-from tracker.publish import check_replaceable, publish, publish_partial, recover_folder, result_lock, staging_dir
-from tracker.results import (
+from parttrack.engine.errors import OutputError
+from parttrack.engine.footage import FootageChecker, findings
+from parttrack.tracker.core import CONVENTIONS
+from parttrack.tracker.io import printable, write_json
+from parttrack.tracker.pipeline import TrackingInterrupted, VideoInfo, VideoTracks, probe_file, track_file
+from parttrack.tracker.plot import TracksPlotSink
+from parttrack.tracker.progress import Progress
+from parttrack.tracker.progress import log as _default_log
+from parttrack.tracker.publish import (
+    check_replaceable,
+    publish,
+    publish_partial,
+    recover_folder,
+    result_lock,
+    staging_dir,
+)
+from parttrack.tracker.results import (
     DONE_FILE,
     INFO_FILE,
     JOINTS_FILE,
@@ -73,7 +80,7 @@ from tracker.results import (
     skipped_result,
     video_fingerprint,
 )
-from tracker.sinks import BaseSink, ExportSink, JointsCSVSink, LabelPNGSink, OverlaySink, TracksCSVSink
+from parttrack.tracker.sinks import BaseSink, ExportSink, JointsCSVSink, LabelPNGSink, OverlaySink, TracksCSVSink
 
 
 def track_video(video: str | Path, out_dir: str | Path, options: TrackOptions | None = None, runtime=None,
@@ -121,7 +128,7 @@ def track_video(video: str | Path, out_dir: str | Path, options: TrackOptions | 
 def run_exports(out_dir: Path, options: TrackOptions, done: dict | None) -> list[str]:
     """Write the animation exports ``options.exports`` asks for into ``out_dir`` and, when
     ``done`` (the folder's done.json) is given, record them there; returns the formats."""
-    from tracker.animation import write_exports
+    from parttrack.tracker.animation import write_exports
 
     formats = export_formats(options.exports)
     write_exports(out_dir, formats)

@@ -34,7 +34,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from tracker.core import JointPositions, PartPoses
+from parttrack.tracker.core import JointPositions, PartPoses
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _SHIFT = 4  # sub-pixel bits for cv2 drawing calls: coordinates are multiplied by 2**_SHIFT
@@ -433,6 +433,6 @@ def _part_colors(colors, k: int) -> np.ndarray:
         if len(arr) < k:  # fewer colours than parts: cycle
             arr = arr[np.arange(k) % len(arr)]
         return arr.astype(np.uint8)
-    from engine.bundle import default_part_colors
+    from parttrack.engine.bundle import default_part_colors
 
     return np.asarray(default_part_colors(max(k, 1)), dtype=np.uint8)

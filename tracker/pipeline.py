@@ -24,17 +24,17 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.errors import InputError, ParttrackError
-from engine.preprocess import Letterbox
-from engine.types import PartOutput
-from tracker.core import Frame, JointPositions, PartPoses, PoseBatch, Track
-from tracker.io import printable
-from tracker.kalman import KalmanFactory, Smoother, make_factory
-from tracker.poses import PoseConfig, PoseExtractor, SourceLabeler, check_finite, labels_at_source
-from tracker.progress import Progress
-from tracker.results import TrackOptions
-from tracker.skeleton import ContactAccumulator, OnlineSkeleton, Skeleton, skeleton_from_track
-from tracker.sources import open_scaled, open_source
+from parttrack.engine.errors import InputError, ParttrackError
+from parttrack.engine.preprocess import Letterbox
+from parttrack.engine.types import PartOutput
+from parttrack.tracker.core import Frame, JointPositions, PartPoses, PoseBatch, Track
+from parttrack.tracker.io import printable
+from parttrack.tracker.kalman import KalmanFactory, Smoother, make_factory
+from parttrack.tracker.poses import PoseConfig, PoseExtractor, SourceLabeler, check_finite, labels_at_source
+from parttrack.tracker.progress import Progress
+from parttrack.tracker.results import TrackOptions
+from parttrack.tracker.skeleton import ContactAccumulator, OnlineSkeleton, Skeleton, skeleton_from_track
+from parttrack.tracker.sources import open_scaled, open_source
 
 
 class Stages:

@@ -22,8 +22,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from tracker.core import Frame
-from tracker.sources import CameraSource, FileSource, VideoSource
+from parttrack.tracker.core import Frame
+from parttrack.tracker.sources import CameraSource, FileSource, VideoSource
 
 
 class FilePlayback(VideoSource):
@@ -142,7 +142,7 @@ class FilePlayback(VideoSource):
 def open_for_viewing(spec, *, loop: bool = False) -> VideoSource:
     """What the viewer plays: a video file → :class:`FilePlayback` (seekable, source frame
     indices); a camera index, an image folder or a glob → :func:`tracker.sources.open_source`."""
-    from tracker.sources import IMAGE_EXTENSIONS, open_source
+    from parttrack.tracker.sources import IMAGE_EXTENSIONS, open_source
 
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
         return open_source(int(spec))

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import InputError, OutputError
-from tracker.sinks import BaseSink
+from parttrack.engine.errors import InputError, OutputError
+from parttrack.tracker.sinks import BaseSink
 
 #: The file every batch result gets.
 TRACKS_PNG = "tracks.png"
@@ -57,7 +57,7 @@ def choose_frame(visible: np.ndarray, limit: int = FRAME_SEARCH) -> int:
 def read_video_frame(video: str | Path, index: int) -> np.ndarray | None:
     """The ``(H, W, 3)`` uint8 RGB frame at 0-based ``index`` of ``video`` (decoded from the
     start with PyAV), or None when the video cannot be read or is shorter."""
-    from tracker.sources import FileSource
+    from parttrack.tracker.sources import FileSource
 
     try:
         with FileSource(video, threaded=False) as src:
@@ -98,7 +98,7 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    from tracker.io import printable, read_joints_csv, read_tracks_csv
+    from parttrack.tracker.io import printable, read_joints_csv, read_tracks_csv
 
     result_dir = Path(result_dir)
     tracks_csv = result_dir if result_dir.suffix == ".csv" else result_dir / "tracks.csv"
@@ -220,7 +220,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _nan_fill(a: np.ndarray) -> np.ndarray:
-    from tracker.animation import fill_gaps
+    from parttrack.tracker.animation import fill_gaps
 
     return fill_gaps(a)
 

@@ -56,9 +56,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.preprocess import Letterbox
-from engine.types import PartOutput, part_labels
-from tracker.core import PartPoses, PoseBatch
+from parttrack.engine.preprocess import Letterbox
+from parttrack.engine.types import PartOutput, part_labels
+from parttrack.tracker.core import PartPoses, PoseBatch
 
 #: Compactness (area over the area of the ellipse of the mask covariance, ``|R| / (4π√det Σ)``;
 #: 1 for a filled ellipse, ≈ 0.95 for a filled rectangle) at and above which the confidence's
@@ -283,7 +283,7 @@ def check_finite(out: PartOutput, model="the model", first_frame: int = 0) -> No
     masks, tf = np.asarray(out.masks), np.asarray(out.transforms)
     if np.isfinite(masks).all() and np.isfinite(tf).all():
         return
-    from engine.errors import BundleError
+    from parttrack.engine.errors import BundleError
 
     bad = ~(np.isfinite(masks).reshape(len(masks), -1).all(1) & np.isfinite(tf).reshape(len(tf), -1).all(1))
     frame = first_frame + int(np.argmax(bad))
@@ -332,7 +332,7 @@ class SourceLabeler:
 
     def __init__(self, letterbox: Letterbox, mask_size: tuple[int, int], *, refine: bool = True,
                  step: int = LABEL_STEP, guide_size: tuple[int, int] | None = None) -> None:
-        from engine.refine import MaskRefiner
+        from parttrack.engine.refine import MaskRefiner
 
         self.letterbox, self.step = letterbox, int(step)
         self.refiner = None

@@ -17,9 +17,9 @@ import secrets
 import shutil
 from pathlib import Path
 
-from engine.errors import OutputError
-from tracker.progress import log as _default_log
-from tracker.results import DONE_FILE, ERROR_FILE, INFO_FILE, TRACKS_FILE, done_info
+from parttrack.engine.errors import OutputError
+from parttrack.tracker.progress import log as _default_log
+from parttrack.tracker.results import DONE_FILE, ERROR_FILE, INFO_FILE, TRACKS_FILE, done_info
 
 
 def lock_path(out_dir: Path) -> Path:

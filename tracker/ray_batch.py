@@ -60,12 +60,12 @@ from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine import errors
-from engine.errors import BackendUnavailable, InputError, OutputError, ParttrackError
-from tracker.offline import track_video
-from tracker.progress import Progress, videos_bar
-from tracker.progress import log as _default_log
-from tracker.results import TrackOptions, VideoResult, failure_result, plan_batch
+from parttrack.engine import errors
+from parttrack.engine.errors import BackendUnavailable, InputError, OutputError, ParttrackError
+from parttrack.tracker.offline import track_video
+from parttrack.tracker.progress import Progress, videos_bar
+from parttrack.tracker.progress import log as _default_log
+from parttrack.tracker.results import TrackOptions, VideoResult, failure_result, plan_batch
 
 #: Logical CPUs (= inference threads) per worker when neither ``cpus_per_worker`` nor
 #: ``options.threads`` says. CPU workers: 1 — on the 2-core machine two 1-thread workers tracked
@@ -221,7 +221,7 @@ def plan_workers(nodes: list[dict], pending: int, options: TrackOptions, *, work
         ParttrackError: a GPU was asked for (device ``cuda``, backend ``tensorrt`` or
             ``gpus_per_worker > 0``) but the cluster has none, or nothing fits on any node.
     """
-    from engine.runtime import parse_device
+    from parttrack.engine.runtime import parse_device
 
     if workers is not None and workers < 1:
         raise ParttrackError(f"--workers must be at least 1, got {workers}")

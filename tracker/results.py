@@ -38,12 +38,12 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.errors import InputError, OutputError, ParttrackError
-from tracker.io import printable, read_json
-from tracker.kalman import KalmanNoise, make_factory
-from tracker.poses import PoseConfig
-from tracker.progress import log as _default_log
-from tracker.sources import VIDEO_EXTENSIONS
+from parttrack.engine.errors import InputError, OutputError, ParttrackError
+from parttrack.tracker.io import printable, read_json
+from parttrack.tracker.kalman import KalmanNoise, make_factory
+from parttrack.tracker.poses import PoseConfig
+from parttrack.tracker.progress import log as _default_log
+from parttrack.tracker.sources import VIDEO_EXTENSIONS
 
 DONE_FILE = "done.json"
 INFO_FILE = "track.json"
@@ -104,7 +104,7 @@ class TrackOptions:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
     def model_path(self) -> Path:
-        from engine.bundle import default_model_path
+        from parttrack.engine.bundle import default_model_path
 
         return Path(self.model) if self.model is not None else default_model_path()
 
@@ -128,7 +128,7 @@ class TrackOptions:
         Raises:
             BundleError, BackendUnavailable: the model or backend cannot be used here.
         """
-        from engine.runtime import create_runtime
+        from parttrack.engine.runtime import create_runtime
 
         return create_runtime(self.model_path(), backend=self.backend, device=self.device, threads=self.threads,
                               workers=workers, announce=announce, precision=self.precision)
@@ -141,7 +141,7 @@ def _model_digest(path: Path) -> str:
     """SHA-256 (hex) of a bundle's ``model.onnx`` (``path``: the bundle folder or the file);
     ``""`` when it cannot be read (the runtime then reports the missing bundle). Cached per
     (file, size, modification time), so a batch hashes the model once."""
-    from engine.bundle import ONNX_FILE
+    from parttrack.engine.bundle import ONNX_FILE
 
     onnx = path / ONNX_FILE if path.is_dir() else path
     try:
@@ -398,7 +398,7 @@ def claim_dirs(videos, dirs) -> list[Path]:
 
 def export_formats(formats) -> tuple[str, ...]:
     """:func:`tracker.animation.parse_formats` (imported when exports are asked for)."""
-    from tracker.animation import parse_formats
+    from parttrack.tracker.animation import parse_formats
 
     return parse_formats(list(formats))
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker.io import JointsCSVWriter, TracksCSVWriter, write_label_png
-from tracker.pipeline import FrameBatch, VideoInfo, VideoTracks
-from tracker.poses import LABEL_STEP, SourceLabeler
+from parttrack.tracker.io import JointsCSVWriter, TracksCSVWriter, write_label_png
+from parttrack.tracker.pipeline import FrameBatch, VideoInfo, VideoTracks
+from parttrack.tracker.poses import LABEL_STEP, SourceLabeler
 
 
 class BaseSink:
@@ -174,9 +174,9 @@ class OverlaySink(BaseSink):
             raise
 
     def _draw(self, result: VideoTracks) -> None:
-        from engine.video import VideoWriter
-        from tracker.overlay import draw_overlay
-        from tracker.sources import open_source
+        from parttrack.engine.video import VideoWriter
+        from parttrack.tracker.overlay import draw_overlay
+        from parttrack.tracker.sources import open_source
 
         info, track, joints = self.info, result.track, result.joints
         frames = len(result)
@@ -222,7 +222,7 @@ class ExportSink(BaseSink):
     """
 
     def __init__(self, folder: str | Path, formats) -> None:
-        from tracker.results import export_formats
+        from parttrack.tracker.results import export_formats
 
         self.folder = Path(folder)
         self.wanted = export_formats(formats)
@@ -231,7 +231,7 @@ class ExportSink(BaseSink):
     def end(self, result: VideoTracks) -> None:
         if not result.complete or not self.wanted:
             return
-        from tracker.animation import write_exports
+        from parttrack.tracker.animation import write_exports
 
         write_exports(self.folder, self.wanted)
         self.formats = list(self.wanted)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracker.core import JointPositions, PartPoses, Track
+from parttrack.tracker.core import JointPositions, PartPoses, Track
 
 
 def rotations(angle_deg: np.ndarray) -> np.ndarray:

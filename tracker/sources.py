@@ -26,8 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.errors import InputError
-from tracker.core import Frame
+from parttrack.engine.errors import InputError
+from parttrack.tracker.core import Frame
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from PyQt6 import QtCore, QtGui, QtWidgets
 from PyQt6.QtCore import Qt
 
-from tracker import learn
-from tracker.learn import ClipRecorder, LearnSettings, TrainingJob, TrainingProgress
+from parttrack.tracker import learn
+from parttrack.tracker.learn import ClipRecorder, LearnSettings, TrainingJob, TrainingProgress
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.errors import ParttrackError
+from parttrack.engine.errors import ParttrackError
 
 #: Shared library → (Debian/Ubuntu package, Fedora/RHEL package). The xcb plugin's usual
 #: system dependencies (Qt's own list of X11 requirements, plus what PyQt6's wheel does not bundle).

@@ -36,10 +36,10 @@ def grab_viewer(video: str | Path, out: str | Path, *, frame: int = 80, model: s
     """
     from PyQt6 import QtCore, QtWidgets
 
-    from engine.bundle import default_model_path
-    from engine.runtime import create_runtime
-    from tracker.sources import open_source
-    from ui.viewer import ViewerWindow
+    from parttrack.engine.bundle import default_model_path
+    from parttrack.engine.runtime import create_runtime
+    from parttrack.tracker.sources import open_source
+    from parttrack.ui.viewer import ViewerWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
     runtime = create_runtime(model or default_model_path(), backend=backend, announce=True)

@@ -34,11 +34,11 @@ import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 from PyQt6.QtCore import Qt
 
-from engine.errors import OutputError
-from tracker.capture import SourceInfo, spec_of
-from tracker.overlay import OverlayStyle, draw_overlay, legend_layout
-from ui.parts import PartsPanel
-from ui.worker import TrackingWorker, ViewFrame, without_parts
+from parttrack.engine.errors import OutputError
+from parttrack.tracker.capture import SourceInfo, spec_of
+from parttrack.tracker.overlay import OverlayStyle, draw_overlay, legend_layout
+from parttrack.ui.parts import PartsPanel
+from parttrack.ui.worker import TrackingWorker, ViewFrame, without_parts
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ SHORTCUTS = (
 
 def default_make_runtime(path):
     """A runtime for a newly learnt bundle: ``engine.runtime.create_runtime(path)``."""
-    from engine.runtime import create_runtime
+    from parttrack.engine.runtime import create_runtime
 
     return create_runtime(path, announce=True)
 
@@ -220,8 +220,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._drawn: tuple = ((), None)   # the names and poses of the legend last drawn
         self.setCentralWidget(self.view)
         self._build_actions()
-        from tracker.learn import LearnSettings
-        from ui.learn import LearnController
+        from parttrack.tracker.learn import LearnSettings
+        from parttrack.ui.learn import LearnController
 
         self.learner = LearnController(self, learn_settings or LearnSettings(),
                                        make_runtime or default_make_runtime)
@@ -395,7 +395,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def _pick_camera(self) -> None:
         """C: pick a camera by name (:func:`ui.cameras.list_cameras`), or type an index, a
         stream URL or a device path."""
-        from ui.cameras import parse_choice
+        from parttrack.ui.cameras import parse_choice
 
         cameras = self.list_cameras()
         labels = [c.label() for c in cameras]
@@ -408,7 +408,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
 
     def list_cameras(self):
         """The cameras the picker offers (tests replace it with fake devices)."""
-        from ui.cameras import list_cameras
+        from parttrack.ui.cameras import list_cameras
 
         return list_cameras()
 
@@ -610,7 +610,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def start_recording(self, path: str | Path | None = None) -> Path | None:
         """Record tracks (smoothed poses, batch CSV format) to ``path`` (default
         ``OUT_DIR/<source>-<date>-<time>.tracks.csv``). Errors show in the window."""
-        from tracker.io import TracksCSVWriter
+        from parttrack.tracker.io import TracksCSVWriter
 
         if self.worker is None:
             self.statusBar().showMessage("nothing to record: open a camera (C) or a file (O) first")
@@ -733,8 +733,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         """Rename part ``part_id`` (1-based) in the view and in the bundle's metadata (as
         ``parttrack label --name``); returns the bundle written, None when there is none to
         write (the name then holds for this session only). Errors show in the status bar."""
-        from engine.bundle import load_bundle, write_onnx_meta
-        from engine.errors import ParttrackError
+        from parttrack.engine.bundle import load_bundle, write_onnx_meta
+        from parttrack.engine.errors import ParttrackError
 
         names = list(self.part_names)
         if not 1 <= part_id <= len(names):

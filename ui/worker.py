@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PyQt6 import QtCore
 
-from engine.errors import ParttrackError
-from tracker.capture import FrameGrabber, LatestSlot, SourceInfo, StreamEnd, spec_of
+from parttrack.engine.errors import ParttrackError
+from parttrack.tracker.capture import FrameGrabber, LatestSlot, SourceInfo, StreamEnd, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def without_parts(poses, hidden):
 
 def default_tracker(runtime, src_h: int, src_w: int):
     """The worker's default tracker: :class:`tracker.pipeline.OnlineTracker` on ``runtime``."""
-    from tracker.pipeline import OnlineTracker
+    from parttrack.tracker.pipeline import OnlineTracker
 
     return OnlineTracker(runtime, src_h, src_w)
 
@@ -234,7 +234,7 @@ class TrackingWorker(QtCore.QObject):
         """
         src = self._source_arg
         if not hasattr(src, "__iter__") or isinstance(src, (str, Path)):
-            from tracker.playback import open_for_viewing
+            from parttrack.tracker.playback import open_for_viewing
 
             src = open_for_viewing(src, loop=self.loop)
             self._source_arg = src

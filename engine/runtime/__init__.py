@@ -28,11 +28,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from engine.bundle import Bundle, load_bundle
-from engine.errors import BackendUnavailable, ParttrackError
-from engine.runtime.base import Runtime
-from engine.runtime.devices import cuda_gpus
-from engine.runtime.edits import EditedRuntime
+from parttrack.engine.bundle import Bundle, load_bundle
+from parttrack.engine.errors import BackendUnavailable, ParttrackError
+from parttrack.engine.runtime.base import Runtime
+from parttrack.engine.runtime.devices import cuda_gpus
+from parttrack.engine.runtime.edits import EditedRuntime
 
 __all__ = ["BACKENDS", "EditedRuntime", "Runtime", "available_backends", "backend_status", "create_runtime", "parse_device"]
 
@@ -205,11 +205,11 @@ def create_runtime(
 
 def _build(name: str, bundle: Bundle, kwargs: dict, options: dict) -> Runtime:
     if name == "onnxruntime":
-        from engine.runtime.onnxruntime_backend import OnnxRuntimeBackend as cls
+        from parttrack.engine.runtime.onnxruntime_backend import OnnxRuntimeBackend as cls
     elif name == "tensorrt":
-        from engine.runtime.tensorrt_backend import TensorRTBackend as cls
+        from parttrack.engine.runtime.tensorrt_backend import TensorRTBackend as cls
     else:
-        from engine.runtime.torch_backend import TorchBackend as cls
+        from parttrack.engine.runtime.torch_backend import TorchBackend as cls
     _check_options(cls, name, options)
     return cls(bundle, **kwargs, **options)
 

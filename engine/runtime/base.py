@@ -11,8 +11,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.bundle import BundleMeta
-from engine.types import PartOutput
+from parttrack.engine.bundle import BundleMeta
+from parttrack.engine.types import PartOutput
 
 
 @runtime_checkable

@@ -24,9 +24,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from engine.bundle import BundleMeta
-from engine.scenery import PartEdits, apply_part_edits
-from engine.types import PartOutput
+from parttrack.engine.bundle import BundleMeta
+from parttrack.engine.scenery import PartEdits, apply_part_edits
+from parttrack.engine.types import PartOutput
 
 
 def edit_skeleton_edges(edges, edits: PartEdits) -> tuple[tuple[int, int], ...]:

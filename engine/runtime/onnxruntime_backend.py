@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.bundle import Bundle, read_onnx_meta
-from engine.errors import BackendUnavailable, BundleError, ParttrackError
-from engine.runtime.base import check_images
-from engine.runtime.devices import threads_per_worker
-from engine.runtime.files import INT8_FILE, INT8_SOURCE_KEY, onnx_fingerprint
-from engine.types import PartOutput
+from parttrack.engine.bundle import Bundle, read_onnx_meta
+from parttrack.engine.errors import BackendUnavailable, BundleError, ParttrackError
+from parttrack.engine.runtime.base import check_images
+from parttrack.engine.runtime.devices import threads_per_worker
+from parttrack.engine.runtime.files import INT8_FILE, INT8_SOURCE_KEY, onnx_fingerprint
+from parttrack.engine.types import PartOutput
 
 PRECISIONS = ("fp32", "int8")
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.bundle import Bundle
-from engine.errors import BackendUnavailable, BundleError
-from engine.runtime.base import check_images
-from engine.runtime.tensorrt_build import (  # the build API, re-exported for callers of this module
+from parttrack.engine.bundle import Bundle
+from parttrack.engine.errors import BackendUnavailable, BundleError
+from parttrack.engine.runtime.base import check_images
+from parttrack.engine.runtime.tensorrt_build import (  # the build API, re-exported for callers of this module
     DEFAULT_MAX_BATCH,
     DEFAULT_WORKSPACE,
     INSTALL_HINT,
@@ -45,7 +45,7 @@ from engine.runtime.tensorrt_build import (  # the build API, re-exported for ca
     profile_shapes,
     timing_cache_name,
 )
-from engine.types import PartOutput
+from parttrack.engine.types import PartOutput
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_WORKSPACE", "INSTALL_HINT", "PRECISIONS", "EnginePlan", "TensorRTBackend",
            "build_engine", "choose_precision", "compile_engine", "engine_file_name", "fp16_onnx", "has_fast_fp16",

@@ -31,10 +31,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.bundle import Bundle
-from engine.errors import BackendUnavailable, BundleError, ParttrackError
-from engine.runtime.devices import GpuInfo, cuda_gpus
-from engine.runtime.files import cache_dir, onnx_fingerprint
+from parttrack.engine.bundle import Bundle
+from parttrack.engine.errors import BackendUnavailable, BundleError, ParttrackError
+from parttrack.engine.runtime.devices import GpuInfo, cuda_gpus
+from parttrack.engine.runtime.files import cache_dir, onnx_fingerprint
 
 INSTALL_HINT = "pip install 'parttrack[tensorrt]'"
 PRECISIONS = ("fp16", "fp32")

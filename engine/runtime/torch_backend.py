@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.bundle import Bundle
-from engine.errors import BackendUnavailable, ParttrackError
-from engine.runtime.base import check_images
-from engine.runtime.devices import threads_per_worker
-from engine.types import PartOutput
+from parttrack.engine.bundle import Bundle
+from parttrack.engine.errors import BackendUnavailable, ParttrackError
+from parttrack.engine.runtime.base import check_images
+from parttrack.engine.runtime.devices import threads_per_worker
+from parttrack.engine.types import PartOutput
 
 
 class TorchBackend:
@@ -45,7 +45,7 @@ class TorchBackend:
         except ImportError:
             raise BackendUnavailable("the torch backend needs torch", "pip install 'parttrack[train]'") from None
         try:
-            from engine.model import load_network
+            from parttrack.engine.model import load_network
         except ImportError as exc:  # pragma: no cover - shipped with the package
             raise BackendUnavailable(f"the torch network code cannot be imported ({exc})",
                                      "pip install 'parttrack[train]'") from None

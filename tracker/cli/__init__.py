@@ -17,7 +17,7 @@ import argparse
 import importlib
 import sys
 
-from engine.errors import ParttrackError
+from parttrack.engine.errors import ParttrackError
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMANDS = ("track", "train", "label", "eval", "export", "plot", "bench", "compile")
@@ -47,12 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="parttrack", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"parttrack {_version()}")
-    view = importlib.import_module("tracker.cli.view")
+    view = importlib.import_module("parttrack.tracker.cli.view")
     view.add_arguments(parser)
     parser.set_defaults(func=view.run)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"tracker.cli.{name}").add_parser(sub)
+        importlib.import_module(f"parttrack.tracker.cli.{name}").add_parser(sub)
     return parser
 
 

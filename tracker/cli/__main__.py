@@ -1,5 +1,5 @@
 """``python -m tracker.cli`` = the ``parttrack`` command."""
 
-from tracker.cli import run
+from parttrack.tracker.cli import run
 
 run()

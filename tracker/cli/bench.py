@@ -40,11 +40,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.bundle import default_model_path
-    from tracker.bench import format_report, run_bench, to_json
+    from parttrack.engine.bundle import default_model_path
+    from parttrack.tracker.bench import format_report, run_bench, to_json
 
     if any(b < 1 for b in args.batch):
-        from engine.errors import ParttrackError
+        from parttrack.engine.errors import ParttrackError
 
         raise ParttrackError(f"batch sizes must be at least 1, got {args.batch}")
     report = run_bench(args.model or default_model_path(), backends=args.backend, precisions=args.precision,

@@ -34,16 +34,16 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.bundle import default_model_path, load_bundle
-    from engine.errors import InputError
+    from parttrack.engine.bundle import default_model_path, load_bundle
+    from parttrack.engine.errors import InputError
 
     bundle = load_bundle(args.model or default_model_path())
     if args.int8:
         import numpy as np
 
-        from engine.preprocess import Letterbox
-        from engine.quantize import build_int8
-        from tracker.sources import read_frames
+        from parttrack.engine.preprocess import Letterbox
+        from parttrack.engine.quantize import build_int8
+        from parttrack.tracker.sources import read_frames
 
         video = Path(args.calibrate) if args.calibrate else bundle.path / "clip.mp4"
         if not args.calibrate and not video.is_file():
@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
         print("use it with --precision int8 (ONNX Runtime on CPU)")
         return 0
 
-    from engine.runtime import parse_device
-    from engine.runtime.tensorrt_backend import compile_engine
+    from parttrack.engine.runtime import parse_device
+    from parttrack.engine.runtime.tensorrt_backend import compile_engine
 
     kind, index = parse_device(args.device)
     if kind != "cuda":

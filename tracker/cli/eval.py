@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.errors import InputError, OutputError
+from parttrack.engine.errors import InputError, OutputError
 
 
 def add_parser(sub):
@@ -47,8 +47,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from engine.evaluate import evaluate_bundle, format_report
-    from engine.synthetic import render_video
+    from parttrack.engine.evaluate import evaluate_bundle, format_report
+    from parttrack.engine.synthetic import render_video
 
     if args.generate:
         if args.frames < 4:

@@ -38,8 +38,8 @@ def add_parser(sub):
 def run(args) -> int:
     import sys
 
-    from tracker.animation import export_tracks, read_track_info
-    from tracker.io import printable
+    from parttrack.tracker.animation import export_tracks, read_track_info
+    from parttrack.tracker.io import printable
 
     tracks = Path(args.tracks)
     if tracks.is_dir():

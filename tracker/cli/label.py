@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.bundle import load_bundle, write_onnx_meta
-from engine.errors import ParttrackError
-from engine.scenery import PartEdits
+from parttrack.engine.bundle import load_bundle, write_onnx_meta
+from parttrack.engine.errors import ParttrackError
+from parttrack.engine.scenery import PartEdits
 
 
 def add_parser(sub):

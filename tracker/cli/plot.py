@@ -21,8 +21,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from tracker.io import printable
-    from tracker.plot import plot_result
+    from parttrack.tracker.io import printable
+    from parttrack.tracker.plot import plot_result
 
     out = plot_result(args.result, args.output, frame=args.frame, video=args.video, dpi=args.dpi)
     print(printable(f"wrote {out}"))

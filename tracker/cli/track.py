@@ -22,7 +22,7 @@ videos failed; 130 interrupted (Ctrl-C, SIGTERM, SIGHUP: finished videos stay do
 
 
 def add_parser(sub):
-    from tracker.kalman import SMOOTHERS
+    from parttrack.tracker.kalman import SMOOTHERS
 
     p = sub.add_parser("track", help="track videos in batch (tracks, joints, overlays, exports)",
                        description=DESCRIPTION)
@@ -64,15 +64,22 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from tracker.batch import TrackOptions, discover_videos, failure_lines, interrupt_on_signals, run_batch, summarize
+    from parttrack.tracker.batch import (
+        TrackOptions,
+        discover_videos,
+        failure_lines,
+        interrupt_on_signals,
+        run_batch,
+        summarize,
+    )
 
     exports = tuple(args.export)
     if exports:
-        from tracker.animation import parse_formats
+        from parttrack.tracker.animation import parse_formats
 
         exports = parse_formats(list(exports))  # unknown names fail now, not after tracking
     if args.batch_size < 1:
-        from engine.errors import ParttrackError
+        from parttrack.engine.errors import ParttrackError
 
         raise ParttrackError(f"--batch-size must be at least 1, got {args.batch_size}")
     options = TrackOptions(model=args.model, backend=args.backend, device=args.device, smoother=args.smoother,
@@ -82,13 +89,13 @@ def run(args) -> int:
     if args.ray and Path(args.ray).exists():  # `--ray videos/ -o out`: argparse took the path as ADDRESS
         args.paths, args.ray = [args.ray, *args.paths], ""
     if not args.paths:
-        from engine.errors import ParttrackError
+        from parttrack.engine.errors import ParttrackError
 
         raise ParttrackError("no videos given", "usage: parttrack track PATH [PATH ...] -o OUT")
     t0 = time.perf_counter()
     with interrupt_on_signals():
         if args.ray is not None:
-            from tracker.ray_batch import run_batch_ray
+            from parttrack.tracker.ray_batch import run_batch_ray
 
             results = run_batch_ray(discover_videos(args.paths), args.output, options, address=args.ray or None,
                                     workers=args.workers, progress=not args.no_progress)

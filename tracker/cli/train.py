@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import BackendUnavailable, InputError, ParttrackError
+from parttrack.engine.errors import BackendUnavailable, InputError, ParttrackError
 
 
 def add_parser(sub):
@@ -99,7 +99,7 @@ def _weight_names() -> list[str]:
     from dataclasses import fields
 
     try:
-        from engine.train import LossWeights
+        from parttrack.engine.train import LossWeights
     except ImportError:  # a plain install has no torch: the rest of the CLI must still work
         return ["(install parttrack[train] to train)"]
     return [f.name for f in fields(LossWeights)]
@@ -190,10 +190,10 @@ def load_training_footage(videos: list[str], size: int, max_frames: int, start_s
         InputError: unreadable video, a crop outside the frame, no frame in the time range, or
             too few frames in total.
     """
-    from engine.footage import FootageChecker
-    from engine.preprocess import Letterbox
-    from engine.train import MIN_FRAMES
-    from tracker.sources import open_source
+    from parttrack.engine.footage import FootageChecker
+    from parttrack.engine.preprocess import Letterbox
+    from parttrack.engine.train import MIN_FRAMES
+    from parttrack.tracker.sources import open_source
 
     frames, records, reports, starts, kept = [], [], [], [], []
     for spec in videos:
@@ -269,7 +269,7 @@ def choose_camera(args, reports) -> tuple[bool, list[str]]:
     (:func:`engine.footage.findings`), prefixed with its name when there are several.
     ``--moving-camera`` / ``--static-camera`` decide; otherwise the camera moves when the
     check says so for any video."""
-    from engine.footage import findings
+    from parttrack.engine.footage import findings
 
     if args.moving_camera and args.static_camera:
         raise ParttrackError("--moving-camera and --static-camera contradict each other", "give one of them")
@@ -286,8 +286,8 @@ def run(args) -> int:
         import torch
     except ImportError:
         raise BackendUnavailable("training needs torch", "install the train extra: pip install 'parttrack[train]'") from None
-    from engine.model import NetConfig
-    from engine.train import TrainConfig, train_bundle
+    from parttrack.engine.model import NetConfig
+    from parttrack.engine.train import TrainConfig, train_bundle
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -356,7 +356,7 @@ def check_output_bundle(out: Path, force: bool) -> None:
     Raises:
         ParttrackError: ``out`` holds a bundle, or is a file.
     """
-    from engine.bundle import ONNX_FILE
+    from parttrack.engine.bundle import ONNX_FILE
 
     if out.exists() and not out.is_dir():
         raise ParttrackError(f"{out} exists and is not a folder", "choose another -o for the bundle")
@@ -367,7 +367,7 @@ def check_output_bundle(out: Path, force: bool) -> None:
 
 def _init_fits(bundle: str, net_cfg) -> bool:
     """Whether ``bundle``'s network settings equal ``net_cfg`` (a warm start is possible)."""
-    from engine.model import NetConfig, read_config
+    from parttrack.engine.model import NetConfig, read_config
 
     try:
         return NetConfig.from_dict(read_config(Path(bundle) / "config.json")["network"]) == net_cfg
@@ -380,7 +380,7 @@ def bundle_from_checkpoint(frames: np.ndarray, out: Path, net_cfg, tcfg, run_dir
     """Write the bundle from ``run_dir/checkpoint.pt`` (after an early stop); None when no step
     was trained yet. A second Ctrl-C while the bundle is written is ignored, so the bundle
     is never left half-written by it."""
-    from engine.train import Trainer, write_trained_bundle
+    from parttrack.engine.train import Trainer, write_trained_bundle
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

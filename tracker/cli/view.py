@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from engine.errors import ParttrackError
+from parttrack.engine.errors import ParttrackError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,13 +79,13 @@ def _check_display() -> None:
             raise ParttrackError(
                 "the viewer needs a display, and none is available (DISPLAY/WAYLAND_DISPLAY unset)",
                 "run it in a desktop session, or use `parttrack track VIDEO -o OUT --overlay` headless")
-    from ui.qt_platform import check_qt_platform
+    from parttrack.ui.qt_platform import check_qt_platform
 
     check_qt_platform()
 
 
 def _check_writable(folder: Path, option: str) -> None:
-    from engine.errors import OutputError
+    from parttrack.engine.errors import OutputError
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def _check_writable(folder: Path, option: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.camera is None and args.video is None:
-        from tracker.cli import build_parser
+        from parttrack.tracker.cli import build_parser
 
         build_parser().print_help()
         return 0
@@ -108,24 +108,24 @@ def run(args: argparse.Namespace) -> int:
         raise ParttrackError(f"--max-frames must be at least 1, got {args.max_frames}")
     settings = _learn_settings(args)
     if args.learn:
-        from tracker.learn import TRAIN_EXTRA_HINT, training_dependency_missing
+        from parttrack.tracker.learn import TRAIN_EXTRA_HINT, training_dependency_missing
 
         missing = training_dependency_missing()
         if missing:
-            from engine.errors import BackendUnavailable
+            from parttrack.engine.errors import BackendUnavailable
 
             raise BackendUnavailable(f"--learn: {missing}", TRAIN_EXTRA_HINT)
     _check_display()
 
-    from engine.bundle import default_model_path
-    from engine.runtime import create_runtime
+    from parttrack.engine.bundle import default_model_path
+    from parttrack.engine.runtime import create_runtime
 
     if args.record is not None:
         _check_writable(Path(args.record).parent, "--record")
     if args.camera is not None:
         source = open_camera_spec(args.camera)
     else:
-        from tracker.playback import open_for_viewing
+        from parttrack.tracker.playback import open_for_viewing
 
         source = open_for_viewing(Path(args.video), loop=args.loop)
     try:
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _learn_settings(args):
-    from tracker.learn import LearnSettings
+    from parttrack.tracker.learn import LearnSettings
 
     try:
         return LearnSettings(seconds=args.learn_seconds, minutes=args.learn_minutes, steps=args.learn_steps,
@@ -151,8 +151,8 @@ def _learn_settings(args):
 def open_camera_spec(spec: str):
     """``--camera`` value → an opened source: digits = camera index; anything else (a stream
     URL, a device path) is given to OpenCV as it is (:class:`tracker.sources.CameraSource`)."""
-    from tracker.playback import StreamSource
-    from tracker.sources import open_source
+    from parttrack.tracker.playback import StreamSource
+    from parttrack.tracker.sources import open_source
 
     text = str(spec).strip()
     if text.isdigit():
@@ -163,13 +163,13 @@ def open_camera_spec(spec: str):
 def _run_window(args, source, runtime, model, settings) -> int:
     from PyQt6 import QtCore, QtWidgets
 
-    from tracker.overlay import OverlayStyle
-    from ui.viewer import ViewerWindow
+    from parttrack.tracker.overlay import OverlayStyle
+    from parttrack.ui.viewer import ViewerWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
-    from engine.runtime import create_runtime
-    from tracker.kalman import make_factory
-    from tracker.pipeline import OnlineTracker
+    from parttrack.engine.runtime import create_runtime
+    from parttrack.tracker.kalman import make_factory
+    from parttrack.tracker.pipeline import OnlineTracker
 
     factory = make_factory(args.smoother)
 

@@ -28,11 +28,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from engine.bundle import read_onnx_meta, write_onnx_meta  # noqa: E402
-from engine.evaluate import evaluate_bundle  # noqa: E402
-from engine.model import NetConfig  # noqa: E402
-from engine.synthetic import render_video  # noqa: E402
-from engine.train import TrainConfig, Trainer, write_trained_bundle  # noqa: E402
+from parttrack.engine.bundle import read_onnx_meta, write_onnx_meta  # noqa: E402
+from parttrack.engine.evaluate import evaluate_bundle  # noqa: E402
+from parttrack.engine.model import NetConfig  # noqa: E402
+from parttrack.engine.synthetic import render_video  # noqa: E402
+from parttrack.engine.train import TrainConfig, Trainer, write_trained_bundle  # noqa: E402
 
 OUT = ROOT / "trained" / "synth"
 TRAIN = dict(n_frames=300, size=128, figure_seed=0, motion_seed=0)
