@@ -176,34 +176,43 @@ def read_onnx_meta(onnx_path: str | Path) -> BundleMeta:
     """Read :class:`BundleMeta` from an ONNX file's metadata_props and check it against the
     graph's declared input/output shapes.
 
+    The file is opened with ONNX Runtime (``InferenceSession.get_modelmeta().custom_metadata_map``,
+    ``get_inputs()``/``get_outputs()``), not with the ``onnx`` package: importing ``onnx`` costs
+    more than a second on the CPU machines here, and tracking never needs it.
+
     Raises:
         BundleError: unreadable file, no parttrack metadata, or a K / input size that
             disagrees with the graph.
     """
-    import onnx
+    import onnxruntime as ort
 
     path = Path(onnx_path)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, OSError...
+        sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises InvalidProtobuf, Fail, NoSuchFile...
         raise BundleError(f"{path}: cannot read the ONNX model ({exc.__class__.__name__})",
                           "re-export or re-download the bundle") from None
-    props = {p.key: p.value for p in model.metadata_props}
+    props = sess.get_modelmeta().custom_metadata_map
     if METADATA_KEY not in props:
         raise BundleError(f"{path}: the ONNX file has no parttrack metadata",
                           "export it with parttrack (engine.export) so K, input size and part names are recorded")
     meta = BundleMeta.from_json(props[METADATA_KEY], source=str(path))
-    _check_graph(model, meta, path)
+    _check_graph({i.name: list(i.shape) for i in sess.get_inputs()},
+                 {o.name: list(o.shape) for o in sess.get_outputs()}, meta, path)
     return meta
 
 
 def _dims(value_info) -> list:
+    """Dims of an ``onnx`` ValueInfoProto: int, or the symbolic name."""
     return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in value_info.type.tensor_type.shape.dim]
 
 
-def _check_graph(model, meta: BundleMeta, path: Path) -> None:
-    outputs = {o.name: _dims(o) for o in model.graph.output}
-    inputs = {i.name: _dims(i) for i in model.graph.input}
+def _check_graph(inputs: dict, outputs: dict, meta: BundleMeta, path: Path) -> None:
+    """``inputs``/``outputs``: name -> dims (int, or a str/None for a symbolic dimension)."""
     if "image" not in inputs or "masks" not in outputs or "transforms" not in outputs:
         raise BundleError(f"{path}: expected input 'image' and outputs 'masks', 'transforms'; "
                           f"found inputs {sorted(inputs)} and outputs {sorted(outputs)}")
@@ -229,7 +238,8 @@ def write_onnx_meta(onnx_path: str | Path, meta: BundleMeta) -> None:
     model.metadata_props.extend(kept)
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, meta.to_json()
-    _check_graph(model, meta, path)
+    _check_graph({i.name: _dims(i) for i in model.graph.input}, {o.name: _dims(o) for o in model.graph.output},
+                 meta, path)
     tmp = path.with_suffix(".onnx.tmp")
     onnx.save(model, str(tmp))
     tmp.replace(path)
