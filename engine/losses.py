@@ -148,8 +148,9 @@ def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps:
         scalar ≥ 0 (nats); 0 only for certain masks that match ``changed``.
 
     Not in the paper: with a static background image (engine.train, ``static_background``)
-    the training uses it during the background warm-up only, against the early
-    all-background collapse — that image reconstructs most of each frame from the first step,
+    the training uses it against the early all-background collapse during the background
+    warm-up (and, by default, for the whole run: ``TrainConfig.change_prior_floor``) — that
+    image reconstructs most of each frame from the first step,
     so the masks are pushed to the background everywhere while the parts' images are still
     untrained, and a part mask at zero never gets a gradient again.
     """

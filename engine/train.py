@@ -13,13 +13,14 @@ image pyramid (decoding at full resolution was ~10× slower on the CPU, see NOTE
 Static-camera cue (``static_background``): the background slot's part image is a learned
 image initialised to the per-pixel temporal median of the training frames (one image per shot
 when ``shot_starts`` marks shot cuts: each frame is compared with its own shot's), instead of being
-decoded from the source frame; the background stays where it is in the target. During the
-background warm-up the same image also gives a background-subtraction prior (loss
-``change_prior``, not in the paper): pixels that differ from it should not go to the
-background slot: the static image reconstructs most of each frame from the first step and
-would otherwise draw every pixel to the background slot, a collapse the parts never leave
-(their masks, and so their gradients, are zero). Why each default is what it is, with the
-measurements: docs/training.md.
+decoded from the source frame; the background stays where it is in the target. The same
+image also gives a background-subtraction prior (loss ``change_prior``, not in the paper):
+pixels that differ from it should not go to the background slot, the others should. During
+the background warm-up it prevents a collapse — the static image reconstructs most of each
+frame from the first step and would otherwise draw every pixel to the background slot, which
+the parts never leave (their masks, and so their gradients, are zero); by default
+(``change_prior_floor``) it stays on for the whole run, so the foreground keeps following the
+subject's outline. Why each default is what it is, with the measurements: docs/training.md.
 
 Weights of 0 switch a loss off (and skip its computation). The config, checkpoints
 (``checkpoint.pt``, plain tensors, loaded with ``weights_only=True``), a CSV log and mask
@@ -69,7 +70,7 @@ MIN_FRAMES = 8
 class LossWeights:
     """Loss weights: the authors' public configuration (φ replaced by pyramid SSIM) with the
     background and concentration weights changed after watching the masks on generated
-    videos (see the comments), plus the part-usage term and the warm-up's change prior.
+    videos (see the comments), plus the part-usage term and the change prior.
 
     A weight of 0 switches that loss off."""
 
@@ -191,7 +192,7 @@ class TrainConfig:
     warp_shift: float = 0.1
     flow_preset: str = "fast"
     usage_on_changed: bool = True
-    change_prior_floor: float = 0.0
+    change_prior_floor: float = 1.0
     illumination: bool = True
     cluster_steps: int = 300
     fold_scenery: bool = True
@@ -472,8 +473,8 @@ class Trainer:
         if w.change_prior and (tc.static_background or self.moving is not None) and prior_factor > 0 \
                 and changed() is not None:
             # Background subtraction against the static background image: changed pixels to the
-            # parts, unchanged ones to the background slot. Fades out as the background loss
-            # fades in.
+            # parts, unchanged ones to the background slot. Full weight during the warm-up, then
+            # change_prior_floor of it (0: it fades out as the background loss fades in).
             terms["change_prior"] = w.change_prior * prior_factor * L.background_subtraction_loss(enc["depth"], changed())
         if w.concentration:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)

@@ -45,7 +45,8 @@ RECIPES: dict[str, dict] = {
     "restarts3": {"restarts": 3, "restart_steps": 300},
     "moving": {"static_background": False},                             # the decoded background, as in the paper
     "moving_nomotion": {"static_background": False, "motion_changed": False},
-    "prior_all": {"change_prior_floor": 1.0},
+    "prior_all": {"change_prior_floor": 1.0},                           # now the default (sweep K)
+    "prior_warmup": {"change_prior_floor": 0.0},                        # the default before sweep K
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 
