@@ -743,7 +743,7 @@ class Trainer:
         Returns:
             {"steps", "elapsed_s", "last": last loss terms}.
         """
-        from tqdm import tqdm
+        from parttrack.engine.progress import progress_bar
 
         tc = self.tcfg
         limit_s = tc.minutes * 60 if tc.minutes else math.inf
@@ -753,8 +753,8 @@ class Trainer:
             max_steps -= (tc.restarts - 1) * tc.restart_steps
         if restarting and self.step:
             self.reinitialise(tc.seed)
-        bar = tqdm(total=None if max_steps >= 10 ** 9 else max_steps, initial=self.step, disable=not progress,
-                   desc="train", unit="step", dynamic_ncols=True)
+        bar = progress_bar(None if max_steps >= 10 ** 9 else max_steps, "train", "step", initial=self.step,
+                           disable=not progress)
         last: dict[str, float] = {}
         start = time.perf_counter() - self.elapsed_s
         try:

@@ -57,3 +57,21 @@ def test_frame_progress_is_quiet_on_close_when_not_a_terminal():
     p.advance(5)
     p.finish()
     assert log.getvalue() == ""  # the overall bar reports finished videos
+
+
+def test_training_progress_is_plain_lines_in_a_log(tmp_path):
+    """engine.progress.progress_bar (the trainer's bar): plain lines, no carriage returns, on a
+    stream that is not a terminal; tqdm's mapping form of set_postfix is accepted."""
+    import io
+
+    from parttrack.engine.progress import progress_bar
+
+    log = io.StringIO()
+    bar = progress_bar(100, "train", "step", initial=40, file=log)
+    assert isinstance(bar, PlainBar)
+    bar.update(10)
+    bar.set_postfix({"total": "1.234"})
+    bar.close()
+    text = log.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    assert text.strip() == "train: 50/100 steps (50%) total=1.234"
