@@ -23,7 +23,6 @@ import numpy as np
 from parttrack.engine.bundle import Bundle, default_model_path, load_bundle
 from parttrack.engine.runtime import create_runtime
 from parttrack.tracker.core import Frame, PartPoses
-from parttrack.tracker.io import TRACKS_COLUMNS
 from parttrack.tracker.kalman import make_factory
 from parttrack.tracker.pipeline import OnlineTracker, VideoTracks, track_file
 from parttrack.tracker.results import TrackOptions
@@ -88,111 +87,12 @@ def _model(model) -> Model:
     return model if isinstance(model, Model) else load_model(model)
 
 
-@dataclass(frozen=True)
-class Tracks:
-    """The tracks of one video, in memory. T frames, K parts, J joints; see the module
-    docstring for units and frames of reference.
-
-    Attributes:
-        result: the pipeline's :class:`tracker.pipeline.VideoTracks` (smoothed and raw
-            :class:`tracker.core.Track`, skeleton, joints, completeness, warnings).
-    """
-
-    result: VideoTracks
-
-    def __len__(self) -> int:
-        return len(self.result)
-
-    @property
-    def part_names(self) -> tuple[str, ...]:
-        """K names, index i ↔ part id i + 1."""
-        return tuple(self.result.part_names)
-
-    @property
-    def frame(self) -> np.ndarray:
-        """``(T,)`` int64 frame indices in the source video."""
-        return self.result.track.index
-
-    @property
-    def time_s(self) -> np.ndarray:
-        """``(T,)`` float64 seconds from the stream's timestamps."""
-        return self.result.time_s
-
-    @property
-    def xy(self) -> np.ndarray:
-        """``(T, K, 2)`` float64 part centres, source px (NaN where a part has no pose)."""
-        return self.result.track.xy
-
-    @property
-    def x(self) -> np.ndarray:
-        """``(T, K)`` float64 source px."""
-        return self.result.x
-
-    @property
-    def y(self) -> np.ndarray:
-        """``(T, K)`` float64 source px, y down."""
-        return self.result.y
-
-    @property
-    def angle_deg(self) -> np.ndarray:
-        """``(T, K)`` float64 degrees in (-180, 180], counter-clockwise on screen from +x."""
-        return self.result.angle_deg
-
-    @property
-    def scale(self) -> np.ndarray:
-        """``(T, K, 2)`` float64 lengths of each part's two axes (scale_x, scale_y), source px."""
-        return self.result.scale
-
-    @property
-    def area_px(self) -> np.ndarray:
-        """``(T, K)`` float64 mask areas in source pixels."""
-        return self.result.area_px
-
-    @property
-    def visible(self) -> np.ndarray:
-        """``(T, K)`` bool: the part was measured in that frame (else predicted)."""
-        return self.result.visible
-
-    @property
-    def confidence(self) -> np.ndarray:
-        """``(T, K)`` float64 in [0, 1]."""
-        return self.result.confidence
-
-    @property
-    def joint_pairs(self) -> np.ndarray:
-        """``(J, 2)`` int64 part ids (a < b) linked by each joint of the learned skeleton."""
-        return self.result.joint_pairs
-
-    @property
-    def joint_xy(self) -> np.ndarray:
-        """``(T, J, 2)`` float64 joint positions, source px."""
-        return self.result.joint_xy
-
-    def to_dataframe(self):
-        """The tracks as a pandas DataFrame in ``tracks.csv``'s columns and row order (one row
-        per frame × part, ordered by frame then part id; :data:`tracker.io.TRACKS_COLUMNS`).
-
-        Raises:
-            ImportError: pandas is not installed (``pip install pandas``).
-        """
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("Tracks.to_dataframe needs pandas: pip install pandas "
-                              "(or pip install 'parttrack[formats]')") from None
-        t, k = self.x.shape
-        cols = {
-            "frame": np.repeat(self.frame, k), "time_s": np.repeat(self.time_s, k),
-            "part": np.tile(np.arange(1, k + 1), t), "part_name": np.tile(np.array(self.part_names, object), t),
-            "x": self.x.ravel(), "y": self.y.ravel(), "angle_deg": self.angle_deg.ravel(),
-            "scale_x": self.scale[..., 0].ravel(), "scale_y": self.scale[..., 1].ravel(),
-            "area_px": self.area_px.ravel(), "visible": self.visible.ravel().astype(np.int64),
-            "confidence": self.confidence.ravel(),
-        }
-        missing = [c for c in TRACKS_COLUMNS if c not in cols]
-        if missing:  # the CSV schema grew: this method must be taught the new columns
-            raise RuntimeError(f"Tracks.to_dataframe does not know the CSV columns {missing}")
-        return pd.DataFrame({c: cols[c] for c in TRACKS_COLUMNS})
+#: The tracks of one video, in memory: the pipeline's own record
+#: (:class:`tracker.pipeline.VideoTracks`: ``frame``, ``time_s``, ``xy``, ``x``, ``y``,
+#: ``angle_deg``, ``scale``, ``area_px``, ``visible``, ``confidence``, ``joint_pairs``,
+#: ``joint_xy`` arrays, ``part_names``, ``to_dataframe()``; the raw ``raw`` and smoothed
+#: ``track``, the ``skeleton``, completeness and warnings).
+Tracks = VideoTracks
 
 
 def track_video(video: str | Path, model: Model | str | Path | None = None, *, smoother: str = "offline",
@@ -217,7 +117,7 @@ def track_video(video: str | Path, model: Model | str | Path | None = None, *, s
     """
     m = _model(model)
     options = TrackOptions(model=m.path, smoother=smoother, max_frames=max_frames, batch_size=batch_size)
-    return Tracks(track_file(video, m.runtime, options))
+    return track_file(video, m.runtime, options)
 
 
 def track_to_folder(video: str | Path, out_dir: str | Path, model: Model | str | Path | None = None, *,

@@ -28,7 +28,7 @@ from parttrack.engine.errors import InputError, ParttrackError
 from parttrack.engine.preprocess import Letterbox
 from parttrack.engine.types import PartOutput
 from parttrack.tracker.core import Frame, JointPositions, PartPoses, PoseBatch, Track
-from parttrack.tracker.io import printable
+from parttrack.tracker.io import TRACKS_COLUMNS, printable
 from parttrack.tracker.kalman import KalmanFactory, Smoother, make_factory
 from parttrack.tracker.poses import PoseConfig, PoseExtractor, SourceLabeler, check_finite, labels_at_source
 from parttrack.tracker.progress import Progress
@@ -173,9 +173,19 @@ class VideoTracks:
         return self.info.part_names
 
     @property
+    def frame(self) -> np.ndarray:
+        """``(T,)`` int64 frame indices in the source video."""
+        return self.track.index
+
+    @property
     def time_s(self) -> np.ndarray:
         """``(T,)`` float64 seconds from the stream's timestamps."""
         return self.track.time_s
+
+    @property
+    def xy(self) -> np.ndarray:
+        """``(T, K, 2)`` float64 part centres, source px (NaN: no pose)."""
+        return self.track.xy
 
     @property
     def x(self) -> np.ndarray:
@@ -221,6 +231,33 @@ class VideoTracks:
     def joint_xy(self) -> np.ndarray:
         """``(T, J, 2)`` float64 joint positions, source px."""
         return self.skeleton.joint_xy(self.track.xy, self.track.angle_deg)
+
+    def to_dataframe(self):
+        """The smoothed tracks as a pandas DataFrame in ``tracks.csv``'s columns and row order
+        (one row per frame × part, ordered by frame then part id;
+        :data:`tracker.io.TRACKS_COLUMNS`).
+
+        Raises:
+            ImportError: pandas is not installed (``pip install pandas``).
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("VideoTracks.to_dataframe needs pandas: pip install pandas "
+                              "(or pip install 'parttrack[formats]')") from None
+        t, k = self.x.shape
+        cols = {
+            "frame": np.repeat(self.frame, k), "time_s": np.repeat(self.time_s, k),
+            "part": np.tile(np.arange(1, k + 1), t), "part_name": np.tile(np.array(self.part_names, object), t),
+            "x": self.x.ravel(), "y": self.y.ravel(), "angle_deg": self.angle_deg.ravel(),
+            "scale_x": self.scale[..., 0].ravel(), "scale_y": self.scale[..., 1].ravel(),
+            "area_px": self.area_px.ravel(), "visible": self.visible.ravel().astype(np.int64),
+            "confidence": self.confidence.ravel(),
+        }
+        missing = [c for c in TRACKS_COLUMNS if c not in cols]
+        if missing:  # the CSV schema grew: this method must be taught the new columns
+            raise RuntimeError(f"VideoTracks.to_dataframe does not know the CSV columns {missing}")
+        return pd.DataFrame({c: cols[c] for c in TRACKS_COLUMNS})
 
 
 @runtime_checkable
