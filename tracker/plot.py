@@ -12,8 +12,9 @@
   (a line of length ``scale_x``), joints (white squares) and the skeleton's links part centre –
   joint – part centre, with a legend of the part names.
 
-Parts that have no pose in any frame (dropped from the model) are left out. :func:`write_tracks_png`
-(``tracks.png`` in the result folder) is what the batch path calls, through :class:`TracksPlotSink`.
+Parts that have no pose in any frame (dropped from the model) are left out. :func:`plot_result`
+draws a result folder (``parttrack plot``); the batch path draws ``tracks.png`` from the tracks
+in memory through :class:`TracksPlotSink`; both through :func:`draw_tracks`.
 """
 
 from __future__ import annotations
@@ -93,12 +94,7 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
     """
     import json
 
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    from parttrack.tracker.io import printable, read_joints_csv, read_tracks_csv
+    from parttrack.tracker.io import read_joints_csv, read_tracks_csv
 
     result_dir = Path(result_dir)
     tracks_csv = result_dir if result_dir.suffix == ".csv" else result_dir / "tracks.csv"
@@ -112,6 +108,37 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
         info = {}
     info = info if isinstance(info, dict) else {}
     joints = read_joints_csv(folder / "joints.csv") if (folder / "joints.csv").is_file() else []
+    return draw_tracks(track, names, joints, Path(out_png) if out_png else folder / TRACKS_PNG, info=info,
+                       title=info.get("video_name") or folder.name, frame=frame, video=video, dpi=dpi)
+
+
+def draw_tracks(track, names, joints, out_png: str | Path, *, info: dict | None = None, title: str = "",
+                frame: int | None = None, video: str | Path | None = None, dpi: int = 100) -> Path:
+    """Draw the picture of a track (module docstring) into a PNG.
+
+    Args:
+        track: the :class:`tracker.core.Track` (T frames, K parts; source px, degrees, seconds).
+        names: its K part names. joints: its :class:`tracker.core.JointPositions` per frame.
+        out_png: the PNG to write (replaced).
+        info: ``track.json``'s fields used here, all optional: ``part_colors`` (K RGB 0–255),
+            ``width``, ``height`` (source px), ``video`` (the file to take the frame from).
+        title: the video's name, shown in the title.
+        frame, video, dpi: as :func:`plot_result`.
+
+    Returns:
+        The PNG written.
+
+    Raises:
+        InputError: a frame outside the tracks. OutputError: the PNG cannot be written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from parttrack.tracker.io import printable
+
+    info = info or {}
     k_len, t_len = track.num_parts, len(track)
     has_pose = np.isfinite(track.xy).all(-1).any(0)
     parts = [k for k in range(k_len) if has_pose[k]]
@@ -153,7 +180,7 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
     ax_v.set_ylim(len(parts) - 0.5, -0.5)
     ax_v.set_xlabel("time (s)")
     ax_v.set_title("visible (measured); gaps = predicted or no pose", fontsize=8, loc="left")
-    ax_x.set_title(printable(f"{info.get('video_name') or folder.name}: {t_len} frames, {len(parts)} parts ")
+    ax_x.set_title(printable(f"{title}: {t_len} frames, {len(parts)} parts ")
                    + ("(faint = predicted while not visible)" if parts else "(no part has a pose in any frame)"),
                    fontsize=10, loc="left")
 
@@ -175,7 +202,7 @@ def plot_result(result_dir: str | Path, out_png: str | Path | None = None, *, fr
     ax_s.set_xticks([])
     ax_s.set_yticks([])
 
-    out = Path(out_png) if out_png else folder / TRACKS_PNG
+    out = Path(out_png)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=dpi)
@@ -225,15 +252,9 @@ def _nan_fill(a: np.ndarray) -> np.ndarray:
     return fill_gaps(a)
 
 
-def write_tracks_png(result_dir: str | Path) -> Path:
-    """``result_dir/tracks.png`` (:func:`plot_result` with its defaults): the call the batch
-    path makes for every result. Raises as :func:`plot_result`."""
-    return plot_result(result_dir)
-
-
 class TracksPlotSink(BaseSink):
-    """A pipeline sink (:mod:`tracker.sinks`) that writes ``folder/tracks.png`` once the result is
-    complete; put it after the sinks of tracks.csv, joints.csv and track.json, which it reads.
+    """A pipeline sink (:mod:`tracker.sinks`) that writes ``folder/tracks.png`` (:func:`draw_tracks`
+    on the smoothed track and joints) once the result is complete.
 
     Attributes:
         path: the PNG written (None until :meth:`end` ran on a complete result).
@@ -244,5 +265,9 @@ class TracksPlotSink(BaseSink):
         self.path: Path | None = None
 
     def end(self, result) -> None:
-        if result.complete:
-            self.path = write_tracks_png(self.folder)
+        if result.complete:  # drawn from the result in memory, not read back from the CSVs
+            info = result.info
+            self.path = draw_tracks(result.track, result.part_names, result.joints, self.folder / TRACKS_PNG,
+                                    info={"part_colors": [list(c) for c in info.part_colors], "width": info.width,
+                                          "height": info.height, "video": str(info.video)},
+                                    title=info.video.name)
