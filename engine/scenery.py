@@ -228,7 +228,7 @@ def _frames_at_mask_grid(frames: np.ndarray, hw: tuple[int, int], letterbox) -> 
 
 def detect_scenery(masks: np.ndarray, frames: np.ndarray | None = None, *,
                    letterbox=None, thresholds: SceneryThresholds | None = None,
-                   moving: np.ndarray | None = None) -> list[ScenePart]:
+                   moving: np.ndarray | None = None, background: np.ndarray | None = None) -> list[ScenePart]:
     """Score each of the K parts of a video's masks and flag those that model the scenery.
 
     Args:
@@ -241,6 +241,10 @@ def detect_scenery(masks: np.ndarray, frames: np.ndarray | None = None, *,
         moving: optional ``(N, h, w)`` float in [0, 1] at the mask grid: the share of each mask
             pixel that moves relative to the camera (:func:`engine.flow.moving_pixels`);
             enables the "never moves" test, which also works with a moving camera.
+        background: optional ``(H, W, 3)`` static background image of ``frames`` (same size
+            and channel order, 0–255, e.g. :func:`engine.background.estimate_background`)
+            for the "on the background" test; None: the frames' per-pixel temporal median
+            (which shows a subject that stays in one place as background).
 
     Returns:
         K :class:`ScenePart` records, part 1..K in order.
@@ -273,7 +277,14 @@ def detect_scenery(masks: np.ndarray, frames: np.ndarray | None = None, *,
         if f.ndim != 4 or f.shape[0] != n or f.shape[3] != 3 or f.dtype != np.uint8:
             raise ValueError(f"frames must be ({n}, H, W, 3) uint8 to match the masks, got {f.shape} {f.dtype}")
         small = _frames_at_mask_grid(f, (h, w), letterbox)
-        still = (np.abs(small - np.median(small, axis=0)[None]).max(axis=-1) < th.background_tol)  # (N, h, w)
+        if background is None:
+            ref = np.median(small, axis=0)
+        else:
+            bg = np.asarray(background, np.float32)
+            if bg.shape != f.shape[1:]:
+                raise ValueError(f"background must be {f.shape[1:]} to match the frames, got {bg.shape}")
+            ref = _frames_at_mask_grid(bg[None], (h, w), letterbox)[0]
+        still = (np.abs(small - ref[None]).max(axis=-1) < th.background_tol)  # (N, h, w)
         bg_mass = (parts & still[:, None]).sum(axis=(0, 2, 3), dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             on_bg = np.where(total > 0, bg_mass / total, np.nan)

@@ -118,6 +118,11 @@ class TrainConfig:
             (docs/training.md).
         static_background: the background slot shows one fixed image (static camera: the
             per-pixel temporal median) instead of an image decoded from the source frame.
+        estimate_background: (default on, with ``static_background``) that image is the
+            median with the subject taken out (:func:`engine.background.estimate_background`:
+            the median over the frames where the subject is elsewhere, inpainted where it
+            always is), not the plain temporal median, which shows a subject that stays in
+            one place as background.
         learn_background: let that image be learnt (it drifts towards parts that stay put,
             so it is off by default).
         max_pair_gap: largest frame distance between source and target (None: any pair).
@@ -179,6 +184,7 @@ class TrainConfig:
     pyramid_levels: int = 3
     recon_scale: int = 1
     static_background: bool = True
+    estimate_background: bool = True
     learn_background: bool = False
     max_pair_gap: int | None = 25
     shot_starts: tuple[int, ...] = ()
@@ -276,9 +282,24 @@ class Trainer:
         self.shot_of = shot_ids(len(frames), train_config.shot_starts)
         bounds = np.flatnonzero(np.diff(self.shot_of)) + 1
         self.shots = list(zip([0, *bounds.tolist()], [*bounds.tolist(), len(frames)]))
-        # per shot the temporal median, (n_shots, S, S, 3) float32 in [0, 255]
-        full_med = np.stack([np.median(frames[lo:hi][:: max(1, (hi - lo) // 64)], axis=0).astype(np.float32)
-                             for lo, hi in self.shots])
+        # per shot the static background, (n_shots, S, S, 3) float32 in [0, 255]: the temporal
+        # median, with the subject taken out (engine.background) when the camera is static
+        self.background_info: list[dict] = []
+        if train_config.static_background and train_config.estimate_background:
+            from parttrack.engine.background import estimate_background
+
+            cv2.setNumThreads(1)
+            full_med = []
+            for lo, hi in self.shots:
+                bg, info = estimate_background(frames[lo:hi], train_config.weights.change_threshold)
+                full_med.append(bg)
+                self.background_info.append(info)
+            full_med = np.stack(full_med)
+        else:
+            full_med = np.stack([np.median(frames[lo:hi][:: max(1, (hi - lo) // 64)], axis=0).astype(np.float32)
+                                 for lo, hi in self.shots])
+        #: (n_shots, S, S, 3) float32 [0, 255] static background of each shot at the input size.
+        self.background_full = full_med
         med = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) for m in full_med]) * (2.0 / 255.0) - 1.0
         #: (n_shots, 3, h, w) static background image of each shot, [-1, 1], at the reconstruction resolution.
         self.background = torch.nn.Parameter(torch.from_numpy(med).permute(0, 3, 1, 2).contiguous().to(self.device))
@@ -334,6 +355,8 @@ class Trainer:
 
     def write_config(self) -> None:
         (self.run_dir / "config.json").write_text(json.dumps(self.config_dict(), indent=2) + "\n")
+        if self.background_info:     # how each shot's static background was estimated
+            (self.run_dir / "background.json").write_text(json.dumps(self.background_info, indent=2) + "\n")
 
     def save_checkpoint(self) -> Path:
         path = self.run_dir / "checkpoint.pt"
@@ -814,7 +837,8 @@ def mask_statistics(net: PartNet, frames: np.ndarray, batch: int = 32, masks: np
 
 
 def scenery_parts(masks: np.ndarray, frames: np.ndarray, static_camera: bool = True,
-                  moving: np.ndarray | None = None) -> tuple[list, tuple[int, ...]]:
+                  moving: np.ndarray | None = None, background: np.ndarray | None = None
+                  ) -> tuple[list, tuple[int, ...]]:
     """The parts of a trained network that model the scenery, to fold into the background.
 
     Args:
@@ -823,6 +847,8 @@ def scenery_parts(masks: np.ndarray, frames: np.ndarray, static_camera: bool = T
         static_camera: use the "on the static background" test (off with a moving camera).
         moving: ``(T, h, w)`` moving-pixel shares (:func:`engine.flow.moving_pixels`) for the
             "never moves" test, or None.
+        background: ``(S, S, 3)`` float32 static background image of ``frames`` for the
+            "on the static background" test (None: their temporal median).
 
     Returns:
         (the :class:`engine.scenery.ScenePart` scores of every part, the 1-based ids to drop).
@@ -831,7 +857,8 @@ def scenery_parts(masks: np.ndarray, frames: np.ndarray, static_camera: bool = T
     """
     from parttrack.engine.scenery import detect_scenery
 
-    scores = detect_scenery(masks.astype(np.float32), frames if static_camera else None, moving=moving)
+    scores = detect_scenery(masks.astype(np.float32), frames if static_camera else None, moving=moving,
+                            background=background if static_camera else None)
     drop = tuple(s.part for s in scores if s.scenery)
     if len(drop) == len(scores):
         drop = ()
@@ -925,10 +952,11 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
 
             moving = moving_pixels(to_gray(frames), net_config.mask_size, indices=idx,
                                    shot_starts=train_config.shot_starts)
-        # The "on the static background" test compares with one median over the frames given:
+        # The "on the static background" test compares with the shot's static background:
         # only where there is one shot (the moving-pixel test is per shot).
         scores, drop = scenery_parts(masks[idx], frames[idx],
-                                     train_config.static_background and len(trainer.shots) == 1, moving)
+                                     train_config.static_background and len(trainer.shots) == 1, moving,
+                                     trainer.background_full[0])
     del masks
     last = {k: round(v, 4) for k, v in (last or {}).items()}
     result = {"steps": trainer.step, "elapsed_s": trainer.elapsed_s}

@@ -165,3 +165,24 @@ def test_a_part_that_never_moves_is_flagged_with_a_moving_pixel_map():
     assert scores[1].scenery and "never moves" in scores[1].reason
     with pytest.raises(ValueError):
         detect_scenery(masks, moving=moving[:, :8])
+
+
+def test_on_background_uses_the_given_background_image():
+    # a subject that never leaves its place is in the frames' temporal median: against the
+    # median its part looks like background; against the scene without it, it does not
+    rng = np.random.default_rng(4)
+    n, side = 12, 64
+    scene = rng.integers(0, 256, (side, side, 3)).astype(np.float32)
+    frames = np.repeat(scene[None], n, 0)
+    frames[:, 16:48, 16:48] = (200.0, 40.0, 40.0)                 # the subject, always there
+    frames = frames.astype(np.uint8)
+    masks = np.zeros((n, 2, MASK, MASK), np.float32)
+    masks[:, 0] = 1.0
+    lo, hi = 16 * MASK // side, 48 * MASK // side
+    masks[:, 1, lo:hi, lo:hi], masks[:, 0, lo:hi, lo:hi] = 1.0, 0.0
+    (against_median,) = detect_scenery(masks, frames)
+    (against_scene,) = detect_scenery(masks, frames, background=scene)
+    assert against_median.on_background > 0.9
+    assert against_scene.on_background < 0.1
+    with pytest.raises(ValueError, match="background"):
+        detect_scenery(masks, frames, background=scene[:32])

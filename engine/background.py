@@ -1,0 +1,133 @@
+"""The static background image of a static-camera shot, with the subject taken out.
+
+The per-pixel temporal median is the background only where the subject covers a pixel in
+fewer than half of the frames. A subject that stays in one place (a torso, an animal's body)
+covers its middle in most frames, so the median shows the subject there, and the
+background-subtraction map (``|frame − background|``) then misses the subject's middle and
+fires where the subject has just left.
+
+:func:`estimate_background` starts from the median and alternates two steps, a few times:
+
+1. **Where is the subject in each frame?** The pixels that differ from the current background
+   (the same test as the training's changed-pixel map, under each frame's light,
+   :func:`engine.losses.lit_background`), together with the pixels that optical flow from the
+   background image to the frame finds displaced (DIS flow, forward–backward checked): the
+   median's picture of a subject that stays put is displaced in each frame by the subject's
+   small movements. The union is closed, its holes are filled (a subject's middle is
+   enclosed by its moving outline) and it is dilated by a margin.
+2. **The background** is the per-pixel median over the frames where the pixel is outside that
+   support. Pixels covered in (almost) every frame have no view of the background; they are
+   filled in from their surroundings (OpenCV's Telea inpainting, ``cv2.inpaint``).
+
+This is the classic "background estimation with foreground masking" loop of background
+subtraction (e.g. Piccardi, "Background subtraction techniques: a review", 2004, §2), with
+optical flow as the extra cue. It uses the frames only.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from parttrack.engine import losses as L
+
+#: Most frames the estimate looks at, evenly spread over the shot.
+MAX_FRAMES = 96
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (uint8 0/1) with every region not connected to the image border set to 1."""
+    h, w = mask.shape
+    pad = np.zeros((h + 2, w + 2), np.uint8)
+    pad[1:-1, 1:-1] = mask
+    flood = pad.copy()
+    cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 1)
+    return (pad | (1 - flood))[1:-1, 1:-1]
+
+
+def _displaced(dis, bg_gray: np.ndarray, gray: np.ndarray, min_px: float, fb_px: float) -> np.ndarray:
+    """Pixels of ``gray`` whose DIS flow from ``bg_gray`` exceeds ``min_px`` and passes the
+    forward–backward check (``|f_fw(x) + f_bw(x + f_fw(x))| < fb_px``); (S, S) bool."""
+    fw = dis.calc(bg_gray, gray, None)
+    bw = dis.calc(gray, bg_gray, None)
+    h, w = gray.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    back = cv2.remap(bw, xs + fw[..., 0], ys + fw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    trusted = np.linalg.norm(fw + back, axis=-1) < fb_px
+    return trusted & (np.linalg.norm(fw, axis=-1) > min_px)
+
+
+def estimate_background(frames: np.ndarray, change_threshold: float = 0.05, iterations: int = 2,
+                        flow_min_px: float = 0.7, max_inpaint_share: float = 0.4,
+                        max_frames: int = MAX_FRAMES) -> tuple[np.ndarray, dict]:
+    """The static background image of one static-camera shot (module docstring).
+
+    Args:
+        frames: ``(T, S, S, 3)`` uint8 RGB frames of one shot (T ≥ 2), any square or
+            rectangular size.
+        change_threshold: a pixel differs from the background where the mean |frame − lit
+            background| over RGB exceeds this, in [0, 1] units (as
+            :attr:`engine.train.LossWeights.change_threshold`).
+        iterations: support/background alternations (0: the plain temporal median).
+        flow_min_px: flow from the background image larger than this (input pixels) counts as
+            displaced.
+        max_inpaint_share: when more than this share of the image would have to be inpainted
+            (the support covers most of the frame: flicker, a moving camera), the previous
+            estimate is kept and the loop stops.
+        max_frames: at most this many frames, evenly spread, are used.
+
+    Returns:
+        ``(background (H, W, 3) float32 in [0, 255] RGB, info)``; ``info`` holds
+        ``iterations`` (the alternations kept), ``inpainted_share`` (share of the image filled
+        in from its surroundings) and ``support_share`` (mean share of a frame in the support).
+
+    Raises:
+        ValueError: bad shapes or dtype.
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) < 2:
+        raise ValueError(f"frames must be (T >= 2, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+    sel = frames[np.unique(np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int))]
+    n, h, w = sel.shape[:3]
+    background = np.median(sel, axis=0).astype(np.float32)
+    info = {"iterations": 0, "inpainted_share": 0.0, "support_share": 0.0}
+    if iterations <= 0:
+        return background, info
+    unit = max(h, w) / 128.0                                    # kernel sizes are for a 128-pixel input
+    k_open = np.ones((3, 3), np.uint8)
+    k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(9 * unit) | 1,) * 2)
+    k_margin = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(7 * unit) | 1,) * 2)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in sel])
+    x = torch.from_numpy(sel).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+    min_free = max(3, int(0.05 * n))
+    for _ in range(iterations):
+        bg_t = torch.from_numpy(background).permute(2, 0, 1) * (2.0 / 255.0) - 1.0
+        with torch.no_grad():
+            changed = ((x - L.lit_background(x, bg_t)).abs().mean(1) * 0.5 > change_threshold).numpy()
+        bg_gray = cv2.cvtColor(np.clip(background + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        support = np.empty((n, h, w), bool)
+        for t in range(n):
+            m = cv2.morphologyEx(changed[t].astype(np.uint8), cv2.MORPH_OPEN, k_open)
+            m |= _displaced(dis, bg_gray, gray[t], flow_min_px, 0.5).astype(np.uint8)
+            m = _fill_holes(cv2.morphologyEx(m, cv2.MORPH_CLOSE, k_close))
+            support[t] = cv2.dilate(m, k_margin).astype(bool)
+        free = ~support
+        hole = free.sum(0) < min_free
+        if hole.mean() > max_inpaint_share:
+            break
+        # median over the free frames: sort with the covered frames pushed to the end
+        vals = np.where(free[..., None], sel.astype(np.float32), np.inf)
+        vals.sort(axis=0)
+        count = free.sum(0)[..., None]
+        lo = np.take_along_axis(vals, np.maximum(count - 1, 0)[None] // 2, 0)[0]
+        hi = np.take_along_axis(vals, np.maximum(count, 1)[None] // 2, 0)[0]
+        est = np.where(count > 0, 0.5 * (lo + hi), background).astype(np.float32)
+        est = np.where(np.isfinite(est), est, background)
+        if hole.any():
+            est = cv2.inpaint(np.clip(est + 0.5, 0, 255).astype(np.uint8), hole.astype(np.uint8),
+                              max(3, int(5 * unit)), cv2.INPAINT_TELEA).astype(np.float32)
+        background = est
+        info = {"iterations": info["iterations"] + 1, "inpainted_share": round(float(hole.mean()), 4),
+                "support_share": round(float(support.mean()), 4)}
+    return background, info
