@@ -118,11 +118,11 @@ class TrainConfig:
             (docs/training.md).
         static_background: the background slot shows one fixed image (static camera: the
             per-pixel temporal median) instead of an image decoded from the source frame.
-        estimate_background: (default on, with ``static_background``) that image is the
-            median with the subject taken out (:func:`engine.background.estimate_background`:
-            the median over the frames where the subject is elsewhere, inpainted where it
-            always is), not the plain temporal median, which shows a subject that stays in
-            one place as background.
+        estimate_background: (off by default; docs/training.md) with ``static_background``,
+            that image is the median with the subject taken out
+            (:func:`engine.background.estimate_background`: the median over the frames where
+            the subject is elsewhere, inpainted where it always is) instead of the plain
+            temporal median, which shows a subject that stays in one place as background.
         learn_background: let that image be learnt (it drifts towards parts that stay put,
             so it is off by default).
         max_pair_gap: largest frame distance between source and target (None: any pair).
@@ -184,7 +184,7 @@ class TrainConfig:
     pyramid_levels: int = 3
     recon_scale: int = 1
     static_background: bool = True
-    estimate_background: bool = True
+    estimate_background: bool = False
     learn_background: bool = False
     max_pair_gap: int | None = 25
     shot_starts: tuple[int, ...] = ()

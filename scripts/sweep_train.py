@@ -47,7 +47,8 @@ RECIPES: dict[str, dict] = {
     "moving_nomotion": {"static_background": False, "motion_changed": False},
     "prior_all": {"change_prior_floor": 1.0},                           # now the default (sweep K)
     "prior_warmup": {"change_prior_floor": 0.0},                        # the default before sweep K
-    "median_background": {"estimate_background": False},                # the default before sweep L
+    "median_background": {"estimate_background": False},                # = the default (sweep L)
+    "estimate_background": {"estimate_background": True},               # sweep L: not kept
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 

@@ -45,15 +45,17 @@ def test_training_lowers_the_loss(frames, tmp_path):
     assert list((tmp_path / "run" / "snapshots").glob("step_*.png"))
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["network"]["num_parts"] == 3 and cfg["training"]["weights"]["perceptual"] == 10.0
-    assert cfg["training"]["estimate_background"] is True
-    (info,) = json.loads((tmp_path / "run" / "background.json").read_text())   # one shot
+    assert cfg["training"]["estimate_background"] is False
+
+
+def test_static_background_is_the_median_or_the_estimate(frames, tmp_path):
+    tr = Trainer(frames, TINY, _cfg(), tmp_path / "median")
+    np.testing.assert_allclose(tr.background_full[0], np.median(frames, axis=0), atol=0.5)
+    assert not (tmp_path / "median" / "background.json").exists()
+    tr = Trainer(frames, TINY, _cfg(estimate_background=True), tmp_path / "estimate")
+    (info,) = json.loads((tmp_path / "estimate" / "background.json").read_text())   # one shot
     assert info["iterations"] >= 1 and 0.0 <= info["inpainted_share"] <= 0.4
-
-
-def test_plain_median_background_on_request(frames, tmp_path):
-    tr = Trainer(frames, TINY, _cfg(estimate_background=False), tmp_path / "run")
-    np.testing.assert_allclose(tr.background_full[0], np.median(frames[::1], axis=0), atol=0.5)
-    assert not (tmp_path / "run" / "background.json").exists()
+    assert tr.background.shape[0] == 1
 
 
 def test_learning_rate_ramps_up_over_the_warmup(frames, tmp_path):
