@@ -104,7 +104,7 @@ def estimate_background(frames: np.ndarray, change_threshold: float = 0.05, iter
     for _ in range(iterations):
         bg_t = torch.from_numpy(background).permute(2, 0, 1) * (2.0 / 255.0) - 1.0
         with torch.no_grad():
-            changed = ((x - L.lit_background(x, bg_t)).abs().mean(1) * 0.5 > change_threshold).numpy()
+            changed = L.changed_pixels(x, bg_t, change_threshold).numpy()
         bg_gray = cv2.cvtColor(np.clip(background + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
         support = np.empty((n, h, w), bool)
         for t in range(n):
@@ -113,17 +113,16 @@ def estimate_background(frames: np.ndarray, change_threshold: float = 0.05, iter
             m = _fill_holes(cv2.morphologyEx(m, cv2.MORPH_CLOSE, k_close))
             support[t] = cv2.dilate(m, k_margin).astype(bool)
         free = ~support
-        hole = free.sum(0) < min_free
+        count = free.sum(0)[..., None]                          # (h, w, 1) frames showing the background
+        hole = count[..., 0] < min_free
         if hole.mean() > max_inpaint_share:
             break
         # median over the free frames: sort with the covered frames pushed to the end
         vals = np.where(free[..., None], sel.astype(np.float32), np.inf)
         vals.sort(axis=0)
-        count = free.sum(0)[..., None]
         lo = np.take_along_axis(vals, np.maximum(count - 1, 0)[None] // 2, 0)[0]
         hi = np.take_along_axis(vals, np.maximum(count, 1)[None] // 2, 0)[0]
         est = np.where(count > 0, 0.5 * (lo + hi), background).astype(np.float32)
-        est = np.where(np.isfinite(est), est, background)
         if hole.any():
             est = cv2.inpaint(np.clip(est + 0.5, 0, 255).astype(np.uint8), hole.astype(np.uint8),
                               max(3, int(5 * unit)), cv2.INPAINT_TELEA).astype(np.float32)

@@ -315,3 +315,16 @@ def lit_background(images: torch.Tensor, background: torch.Tensor) -> torch.Tens
         background: ``(3, h, w)`` static background image in [-1, 1].
     """
     return (background[None] + 1) * illumination_gain(images, background.detach()) - 1
+
+
+def changed_pixels(images: torch.Tensor, background: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The background-subtraction map: ``(N, h, w)`` bool, True where the mean over RGB of
+    |image − :func:`lit_background`| exceeds ``threshold`` in [0, 1] units (half the
+    difference of [-1, 1] images).
+
+    Args:
+        images: ``(N, 3, h, w)`` frames in [-1, 1].
+        background: ``(3, h, w)`` static background image in [-1, 1].
+        threshold: e.g. :attr:`engine.train.LossWeights.change_threshold`.
+    """
+    return (images - lit_background(images, background)).abs().mean(1) * 0.5 > threshold

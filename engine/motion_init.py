@@ -73,7 +73,7 @@ def motion_clusters(frames: np.ndarray, background: np.ndarray, num_parts: int, 
         for i in range(0, len(need), 64):
             sel = need[i:i + 64]
             x = torch.from_numpy(frames[sel]).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
-            fg[sel] = ((x - L.lit_background(x, bg)).abs().mean(1) * 0.5 > change_threshold).numpy()
+            fg[sel] = L.changed_pixels(x, bg, change_threshold).numpy()
     kernel = np.ones((3, 3), np.uint8)
     gray = to_gray(frames)
     dis = cv2.DISOpticalFlow_create(PRESETS["fast"])

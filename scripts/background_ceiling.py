@@ -41,7 +41,7 @@ def changed_iou(x: torch.Tensor, background: np.ndarray, subject: torch.Tensor, 
     if side != x.shape[-1]:
         x, b = F.interpolate(x, size=(side, side), mode="area"), F.interpolate(b, size=(side, side), mode="area")
         subject = F.interpolate(subject[:, None].float(), size=(side, side), mode="area")[:, 0] > 0.5
-    changed = (x - L.lit_background(x, b[0])).abs().mean(1) * 0.5 > threshold
+    changed = L.changed_pixels(x, b[0], threshold)
     return float((changed & subject).sum() / (changed | subject).sum())
 
 

@@ -13,7 +13,7 @@ def _changed_iou(frames: np.ndarray, background: np.ndarray, subject: np.ndarray
     """IoU of the background-subtraction map (as the training computes it) with the subject."""
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
     b = torch.from_numpy(background).permute(2, 0, 1) * (2.0 / 255.0) - 1.0
-    changed = ((x - L.lit_background(x, b)).abs().mean(1) * 0.5 > 0.05).numpy()
+    changed = L.changed_pixels(x, b, 0.05).numpy()
     return float((changed & subject).sum() / (changed | subject).sum())
 
 
