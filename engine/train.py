@@ -171,6 +171,12 @@ class TrainConfig:
         usage_on_changed: (default on) the part-usage loss measures each part's share over the pixels that
             differ from the static background image only (``static_background``), instead of
             over everything not on the background slot.
+        usage_on_moving: (off by default; docs/training.md) with ``static_background``, the
+            part-usage loss measures each part's share over the pixels that move
+            (:func:`engine.flow.moving_pixels`, as with a moving camera) instead of over the
+            changed pixels: a part is then asked to own some of the subject's *motion*, not some
+            of its area, so a large motionless region (a trunk, a robot's base) does not draw
+            parts away from the limbs. The change prior still uses the changed pixels.
         device: ``"cpu"`` or ``"cuda"``.
     """
 
@@ -198,6 +204,7 @@ class TrainConfig:
     warp_shift: float = 0.1
     flow_preset: str = "fast"
     usage_on_changed: bool = True
+    usage_on_moving: bool = False
     change_prior_floor: float = 1.0
     illumination: bool = True
     cluster_steps: int = 300
@@ -313,7 +320,7 @@ class Trainer:
         self.snap_idx = np.linspace(0, len(frames) - 1, 4).round().astype(int)
         self.pair_flow, self.gray = None, None
         self.moving = None
-        if not train_config.static_background and train_config.motion_changed:
+        if train_config.motion_changed and (not train_config.static_background or train_config.usage_on_moving):
             from parttrack.engine.flow import moving_pixels, to_gray
 
             cv2.setNumThreads(1)
@@ -325,7 +332,7 @@ class Trainer:
 
             cv2.setNumThreads(1)
             foreground = None
-            if self.moving is not None:          # a moving camera: the moving pixels, at the input size
+            if self.moving is not None and not train_config.static_background:   # a moving camera: the moving pixels, at the input size
                 sy, sx = (frames.shape[1 + i] // net_config.mask_size[i] for i in (0, 1))
                 foreground = (self.moving.cpu().numpy() > 0.25).repeat(sy, 1).repeat(sx, 2)
             # At most CLUSTER_FRAMES frames, evenly spread: the term only lives for 2 × cluster_steps steps.
@@ -456,10 +463,15 @@ class Trainer:
                     diff = (small - bg.detach()).abs().mean(1, keepdim=True) * 0.5
                     cache.append(((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float())
                 else:
-                    idx = self.batch_indices(src_u8, tgt_u8) if self.moving is not None else None
-                    cache.append(None if idx is None else
-                                 (self.moving[torch.from_numpy(np.concatenate(idx)).to(self.device)] > 0.25).float())
+                    cache.append(moving())
             return cache[0]
+
+        def moving() -> torch.Tensor | None:
+            """(2B, h, w) float {0, 1}: the batch's moving pixels (:func:`engine.flow.moving_pixels`
+            share > 0.25); None without the map or when the batch is not the last one drawn."""
+            idx = self.batch_indices(src_u8, tgt_u8) if self.moving is not None else None
+            return None if idx is None else \
+                (self.moving[torch.from_numpy(np.concatenate(idx)).to(self.device)] > 0.25).float()
 
         # Retarget: Ṽ_k = T_k^t ∘ (T_k^s)^-1 ∘ V_k^s, background slot unchanged. D is pointwise,
         # so decoding commutes with the warp: warp the decoded depth and part image instead.
@@ -490,7 +502,10 @@ class Trainer:
         if w.usage:
             # With usage_on_changed, a part's share counts only over pixels that differ from the
             # static background image, so parts parked on the scenery do not satisfy it.
+            # With usage_on_moving (static camera), over the moving pixels instead.
             where = changed() if tc.usage_on_changed and (tc.static_background or self.moving is not None) else None
+            moved = moving() if tc.static_background and tc.usage_on_moving else None
+            where = moved if moved is not None else where
             terms["usage"] = w.usage * L.part_usage_loss(masks_all, w.usage_share / k, where)
         prior_factor = max(1.0 - ramp, tc.change_prior_floor)
         if w.change_prior and (tc.static_background or self.moving is not None) and prior_factor > 0 \

@@ -49,6 +49,8 @@ RECIPES: dict[str, dict] = {
     "prior_warmup": {"change_prior_floor": 0.0},                        # the default before sweep K
     "median_background": {"estimate_background": False},                # = the default (sweep L)
     "estimate_background": {"estimate_background": True},               # sweep L: not kept
+    "moving_usage_static": {"usage_on_moving": True},                  # sweep N
+    "estimate_moving_usage": {"estimate_background": True, "usage_on_moving": True},   # sweep N
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 
