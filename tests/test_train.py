@@ -133,6 +133,29 @@ def test_change_prior_floor_keeps_the_prior_after_the_warmup(frames, tmp_path):
     assert term(1.0, 0) == pytest.approx(term(0.0, 0))      # during the warm-up both are at full weight
 
 
+def test_usage_on_moving_counts_each_parts_share_of_the_moving_pixels(frames, tmp_path):
+    """With ``usage_on_moving`` (static camera) the trainer builds the moving-pixel map and the
+    usage term measures the parts' shares over it: where nothing moves, every part owns none of
+    the motion and the term is at its maximum ``K / (K + 1)`` × weight; the change prior keeps the
+    changed pixels (the same value as without the option)."""
+    def terms(tr, moving=None):
+        torch.manual_seed(0)
+        tr.rng = np.random.default_rng(0)
+        if moving is not None:
+            tr.moving = moving
+        with torch.no_grad():
+            return tr.losses(*tr.sample_pairs())[1]
+
+    plain = Trainer(frames, TINY, _cfg(), tmp_path / "plain")
+    assert plain.moving is None
+    tr = Trainer(frames, TINY, _cfg(usage_on_moving=True), tmp_path / "moving")
+    assert tr.moving is not None and tr.moving.shape == (len(frames), *TINY.mask_size)
+    k = TINY.num_parts
+    still = terms(tr, torch.zeros_like(tr.moving))
+    assert still["usage"] == pytest.approx(k / (k + 1), rel=1e-4)
+    assert still["change_prior"] == pytest.approx(terms(plain)["change_prior"], rel=1e-5)
+
+
 def test_zero_weight_switches_a_loss_off(frames, tmp_path):
     w = {"equivariance": 0.0, "covariance": 0.0}
     tr = Trainer(frames, TINY, TrainConfig.from_dict({"steps": 1, "batch": 2, "weights": w}), tmp_path / "r")
