@@ -46,6 +46,34 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return (pad | (1 - flood))[1:-1, 1:-1]
 
 
+def fill_changed(changed: torch.Tensor, close: int = 3) -> torch.Tensor:
+    """The changed-pixel maps closed and with their holes filled: a subject whose middle sits
+    in the temporal median (it is there in most frames) differs from it only along its moving
+    outline; the region that outline encloses is the subject too.
+
+    Args:
+        changed: ``(N, h, w)`` float or bool in {0, 1} (:func:`engine.losses.changed_pixels`,
+            at any resolution).
+        close: side of the square closing element in pixels (0 or 1: no closing), which joins an
+            outline broken by a pixel or two before the holes are filled.
+
+    Returns:
+        ``(N, h, w)`` float32 in {0, 1} on the device of ``changed``, ⊇ ``changed``.
+
+    Raises:
+        ValueError: not a 3-D map.
+    """
+    if changed.dim() != 3:
+        raise ValueError(f"changed must be (N, h, w), got {tuple(changed.shape)}")
+    maps = (changed.detach().cpu().numpy() > 0.5).astype(np.uint8)
+    kernel = np.ones((close, close), np.uint8) if close > 1 else None
+    out = np.empty(maps.shape, np.float32)
+    for i, m in enumerate(maps):
+        closed = cv2.morphologyEx(m, cv2.MORPH_CLOSE, kernel) if kernel is not None else m
+        out[i] = _fill_holes(closed | m)
+    return torch.from_numpy(out).to(changed.device)
+
+
 def _displaced(dis, bg_gray: np.ndarray, gray: np.ndarray, min_px: float, fb_px: float) -> np.ndarray:
     """Pixels of ``gray`` whose DIS flow from ``bg_gray`` exceeds ``min_px`` and passes the
     forward–backward check (``|f_fw(x) + f_bw(x + f_fw(x))| < fb_px``); (S, S) bool."""

@@ -171,6 +171,10 @@ class TrainConfig:
         usage_on_changed: (default on) the part-usage loss measures each part's share over the pixels that
             differ from the static background image only (``static_background``), instead of
             over everything not on the background slot.
+        fill_changed: (off by default; docs/training.md) with ``static_background``, the
+            changed-pixel map of the change prior and the usage loss is closed (3×3) and its holes
+            are filled (:func:`engine.background.fill_changed`): a subject whose middle is in
+            the temporal median differs from it only along its outline.
         usage_on_moving: (off by default; docs/training.md) with ``static_background``, the
             part-usage loss measures each part's share over the pixels that move
             (:func:`engine.flow.moving_pixels`, as with a moving camera) instead of over the
@@ -205,6 +209,7 @@ class TrainConfig:
     flow_preset: str = "fast"
     usage_on_changed: bool = True
     usage_on_moving: bool = False
+    fill_changed: bool = False
     change_prior_floor: float = 1.0
     illumination: bool = True
     cluster_steps: int = 300
@@ -456,12 +461,17 @@ class Trainer:
         def changed() -> torch.Tensor | None:
             """(2B, h, w) float {0, 1} at the mask resolution, computed once: with a static
             background, pixels whose mean |frame − static background| over RGB exceeds
-            ``change_threshold`` ([0, 1] units); without, the moving pixels
+            ``change_threshold`` ([0, 1] units) (closed and hole-filled with ``fill_changed``); without, the moving pixels
             (:func:`engine.flow.moving_pixels`, ``motion_changed``; None when unavailable)."""
             if not cache:
                 if tc.static_background:
                     diff = (small - bg.detach()).abs().mean(1, keepdim=True) * 0.5
-                    cache.append(((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float())
+                    mask = ((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float()
+                    if tc.fill_changed:
+                        from parttrack.engine.background import fill_changed
+
+                        mask = fill_changed(mask)
+                    cache.append(mask)
                 else:
                     cache.append(moving())
             return cache[0]

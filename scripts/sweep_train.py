@@ -51,6 +51,7 @@ RECIPES: dict[str, dict] = {
     "estimate_background": {"estimate_background": True},               # sweep L: not kept
     "moving_usage_static": {"usage_on_moving": True},                  # sweep N
     "estimate_moving_usage": {"estimate_background": True, "usage_on_moving": True},   # sweep N
+    "fill_changed": {"fill_changed": True},                              # sweep O
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 
