@@ -52,6 +52,7 @@ RECIPES: dict[str, dict] = {
     "moving_usage_static": {"usage_on_moving": True},                  # sweep N
     "estimate_moving_usage": {"estimate_background": True, "usage_on_moving": True},   # sweep N
     "fill_changed": {"fill_changed": True},                              # sweep O
+    "fill_moving_usage": {"fill_changed": True, "usage_on_moving": True},  # sweep O
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 
