@@ -74,9 +74,7 @@ def part_labels(masks: np.ndarray, axis: int = 0) -> np.ndarray:
     by letting the background compete with each part separately (a plain arg-max over the K+1
     slots): where two parts share a pixel, e.g. along a joint or a thin limb after upsampling,
     the plain arg-max hands it to the background although the figure is the likelier
-    explanation. On the shipped trained/synth and its held-out generated video (motion_seed 1234)
-    this rule gave foreground IoU 0.858 instead of 0.832 (recall 0.89 instead of 0.86, precision
-    0.956 instead of 0.964).
+    explanation (measured on a generated figure: docs/performance.md, "Label rule").
 
     Args:
         masks: float ``(..., K+1, ...)`` masks (softmax over the slots, or any non-negative
