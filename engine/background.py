@@ -66,11 +66,11 @@ def fill_changed(changed: torch.Tensor, close: int = 3) -> torch.Tensor:
     if changed.dim() != 3:
         raise ValueError(f"changed must be (N, h, w), got {tuple(changed.shape)}")
     maps = (changed.detach().cpu().numpy() > 0.5).astype(np.uint8)
-    kernel = np.ones((close, close), np.uint8) if close > 1 else None
     out = np.empty(maps.shape, np.float32)
     for i, m in enumerate(maps):
-        closed = cv2.morphologyEx(m, cv2.MORPH_CLOSE, kernel) if kernel is not None else m
-        out[i] = _fill_holes(closed | m)
+        if close > 1:          # a closing never removes a pixel: the result stays ⊇ changed
+            m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((close, close), np.uint8))
+        out[i] = _fill_holes(m)
     return torch.from_numpy(out).to(changed.device)
 
 

@@ -180,7 +180,9 @@ class TrainConfig:
             (:func:`engine.flow.moving_pixels`, as with a moving camera) instead of over the
             changed pixels: a part is then asked to own some of the subject's *motion*, not some
             of its area, so a large motionless region (a trunk, a robot's base) does not draw
-            parts away from the limbs. The change prior still uses the changed pixels.
+            parts away from the limbs. The change prior still uses the changed pixels. The map
+            is built only with ``motion_changed`` (on by default); without it the usage term
+            keeps the changed pixels.
         device: ``"cpu"`` or ``"cuda"``.
     """
 
@@ -461,8 +463,9 @@ class Trainer:
         def changed() -> torch.Tensor | None:
             """(2B, h, w) float {0, 1} at the mask resolution, computed once: with a static
             background, pixels whose mean |frame − static background| over RGB exceeds
-            ``change_threshold`` ([0, 1] units) (closed and hole-filled with ``fill_changed``); without, the moving pixels
-            (:func:`engine.flow.moving_pixels`, ``motion_changed``; None when unavailable)."""
+            ``change_threshold`` ([0, 1] units), closed and hole-filled with ``fill_changed``;
+            without, the moving pixels (:func:`engine.flow.moving_pixels`, ``motion_changed``;
+            None when unavailable)."""
             if not cache:
                 if tc.static_background:
                     diff = (small - bg.detach()).abs().mean(1, keepdim=True) * 0.5
