@@ -176,6 +176,25 @@ def part_usage_loss(masks: torch.Tensor, min_share: float, where: torch.Tensor |
     return (torch.relu(min_share - share) / min_share).sum() / masks.shape[1]
 
 
+def mask_consistency_loss(masks_moved: torch.Tensor, masks_target: torch.Tensor) -> torch.Tensor:
+    """Disagreement between the target frame's masks and the source frame's masks moved onto it by
+    the part transforms: the mean over pixels of the total-variation distance
+    ``½ Σ_k |M^{s→t}_k − M^t_k|`` between the two per-pixel distributions over the K+1 slots,
+    in [0, 1]. ``masks_moved``, ``masks_target``: ``(N, K+1, h, w)``, each a softmax over slots.
+
+    Not in the paper, whose retargeting constrains only the reconstructed image: a part is rigid
+    (paper Sec. 3.1), so its mask in the target must be its source mask under
+    ``T_k^t ∘ (T_k^s)⁻¹``; a part that covers pieces of limbs moving differently cannot satisfy
+    this with one affine transform. Zero when the masks agree; gradients reach both frames.
+
+    Raises:
+        ValueError: the shapes differ.
+    """
+    if masks_moved.shape != masks_target.shape:
+        raise ValueError(f"mask shapes differ: moved {tuple(masks_moved.shape)}, target {tuple(masks_target.shape)}")
+    return 0.5 * (masks_moved - masks_target).abs().sum(1).mean()
+
+
 def part_flows(rel: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """The displacement each part's motion gives every pixel: ``rel_k(u) − u`` ``(N, K, 2, h, w)``
     for relative transforms ``rel`` ``(N, K, 2, 3)`` (source → target, normalised coordinates

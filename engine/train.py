@@ -89,6 +89,7 @@ class LossWeights:
     change_threshold: float = 0.05  # a pixel "changed": mean |frame − static background| over RGB, in [0, 1] units
     flow: float = 0.0             # not in the paper: motion-layer loss against measured optical flow (losses.flow_loss)
     cluster: float = 1.0          # not in the paper: start the parts from motion clusters (losses.cluster_loss)
+    mask_consistency: float = 0.0  # not in the paper: target masks = source masks moved by the parts (losses.mask_consistency_loss)
 
 
 @dataclass(frozen=True)
@@ -494,7 +495,8 @@ class Trainer:
         moved = warp(stack.reshape(b * k, 4, h, wd), rel.reshape(b * k, 2, 3)).view(b, k, 4, h, wd)
         depth_st = torch.cat([depth_s[:, :1], moved[:, :, 0] - _DEPTH_PAD], 1)
         parts_st = torch.cat([parts_src[:, :1], moved[:, :, 1:]], 1)
-        masks_st, parts_st = self.upsampled(torch.softmax(depth_st, 1), parts_st, bg[b:])
+        moved_masks = torch.softmax(depth_st, 1)
+        masks_st, parts_st = self.upsampled(moved_masks, parts_st, bg[b:])
         masks_s, parts_s = self.upsampled(enc["masks"][:b], enc["parts"][:b], bg[:b])
         rec_t = L.assemble(masks_st, parts_st)
         terms: dict[str, torch.Tensor] = {}
@@ -527,6 +529,8 @@ class Trainer:
             # parts, unchanged ones to the background slot. Full weight during the warm-up, then
             # change_prior_floor of it (0: it fades out as the background loss fades in).
             terms["change_prior"] = w.change_prior * prior_factor * L.background_subtraction_loss(enc["depth"], changed())
+        if w.mask_consistency:
+            terms["mask_consistency"] = w.mask_consistency * L.mask_consistency_loss(moved_masks, enc["masks"][b:])
         if w.concentration:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
         if w.flow and self.pair_flow is not None:

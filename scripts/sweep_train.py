@@ -53,6 +53,8 @@ RECIPES: dict[str, dict] = {
     "estimate_moving_usage": {"estimate_background": True, "usage_on_moving": True},   # sweep N
     "fill_changed": {"fill_changed": True},                              # sweep O
     "fill_moving_usage": {"fill_changed": True, "usage_on_moving": True},  # sweep O
+    "consistency1": {"weights": {"mask_consistency": 1.0}},            # sweep P
+    "consistency5": {"weights": {"mask_consistency": 5.0}},            # sweep P
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 
