@@ -181,3 +181,37 @@ def test_cluster_loss_zero_for_permuted_one_hot_masks_and_positive_otherwise():
     valid = torch.tensor([True, False])
     mixed = torch.stack([masks[0], uniform[1]])
     assert float(L.cluster_loss(mixed, targets, valid)) < 1e-4
+
+
+def _square_depth(h: int, boxes: list[tuple[int, int, int, int]]) -> torch.Tensor:
+    """(1, K+1, h, h) depth logits: slot 0 flat at 0, part k high (6) inside its box (y0, y1, x0, x1)."""
+    depth = torch.full((1, len(boxes) + 1, h, h), -6.0)
+    depth[:, 0] = 0.0
+    for k, (y0, y1, x0, x1) in enumerate(boxes, 1):
+        depth[0, k, y0:y1, x0:x1] = 6.0
+    return depth
+
+
+def _moved_masks(depth_s: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+    """The trainer's retargeting of the source depth: each part slot warped by its ``rel``
+    ``(K, 2, 3)``, the background slot kept, softmax over slots."""
+    from parttrack.engine.warp import warp
+
+    moved = warp(depth_s[0, 1:, None] + 20.0, rel)[:, 0] - 20.0
+    return torch.softmax(torch.cat([depth_s[:, :1], moved[None]], 1), 1)
+
+
+def test_mask_consistency_zero_when_target_masks_are_the_moved_source_masks():
+    h = 32
+    src = _square_depth(h, [(8, 16, 4, 10), (20, 28, 18, 26)])
+    tgt = _square_depth(h, [(8, 16, 8, 14), (20, 28, 18, 26)])   # part 1 moved 4 px right, part 2 still
+    shift = torch.tensor([[[1.0, 0.0, 8.0 / h], [0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    still = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(2, 2, 3)
+    m_t = torch.softmax(tgt, 1)
+    right = L.mask_consistency_loss(_moved_masks(src, shift), m_t).item()
+    wrong = L.mask_consistency_loss(_moved_masks(src, still), m_t).item()
+    assert right < 1e-3                      # only softmax tails differ, at the zero-padded border
+    assert wrong > 0.02                      # part 1's 8×6 box disagrees on 2 × 8×4 of 1,024 pixels
+    assert L.mask_consistency_loss(m_t, m_t).item() == 0.0
+    with pytest.raises(ValueError, match="mask shapes differ"):
+        L.mask_consistency_loss(m_t, m_t[:, :2])

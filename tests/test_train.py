@@ -12,7 +12,7 @@ from parttrack.engine.bundle import load_bundle
 from parttrack.engine.errors import InputError, OutputError
 from parttrack.engine.model import NetConfig
 from parttrack.engine.synthetic import render_video
-from parttrack.engine.train import TrainConfig, Trainer, prepare_frames, train_bundle
+from parttrack.engine.train import LossWeights, TrainConfig, Trainer, prepare_frames, train_bundle
 from parttrack.tracker.cli import main
 
 TINY = NetConfig(num_parts=3, input_size=32, widths=(8, 8, 16, 16), latent_channels=4, decoder_hidden=8,
@@ -154,6 +154,20 @@ def test_usage_on_moving_counts_each_parts_share_of_the_moving_pixels(frames, tm
     still = terms(tr, torch.zeros_like(tr.moving))
     assert still["usage"] == pytest.approx(k / (k + 1), rel=1e-4)
     assert still["change_prior"] == pytest.approx(terms(plain)["change_prior"], rel=1e-5)
+
+
+def test_mask_consistency_term_vanishes_for_a_pair_of_one_frame(frames, tmp_path):
+    """``mask_consistency``: a pair made of one frame twice has identical transforms, so the
+    moved source masks are the target masks and the term is 0; a pair of different frames
+    (the subject moved) gives a positive term; off by default."""
+    tr = Trainer(frames, TINY, _cfg(weights=LossWeights(mask_consistency=2.0)), tmp_path / "r")
+    src, tgt = tr.sample_pairs()
+    with torch.no_grad():
+        same = tr.losses(src, src)[1]["mask_consistency"]
+        moved = tr.losses(src, tgt)[1]["mask_consistency"]
+        plain = Trainer(frames, TINY, _cfg(), tmp_path / "p").losses(src, tgt)[1]
+    assert same < 1e-5 < moved
+    assert "mask_consistency" not in plain
 
 
 def test_zero_weight_switches_a_loss_off(frames, tmp_path):
