@@ -54,7 +54,7 @@ _DEPTH_PAD = 20.0
 
 #: Columns of log.csv (a term that is switched off or not yet active is logged as 0).
 LOSS_TERMS = ("total", "rec_target", "rec_source", "background", "translation", "covariance",
-              "equivariance", "concentration", "usage", "change_prior", "flow", "cluster")
+              "equivariance", "concentration", "usage", "change_prior", "flow", "cluster", "mask_consistency")
 
 #: Most frames that get motion-cluster targets (engine.motion_init), evenly spread over the video.
 CLUSTER_FRAMES = 600
