@@ -55,6 +55,10 @@ RECIPES: dict[str, dict] = {
     "fill_moving_usage": {"fill_changed": True, "usage_on_moving": True},  # sweep O
     "consistency1": {"weights": {"mask_consistency": 1.0}},            # sweep P
     "consistency5": {"weights": {"mask_consistency": 5.0}},            # sweep P
+    "lr_decay": {"lr_final": 0.05},                                     # sweep P: cosine to 5 % of lr
+    "conc_low": {"weights": {"concentration": 0.05}},                   # sweep P
+    "estimate_conc_low": {"estimate_background": True, "weights": {"concentration": 0.05}},   # sweep P
+    "consistency5_lr_decay": {"weights": {"mask_consistency": 5.0}, "lr_final": 0.05},   # sweep P
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 
