@@ -75,3 +75,13 @@ def test_choose_frame():
     assert choose_frame(vis) in (3, 5)
     assert choose_frame(vis, limit=4) == 3
     assert choose_frame(np.zeros((4, 2), bool)) in (1, 2)
+
+
+def test_strip_labels_fit_the_margin():
+    """The visibility strip numbers each part and cuts long names (the legend keeps them whole)."""
+    from parttrack.tracker.plot import STRIP_NAME_CHARS, strip_label
+
+    assert strip_label(0, "head") == "1 head"
+    long = strip_label(9, "arm outline (screen left)")
+    assert long.startswith("10 arm outline") and long.endswith("…")
+    assert len(long) == len("10 ") + STRIP_NAME_CHARS

@@ -46,6 +46,18 @@ def _colours(info: dict, k: int) -> list[tuple[float, float, float]]:
     return [tuple(cmap(i % cmap.N)[:3]) for i in range(k)]
 
 
+#: Longest part name the visibility strip's labels show in full (the margin holds about this many
+#: characters at 7 pt); the skeleton's legend always shows the whole name.
+STRIP_NAME_CHARS = 15
+
+
+def strip_label(k: int, name: str) -> str:
+    """Label of part ``k`` (0-based) in the visibility strip: its 1-based number and its name, cut
+    to :data:`STRIP_NAME_CHARS` characters with an ellipsis so that it fits the figure's margin."""
+    name = name if len(name) <= STRIP_NAME_CHARS else name[:STRIP_NAME_CHARS - 1].rstrip() + "…"
+    return f"{k + 1} {name}"
+
+
 def choose_frame(visible: np.ndarray, limit: int = FRAME_SEARCH) -> int:
     """Row index of the frame with the most visible parts among the first ``limit`` rows
     (ties → the one nearest the middle of them). ``visible``: ``(T, K)`` bool."""
@@ -176,7 +188,7 @@ def draw_tracks(track, names, joints, out_png: str | Path, *, info: dict | None 
         runs = _runs(vis[:, k])
         ax_v.broken_barh([(t[a] - dt / 2, t[b - 1] - t[a] + dt) for a, b in runs], (i - 0.4, 0.8),
                          facecolors=colours[k])
-    ax_v.set_yticks(range(len(parts)), [names[k] for k in parts], fontsize=7)
+    ax_v.set_yticks(range(len(parts)), [strip_label(k, names[k]) for k in parts], fontsize=7)
     ax_v.set_ylim(len(parts) - 0.5, -0.5)
     ax_v.set_xlabel("time (s)")
     ax_v.set_title("visible (measured); gaps = predicted or no pose", fontsize=8, loc="left")
