@@ -176,6 +176,11 @@ class TrainConfig:
             changed-pixel map of the change prior and the usage loss is closed (3×3) and its holes
             are filled (:func:`engine.background.fill_changed`): a subject whose middle is in
             the temporal median differs from it only along its outline.
+        changed_at_input: (off by default; docs/training.md) with ``static_background``, the
+            changed-pixel map tests each input pixel against the static background and marks a
+            mask pixel changed where more than half of its input pixels changed, instead of
+            testing the area-averaged images at the mask resolution (where a thin limb over part
+            of a mask pixel already exceeds the threshold, so the map is wider than the subject).
         usage_on_moving: (off by default; docs/training.md) with ``static_background``, the
             part-usage loss measures each part's share over the pixels that move
             (:func:`engine.flow.moving_pixels`, as with a moving camera) instead of over the
@@ -213,6 +218,7 @@ class TrainConfig:
     usage_on_changed: bool = True
     usage_on_moving: bool = False
     fill_changed: bool = False
+    changed_at_input: bool = False
     change_prior_floor: float = 1.0
     illumination: bool = True
     cluster_steps: int = 300
@@ -320,6 +326,9 @@ class Trainer:
         self.background = torch.nn.Parameter(torch.from_numpy(med).permute(0, 3, 1, 2).contiguous().to(self.device))
         learn_bg = train_config.static_background and train_config.learn_background
         self.background.requires_grad_(learn_bg)
+        #: (n_shots, 3, S, S) the same images at the input size, [-1, 1], fixed (``changed_at_input``).
+        self.background_input = torch.from_numpy(full_med * (2.0 / 255.0) - 1.0).permute(0, 3, 1, 2).contiguous() \
+            .to(self.device)
         self._background0 = self.background.data.clone()
         params = list(self.net.parameters()) + ([self.background] if learn_bg else [])
         self.opt = torch.optim.Adam(params, lr=train_config.lr)
@@ -462,22 +471,11 @@ class Trainer:
         cache: list[torch.Tensor] = []
 
         def changed() -> torch.Tensor | None:
-            """(2B, h, w) float {0, 1} at the mask resolution, computed once: with a static
-            background, pixels whose mean |frame − static background| over RGB exceeds
-            ``change_threshold`` ([0, 1] units), closed and hole-filled with ``fill_changed``;
-            without, the moving pixels (:func:`engine.flow.moving_pixels`, ``motion_changed``;
-            None when unavailable)."""
+            """:meth:`changed_map` of the batch (static camera) or its moving pixels
+            (:func:`engine.flow.moving_pixels`, ``motion_changed``; None when unavailable),
+            computed once."""
             if not cache:
-                if tc.static_background:
-                    diff = (small - bg.detach()).abs().mean(1, keepdim=True) * 0.5
-                    mask = ((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float()
-                    if tc.fill_changed:
-                        from parttrack.engine.background import fill_changed
-
-                        mask = fill_changed(mask)
-                    cache.append(mask)
-                else:
-                    cache.append(moving())
+                cache.append(self.changed_map(x, small, bg, indices) if tc.static_background else moving())
             return cache[0]
 
         def moving() -> torch.Tensor | None:
@@ -554,24 +552,54 @@ class Trainer:
         info = {"src": img_s, "tgt": img_t, "rec_t": rec_t, "masks_st": masks_st, "rec_s": rec_s}
         return total, {k_: float(v_.detach()) for k_, v_ in terms.items()}, info
 
-    def background_images(self, images: torch.Tensor, indices: np.ndarray | None = None) -> torch.Tensor:
+    def changed_map(self, x: torch.Tensor, small: torch.Tensor, bg: torch.Tensor,
+                    indices: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
+        """The changed-pixel map of a batch with a static background: ``(N, h, w)`` float {0, 1}
+        at the mask resolution, 1 where the mean |frame − static background| over RGB exceeds
+        ``change_threshold`` ([0, 1] units). Tested on the area-averaged images at the
+        reconstruction resolution (``small``, ``bg``: ``(N, 3, h·rs, w·rs)`` in [-1, 1]), or with
+        ``changed_at_input`` on the input pixels (``x``: ``(N, 3, S, S)`` in [-1, 1]) and kept
+        where more than half of a mask pixel's input pixels changed; closed and hole-filled with
+        ``fill_changed``. ``indices``: the frames' indices (source, target), for the shots."""
+        tc, w = self.tcfg, self.tcfg.weights
+        h, wd = self.cfg.mask_size
+        if tc.changed_at_input:
+            bg_in = self.background_images(x, None if indices is None else np.concatenate(indices),
+                                           self.background_input)
+            hit = ((x - bg_in).abs().mean(1, keepdim=True) * 0.5 > w.change_threshold).float()
+            mask = (F.adaptive_avg_pool2d(hit, (h, wd))[:, 0] > 0.5).float()
+        else:
+            diff = (small - bg.detach()).abs().mean(1, keepdim=True) * 0.5
+            rs = tc.recon_scale
+            mask = ((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float()
+        if tc.fill_changed:
+            from parttrack.engine.background import fill_changed
+
+            mask = fill_changed(mask)
+        return mask
+
+    def background_images(self, images: torch.Tensor, indices: np.ndarray | None = None,
+                          stack: torch.Tensor | None = None) -> torch.Tensor:
         """The static background image as each frame of ``images`` ``(N, 3, H, W)`` ([-1, 1], at
         the reconstruction resolution) sees it: ``(N, 3, H, W)``, its shot's image (``indices``
         ``(N,)``: the frames' indices; None: the shot whose image is nearest, mean absolute
         difference), multiplied by that frame's illumination gain
-        (:func:`engine.losses.illumination_gain`) when ``illumination`` is on."""
+        (:func:`engine.losses.illumination_gain`) when ``illumination`` is on. ``stack``: the
+        shots' images to use, ``(n_shots, 3, H, W)`` (default :attr:`background`; pass
+        :attr:`background_input` for frames at the input size)."""
         n = images.shape[0]
+        bgs = self.background if stack is None else stack
         lit = self.tcfg.illumination and self.tcfg.static_background
         if len(self.shots) == 1:
-            return L.lit_background(images, self.background[0]) if lit else self.background[0].expand(n, -1, -1, -1)
+            return L.lit_background(images, bgs[0]) if lit else bgs[0].expand(n, -1, -1, -1)
         if indices is not None:
             shots = torch.from_numpy(self.shot_of[np.asarray(indices)]).to(images.device)
         else:
-            shots = (images.detach()[:, None] - self.background.detach()[None]).abs().mean((2, 3, 4)).argmin(1)
+            shots = (images.detach()[:, None] - bgs.detach()[None]).abs().mean((2, 3, 4)).argmin(1)
         if not lit:
-            return self.background[shots]
+            return bgs[shots]
         order = torch.argsort(shots)
-        groups = [L.lit_background(images[order[shots[order] == s]], self.background[s])
+        groups = [L.lit_background(images[order[shots[order] == s]], bgs[s])
                   for s in torch.unique(shots).tolist()]
         return torch.cat(groups)[torch.argsort(order)]
 
