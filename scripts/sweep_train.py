@@ -56,6 +56,8 @@ RECIPES: dict[str, dict] = {
     "consistency1": {"weights": {"mask_consistency": 1.0}},            # sweep P
     "consistency5": {"weights": {"mask_consistency": 5.0}},            # sweep P
     "lr_decay": {"lr_final": 0.05},                                     # sweep P: cosine to 5 % of lr
+    "lr2x": {"lr": 2e-3},                                               # sweep P
+    "reseed": {"seed": 1000},     # sweep P: the default with another training seed on the same video (the noise)
     "conc_low": {"weights": {"concentration": 0.05}},                   # sweep P
     "estimate_conc_low": {"estimate_background": True, "weights": {"concentration": 0.05}},   # sweep P
     "changed_at_input": {"changed_at_input": True},                    # sweep P
