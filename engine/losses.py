@@ -182,8 +182,8 @@ def mask_consistency_loss(masks_moved: torch.Tensor, masks_target: torch.Tensor)
     ``½ Σ_k |M^{s→t}_k − M^t_k|`` between the two per-pixel distributions over the K+1 slots,
     in [0, 1]. ``masks_moved``, ``masks_target``: ``(N, K+1, h, w)``, each a softmax over slots.
 
-    Not in the paper, whose retargeting constrains only the reconstructed image: a part is rigid
-    (paper Sec. 3.1), so its mask in the target must be its source mask under
+    Not in the paper, whose retargeting constrains only the reconstructed image: a part moves
+    rigidly (the method's premise), so its mask in the target must be its source mask under
     ``T_k^t ∘ (T_k^s)⁻¹``; a part that covers pieces of limbs moving differently cannot satisfy
     this with one affine transform. Zero when the masks agree; gradients reach both frames.
 
