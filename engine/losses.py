@@ -336,6 +336,13 @@ def lit_background(images: torch.Tensor, background: torch.Tensor) -> torch.Tens
     return (background[None] + 1) * illumination_gain(images, background.detach()) - 1
 
 
+def background_difference(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """Mean over RGB of |image − background| in [0, 1] units (half the difference of [-1, 1]
+    images): ``(N, h, w)``. ``images`` ``(N, 3, h, w)``; ``background`` ``(3, h, w)`` or
+    ``(N, 3, h, w)`` (e.g. lit per frame), both in [-1, 1]."""
+    return (images - background).abs().mean(1) * 0.5
+
+
 def changed_pixels(images: torch.Tensor, background: torch.Tensor, threshold: float) -> torch.Tensor:
     """The background-subtraction map: ``(N, h, w)`` bool, True where the mean over RGB of
     |image − :func:`lit_background`| exceeds ``threshold`` in [0, 1] units (half the
@@ -346,4 +353,4 @@ def changed_pixels(images: torch.Tensor, background: torch.Tensor, threshold: fl
         background: ``(3, h, w)`` static background image in [-1, 1].
         threshold: e.g. :attr:`engine.train.LossWeights.change_threshold`.
     """
-    return (images - lit_background(images, background)).abs().mean(1) * 0.5 > threshold
+    return background_difference(images, lit_background(images, background)) > threshold

@@ -326,9 +326,10 @@ class Trainer:
         self.background = torch.nn.Parameter(torch.from_numpy(med).permute(0, 3, 1, 2).contiguous().to(self.device))
         learn_bg = train_config.static_background and train_config.learn_background
         self.background.requires_grad_(learn_bg)
-        #: (n_shots, 3, S, S) the same images at the input size, [-1, 1], fixed (``changed_at_input``).
+        #: (n_shots, 3, S, S) the same images at the input size, [-1, 1], fixed; only with
+        #: ``changed_at_input`` (None otherwise).
         self.background_input = torch.from_numpy(full_med * (2.0 / 255.0) - 1.0).permute(0, 3, 1, 2).contiguous() \
-            .to(self.device)
+            .to(self.device) if train_config.static_background and train_config.changed_at_input else None
         self._background0 = self.background.data.clone()
         params = list(self.net.parameters()) + ([self.background] if learn_bg else [])
         self.opt = torch.optim.Adam(params, lr=train_config.lr)
@@ -566,10 +567,10 @@ class Trainer:
         if tc.changed_at_input:
             bg_in = self.background_images(x, None if indices is None else np.concatenate(indices),
                                            self.background_input)
-            hit = ((x - bg_in).abs().mean(1, keepdim=True) * 0.5 > w.change_threshold).float()
+            hit = (L.background_difference(x, bg_in)[:, None] > w.change_threshold).float()
             mask = (F.adaptive_avg_pool2d(hit, (h, wd))[:, 0] > 0.5).float()
         else:
-            diff = (small - bg.detach()).abs().mean(1, keepdim=True) * 0.5
+            diff = L.background_difference(small, bg.detach())[:, None]
             rs = tc.recon_scale
             mask = ((F.avg_pool2d(diff, rs) if rs > 1 else diff)[:, 0] > w.change_threshold).float()
         if tc.fill_changed:

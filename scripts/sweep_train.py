@@ -62,7 +62,6 @@ RECIPES: dict[str, dict] = {
     "estimate_conc_low": {"estimate_background": True, "weights": {"concentration": 0.05}},   # sweep P
     "changed_at_input": {"changed_at_input": True},                    # sweep P
     "wide": {"network": {"widths": [24, 48, 72, 96]}},                 # sweep P: 151 MMAC (default 70)
-    "consistency5_lr_decay": {"weights": {"mask_consistency": 5.0}, "lr_final": 0.05},   # sweep P
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
 }
 
