@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from parttrack.engine import losses as L
+from parttrack.engine.flow import forward_backward
 
 #: Most frames the estimate looks at, evenly spread over the shot.
 MAX_FRAMES = 96
@@ -76,13 +77,8 @@ def fill_changed(changed: torch.Tensor, close: int = 3) -> torch.Tensor:
 
 def _displaced(dis, bg_gray: np.ndarray, gray: np.ndarray, min_px: float, fb_px: float) -> np.ndarray:
     """Pixels of ``gray`` whose DIS flow from ``bg_gray`` exceeds ``min_px`` and passes the
-    forward–backward check (``|f_fw(x) + f_bw(x + f_fw(x))| < fb_px``); (S, S) bool."""
-    fw = dis.calc(bg_gray, gray, None)
-    bw = dis.calc(gray, bg_gray, None)
-    h, w = gray.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    back = cv2.remap(bw, xs + fw[..., 0], ys + fw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    trusted = np.linalg.norm(fw + back, axis=-1) < fb_px
+    forward–backward check within ``fb_px`` (:func:`engine.flow.forward_backward`); (S, S) bool."""
+    fw, trusted = forward_backward(dis, bg_gray, gray, abs_px=fb_px, rel=0.0)
     return trusted & (np.linalg.norm(fw, axis=-1) > min_px)
 
 

@@ -57,15 +57,7 @@ class PairFlow:
     def pixels(self, src_gray: np.ndarray, tgt_gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Full-resolution flow ``(H, W, 2)`` float32 in input pixels and validity ``(H, W)``
         bool (forward–backward check) of one pair of ``(H, W)`` uint8 grayscale frames."""
-        fwd = self.dis.calc(src_gray, tgt_gray, None)
-        bwd = self.dis.calc(tgt_gray, src_gray, None)
-        h, w = src_gray.shape
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        back = cv2.remap(bwd, xs + fwd[..., 0], ys + fwd[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=(1e3, 1e3))
-        err = np.hypot(*(fwd + back).transpose(2, 0, 1))
-        valid = err < 1.0 + 0.05 * np.hypot(*fwd.transpose(2, 0, 1))
-        return fwd, valid
+        return forward_backward(self.dis, src_gray, tgt_gray)
 
     def __call__(self, src_gray: np.ndarray, tgt_gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flow of a batch of pairs at the mask resolution.
@@ -91,6 +83,34 @@ class PairFlow:
             flow[i] = (summed / np.maximum(share, 1e-6)[..., None] * scale).transpose(2, 0, 1)
             weight[i] = share
         return flow, weight
+
+
+def forward_backward(dis: cv2.DISOpticalFlow, src_gray: np.ndarray, tgt_gray: np.ndarray,
+                     abs_px: float = 1.0, rel: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """DIS flow from ``src_gray`` to ``tgt_gray`` and where it is trusted.
+
+    A source pixel ``u`` is trusted where the backward flow at ``u + f(u)`` (sampled bilinearly)
+    brings it back within ``abs_px + rel · |f(u)|`` input pixels, the usual forward–backward
+    consistency test (occluded and unmatched pixels fail it); a pixel whose flow leaves the
+    frame is never trusted.
+
+    Args:
+        dis: an OpenCV DIS optical-flow object.
+        src_gray, tgt_gray: ``(H, W)`` uint8 grayscale frames.
+        abs_px, rel: the tolerance's absolute (input pixels) and relative parts.
+
+    Returns:
+        flow ``(H, W, 2)`` float32 in input pixels (module docstring's convention) and
+        ``(H, W)`` bool trusted pixels.
+    """
+    fwd = dis.calc(src_gray, tgt_gray, None)
+    bwd = dis.calc(tgt_gray, src_gray, None)
+    h, w = src_gray.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    back = cv2.remap(bwd, xs + fwd[..., 0], ys + fwd[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=(1e3, 1e3))
+    err = np.hypot(*(fwd + back).transpose(2, 0, 1))
+    return fwd, err < abs_px + rel * np.hypot(*fwd.transpose(2, 0, 1))
 
 
 def to_gray(frames_rgb: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from parttrack.engine import losses as L
-from parttrack.engine.flow import PairFlow, to_gray
+from parttrack.engine.flow import PairFlow, forward_backward, to_gray
 from parttrack.engine.warp import identity
 
 
@@ -28,6 +28,22 @@ def test_flow_conventions_shift_right_and_down():
     np.testing.assert_allclose(np.median(flow[0, 0][inner]), 2 * 3 / 128, atol=0.2 * 2 / 128)
     np.testing.assert_allclose(np.median(flow[0, 1][inner]), 2 * 2 / 128, atol=0.2 * 2 / 128)
     assert weight[0][inner].mean() > 0.9
+
+
+def test_forward_backward_trusts_a_shift_and_not_what_it_hides():
+    """Content shifted by +4 px in x: trusted where the shifted content is seen again; the
+    source's last columns leave the frame and the target's first columns are new (np.roll wraps
+    them to unrelated content), so neither column band passes the check."""
+    import cv2
+
+    src = _textured(2)
+    tgt = np.roll(src, 4, axis=1)
+    flow, trusted = forward_backward(cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM), src, tgt)
+    assert flow.shape == (128, 128, 2) and flow.dtype == np.float32 and trusted.shape == (128, 128)
+    inner = (slice(8, -8), slice(8, -12))
+    np.testing.assert_allclose(np.median(flow[..., 0][inner]), 4.0, atol=0.2)
+    assert trusted[inner].mean() > 0.95
+    assert trusted[:, -3:].mean() < 0.5                     # flows out of the frame: never trusted
 
 
 def test_flow_cache_matches_direct():
