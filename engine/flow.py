@@ -238,3 +238,74 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
         if progress is not None:
             progress(n + 1, len(todo))
     return out
+
+
+def motion_residual(masks: np.ndarray, flow: np.ndarray, weight: np.ndarray, ridge: float = 1e-6) -> float:
+    """How much of the subject's measured motion the parts leave unexplained as affine motion layers.
+
+    For every frame and part, one affine flow field ``[x, y, 1] · A`` is fitted to the measured
+    flow by least squares weighted with the part's mask times the flow's trust (the motion
+    model of a layer in Wang & Adelson, "Representing moving images with layers", 1994; the
+    flow of a rigid or affinely moving part is exactly affine). The weighted squared residuals
+    of all parts, summed, are divided by the weighted variance of the flow over the foreground
+    (``1 − background mask``) about its per-frame mean: 0 when every part moves as one affine
+    layer, about 1 when the parts explain no more than one translation of the whole subject.
+    A label-free figure: parts that straddle two limbs moving differently raise it; compare it
+    between runs on the same video (its level depends on the motion in the video).
+
+    Args:
+        masks: ``(N, K+1, h, w)`` float mask probabilities (slot 0 the background) of the
+            source frames of N pairs.
+        flow: ``(N, 2, h, w)`` float measured flow source → target at the same resolution
+            (any consistent unit; :class:`PairFlow` gives normalised coordinates).
+        weight: ``(N, h, w)`` float trust of each flow pixel in [0, 1] (:class:`PairFlow`).
+        ridge: Tikhonov term on each fit's normal equations (parts with a near-empty mask).
+
+    Returns:
+        The ratio (≥ 0, float); NaN when the weighted foreground flow has no variance (no
+        foreground, or no motion).
+
+    Raises:
+        ValueError: shapes that do not agree.
+    """
+    masks, flow, weight = (np.asarray(a, np.float64) for a in (masks, flow, weight))
+    if masks.ndim != 4 or flow.shape != (len(masks), 2) + masks.shape[2:] or weight.shape != flow[:, 0].shape:
+        raise ValueError(f"masks (N, K+1, h, w), flow (N, 2, h, w) and weight (N, h, w) must agree, got "
+                         f"{masks.shape}, {flow.shape}, {weight.shape}")
+    n, k1, h, w = masks.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    design = np.stack([(xs + 0.5) * (2.0 / w) - 1.0, (ys + 0.5) * (2.0 / h) - 1.0, np.ones((h, w))], -1).reshape(-1, 3)
+    f = flow.reshape(n, 2, -1).transpose(0, 2, 1)                              # (N, P, 2)
+    wp = masks[:, 1:].reshape(n, k1 - 1, -1) * weight.reshape(n, 1, -1)        # (N, K, P)
+    gram = np.einsum("nkp,pi,pj->nkij", wp, design, design) + ridge * np.eye(3)
+    rhs = np.einsum("nkp,pi,npd->nkid", wp, design, f)
+    coef = np.linalg.solve(gram, rhs)                                          # (N, K, 3, 2)
+    resid = ((np.einsum("pi,nkid->nkpd", design, coef) - f[:, None]) ** 2).sum(-1)
+    fg = (1.0 - masks[:, 0].reshape(n, -1)) * weight.reshape(n, -1)            # (N, P)
+    mean = (fg[..., None] * f).sum(1) / np.maximum(fg.sum(1), 1e-12)[:, None]
+    spread = float((fg * ((f - mean[:, None]) ** 2).sum(-1)).sum())
+    return float((wp * resid).sum()) / spread if spread > 1e-12 else float("nan")
+
+
+def residual_pairs(n_frames: int, shots: list[tuple[int, int]] | None = None, pairs: int = 48,
+                   gap: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The frame pairs :func:`motion_residual` is measured on: ``pairs`` source frames evenly
+    spread over the video, each with the frame ``gap`` later in its shot (``gap`` earlier near
+    a shot's end); sources whose shot is too short for either are left out.
+
+    Args:
+        n_frames: T.
+        shots: ``[(first, end), ...]`` frame ranges of the shots (None: one shot).
+        pairs, gap: how many sources, and the frame distance.
+
+    Returns:
+        ``(src, tgt)`` int64 arrays of equal length.
+    """
+    src = np.unique(np.linspace(0, n_frames - 1, min(n_frames, pairs)).round().astype(np.int64))
+    tgt = src.copy()
+    for lo, hi in shots or [(0, n_frames)]:
+        inside = (src >= lo) & (src < hi)
+        ahead = src[inside] + gap
+        tgt[inside] = np.where(ahead < hi, ahead, np.maximum(src[inside] - gap, lo))
+    keep = tgt != src
+    return src[keep], tgt[keep]

@@ -155,9 +155,11 @@ class TrainConfig:
             against :func:`engine.motion_init.motion_clusters`) is on at full weight for this many
             first steps, then fades out linearly over as many more.
         restarts, restart_steps: with ``restarts`` > 1, a fresh run starts that many times (seeds
-            ``seed + 1000·r``) for ``restart_steps`` steps each and continues the start whose
-            reconstruction of a fixed set of held-out frame pairs is best (no labels:
-            :meth:`Trainer.heldout_score`); the discarded starts count against the budget.
+            ``seed + 1000·r``) for ``restart_steps`` steps each and continues the start with the
+            lowest ``restart_criterion`` (no labels: :meth:`Trainer.heldout_score`); the
+            discarded starts count against the budget.
+        restart_criterion: ``"rec_target"`` (the reconstruction of a fixed set of held-out frame
+            pairs) or ``"motion_residual"`` (:meth:`Trainer.motion_residual`).
         motion_changed: (default on) without a static background (a moving camera), the
             changed-pixel map of the usage loss and the change prior is the map of pixels that
             move relative to the dominant (camera) motion in some nearby frame
@@ -225,6 +227,7 @@ class TrainConfig:
     fold_scenery: bool = True
     motion_changed: bool = True
     restarts: int = 1
+    restart_criterion: str = "rec_target"
     restart_steps: int = 300
     device: str = "cpu"
     weights: LossWeights = field(default_factory=LossWeights)
@@ -296,6 +299,9 @@ class Trainer:
         self.net = build_network(net_config).to(self.device)
         if train_config.recon_scale not in (1, 2, 4):
             raise ValueError(f"recon_scale must be 1, 2 or 4, got {train_config.recon_scale}")
+        if train_config.restart_criterion not in ("rec_target", "motion_residual"):
+            raise ValueError(f"restart_criterion must be 'rec_target' or 'motion_residual', "
+                             f"got {train_config.restart_criterion!r}")
         h, w = (side * train_config.recon_scale for side in net_config.mask_size)
         from parttrack.engine.footage import shot_ids
 
@@ -337,6 +343,7 @@ class Trainer:
         self.elapsed_s = 0.0
         self.snap_idx = np.linspace(0, len(frames) - 1, 4).round().astype(int)
         self.pair_flow, self.gray = None, None
+        self._residual_flow = None    # (sources, flow, trust) of motion_residual, measured once
         self.moving = None
         if train_config.motion_changed and (not train_config.static_background or train_config.usage_on_moving):
             from parttrack.engine.flow import moving_pixels, to_gray
@@ -658,8 +665,8 @@ class Trainer:
         """Label-free quality figures on a fixed set of frame pairs (the same for every run on
         the same frames): the loss terms of :meth:`losses` (``rec_target``: how well the parts
         retarget the source onto the target; ``usage``: how evenly the parts share the changed
-        pixels) without the equivariance and cluster terms. Leaves the training state (random
-        generators, step) untouched."""
+        pixels) without the equivariance and cluster terms, and ``motion_residual``
+        (:meth:`motion_residual`). Leaves the training state (random generators, step) untouched."""
         rng = np.random.default_rng(seed)
         n = len(self.frames)
         src = rng.integers(0, n, pairs)
@@ -676,7 +683,33 @@ class Trainer:
             _, terms, _ = self.losses(self.frames[s_], self.frames[t_], heldout=True, indices=(s_.numpy(), t_.numpy()))
             for k_, v_ in terms.items():
                 out[k_] = out.get(k_, 0.0) + v_ * len(s_) / pairs
-        return {k_: out[k_] for k_ in ("rec_target", "rec_source", "usage", "flow") if k_ in out}
+        out = {k_: out[k_] for k_ in ("rec_target", "rec_source", "usage", "flow") if k_ in out}
+        out["motion_residual"] = self.motion_residual()
+        return out
+
+    @torch.no_grad()
+    def motion_residual(self, pairs: int = 48, gap: int = 3) -> float:
+        """Label-free: the share of the subject's measured motion that the parts leave unexplained
+        as affine motion layers (:func:`engine.flow.motion_residual`; lower is better), on the
+        frame pairs of :func:`engine.flow.residual_pairs`, with the DIS flow of
+        :class:`engine.flow.PairFlow` at the mask resolution. Deterministic for given frames and weights; NaN without motion.
+        On generated videos it ranks two runs on the same video right more often than the
+        reconstruction loss (docs/training_sweep.md, "Sweep Q")."""
+        from parttrack.engine.flow import PairFlow, motion_residual, residual_pairs, to_gray
+
+        src, tgt = residual_pairs(len(self.frames), self.shots, pairs, gap)
+        if not len(src):
+            return float("nan")
+        if self.gray is None:
+            self.gray = to_gray(self.frames.cpu().numpy())
+        if getattr(self, "_residual_flow", None) is None:
+            flow, weight = PairFlow(self.cfg.mask_size, "fast")(self.gray[src], self.gray[tgt])
+            self._residual_flow = (src, flow, weight)
+        _, flow, weight = self._residual_flow
+        self.net.eval()
+        masks = torch.cat([self.net.encode(self.frames[torch.from_numpy(src[i:i + 16])])["masks"]
+                           for i in range(0, len(src), 16)])
+        return motion_residual(masks.float().cpu().numpy(), flow, weight)
 
     # -- snapshots -----------------------------------------------------------------------
     @torch.no_grad()
@@ -789,8 +822,8 @@ class Trainer:
 
     def _restart_phase(self, limit_s: float, bar, start: float) -> None:
         """``restarts`` short starts of ``restart_steps`` steps from seeds ``seed + 1000·r``; the
-        one with the lowest label-free held-out reconstruction loss (:meth:`heldout_score`)
-        is kept and continued. Each candidate's log and last snapshot go to ``restarts/``;
+        one with the lowest ``restart_criterion`` (label-free, :meth:`heldout_score`) is kept
+        and continued. Each candidate's log and last snapshot go to ``restarts/``;
         the choice to ``restarts/choice.json``; the kept one's log is copied into log.csv."""
         tc = self.tcfg
         folder = self.run_dir / "restarts"
@@ -805,12 +838,13 @@ class Trainer:
             self.snapshot(folder / f"r{r}_step_{self.step:06d}.png")
             score = self.heldout_score()
             scores.append({"restart": r, "seed": tc.seed + 1000 * r, "steps": self.step, **score})
-            if best is None or score["rec_target"] < best[0]:
-                best = (score["rec_target"], r, self._state())
+            value = score[tc.restart_criterion]
+            if best is None or value < best[0] or (np.isnan(best[0]) and not np.isnan(value)):
+                best = (value, r, self._state())
             if self.elapsed_s >= limit_s:
                 break
         self._set_state(best[2])
-        (folder / "choice.json").write_text(json.dumps({"kept": best[1], "criterion": "rec_target",
+        (folder / "choice.json").write_text(json.dumps({"kept": best[1], "criterion": tc.restart_criterion,
                                                         "candidates": scores}, indent=2) + "\n")
         (self.run_dir / "log.csv").write_text((folder / f"r{best[1]}_log.csv").read_text())
         self.restart_choice = {"kept": best[1], "candidates": scores}
@@ -1019,6 +1053,7 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
                                      train_config.static_background and len(trainer.shots) == 1, moving,
                                      trainer.background_full[0])
     del masks
+    residual = trainer.motion_residual()
     last = {k: round(v, 4) for k, v in (last or {}).items()}
     result = {"steps": trainer.step, "elapsed_s": trainer.elapsed_s}
     meta = BundleMeta(num_parts=net_config.num_parts, input_size=net_config.input_size,
@@ -1026,6 +1061,7 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
                       training_videos=training_videos, dropped_parts=drop,
                       extra={"training_steps": result["steps"], "training_wall_s": round(result["elapsed_s"], 1),
                              "final_losses": last, "mask_statistics": stats,
+                             "motion_residual": None if np.isnan(residual) else round(residual, 4),
                              "scenery": [_json_safe(asdict(sc)) for sc in scores], **(extra or {})})
     names = ", ".join(v.get("name", "?") for v in training_videos) or "(frames)"
     notes = f"""# Model bundle
@@ -1046,6 +1082,8 @@ ICML 2021, adapted for real-time CPU inference; see engine/model.py and engine/t
 - Share of pixels per part: {stats['part_area']}
 - Parts that never win a pixel (dead): {stats['dead_parts'] or 'none'}
 - Label flicker between consecutive frames (share of foreground pixels): {stats['label_flicker']}
+- Motion residual (share of the subject's optical flow the parts leave unexplained as affine
+  motion layers; lower is better; compare runs on the same video): {residual:.4f}
 
 {_scenery_notes(scores, drop)}
 Part order is arbitrary: name the parts with `parttrack label {Path(out_dir)} --name 1=...`.

@@ -138,8 +138,8 @@ def _worker(args):
     return row
 
 
-def load_rows(out: Path) -> list[dict]:
-    path = out / "results.jsonl"
+def load_rows(out: Path, name: str = "results.jsonl") -> list[dict]:
+    path = out / name
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
@@ -224,6 +224,80 @@ def score_correlation(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def training_frames(plan: str, seed: int):
+    """The letterboxed 128×128 training frames of run ``(plan, seed)`` (as :func:`run_one`)."""
+    from parttrack.engine.synthetic import render_video
+    from parttrack.engine.train import prepare_frames
+
+    video = render_video(VIDEO["train_frames"], motion_seed=0, size=VIDEO["size"], figure_seed=100 + seed,
+                         plan=plan, light=VIDEO["light"], crf=VIDEO["crf"])
+    return prepare_frames(video.frames, 128)
+
+
+def bundle_residuals(outs: list[Path]) -> list[dict]:
+    """The label-free motion residual (``engine.flow.motion_residual``) of every finished run's
+    bundle, as a user runs it (ONNX Runtime, scenery parts folded), on its own training frames
+    (the pairs of ``engine.flow.residual_pairs``). Cached in ``OUT/residuals.jsonl``."""
+    import numpy as np
+
+    from parttrack.engine.flow import PairFlow, motion_residual, residual_pairs, to_gray
+    from parttrack.engine.runtime import create_runtime
+
+    rows, videos = [], {}
+    for out in outs:
+        cache_path = out / "residuals.jsonl"
+        cache = {(r["recipe"], r["plan"], r["seed"]): r for r in load_rows(out, "residuals.jsonl")}
+        for r in load_rows(out):
+            key = (r["recipe"], r["plan"], r["seed"])
+            bundle = out / "runs" / r["recipe"] / f"{r['plan']}_s{r['seed']}" / "bundle"
+            if "error" in r or not bundle.is_dir():
+                continue
+            if key not in cache:
+                if (r["plan"], r["seed"]) not in videos:
+                    frames = training_frames(r["plan"], r["seed"])
+                    src, tgt = residual_pairs(len(frames))
+                    gray = to_gray(frames)
+                    videos[(r["plan"], r["seed"])] = (frames[src], *PairFlow((32, 32), "fast")(gray[src], gray[tgt]))
+                sources, flow, weight = videos[(r["plan"], r["seed"])]
+                rt = create_runtime(bundle, backend="onnxruntime", threads=1)
+                masks = np.concatenate([rt.infer(sources[i:i + 16]).masks for i in range(0, len(sources), 16)])
+                cache[key] = {"recipe": r["recipe"], "plan": r["plan"], "seed": r["seed"],
+                              "motion_residual": round(motion_residual(masks, flow, weight), 5)}
+                with open(cache_path, "a") as fh:
+                    fh.write(json.dumps(cache[key]) + "\n")
+            rows.append({**r, "sweep": out.name, "motion_residual": cache[key]["motion_residual"]})
+    return rows
+
+
+def residual_ordering(rows: list[dict]) -> str:
+    """How often, of two runs on the same video (plan, seed), the one with the lower motion
+    residual has the higher part IoU; Spearman's rank correlation within each video."""
+    from itertools import combinations
+
+    from scipy.stats import spearmanr
+
+    by_video: dict = {}
+    for r in rows:
+        by_video.setdefault((r["plan"], r["seed"]), []).append(r)
+    lines = ["| plan | seed | runs | Spearman (residual, part IoU) | pairs ordered right | of them \u0394 ≥ 0.05 |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    tot = [0, 0, 0, 0]
+    for (plan, seed), rs in sorted(by_video.items()):
+        right = total = big_right = big = 0
+        for a, b in combinations(rs, 2):
+            if a["part_iou"] == b["part_iou"]:
+                continue
+            ok = (a["motion_residual"] < b["motion_residual"]) == (a["part_iou"] > b["part_iou"])
+            right, total = right + ok, total + 1
+            if abs(a["part_iou"] - b["part_iou"]) >= 0.05:
+                big_right, big = big_right + ok, big + 1
+        rho = spearmanr([r["motion_residual"] for r in rs], [r["part_iou"] for r in rs])[0] if len(rs) > 2 else float("nan")
+        tot = [tot[0] + right, tot[1] + total, tot[2] + big_right, tot[3] + big]
+        lines.append(f"| {plan} | {seed} | {len(rs)} | {rho:+.2f} | {right}/{total} | {big_right}/{big} |")
+    lines.append(f"| all | | {len(rows)} | | {tot[0]}/{tot[1]} | {tot[2]}/{tot[3]} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -238,9 +312,15 @@ def main() -> None:
     t.add_argument("--out", required=True)
     c = sub.add_parser("scores", help="does the label-free held-out score predict the part IoU? (markdown)")
     c.add_argument("--out", required=True)
+    m = sub.add_parser("residuals", help="does the label-free motion residual of the bundles rank runs on the "
+                                         "same video by part IoU? (markdown)")
+    m.add_argument("--out", nargs="+", required=True, help="one or more sweep folders (runs on the same videos "
+                                                          "are compared across them)")
     a = ap.parse_args()
     if a.cmd == "run":
         cmd_run(a)
+    elif a.cmd == "residuals":
+        print(residual_ordering(bundle_residuals([Path(o) for o in a.out])))
     elif a.cmd == "scores":
         print(score_correlation(load_rows(Path(a.out))))
     else:

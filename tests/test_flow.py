@@ -162,3 +162,43 @@ def test_moving_pixels_find_the_subject_under_a_camera_pan():
     off[36 // 4 - 2:60 // 4 + 2, bx // 4 - 2:(bx + 24) // 4 + 2] = False
     assert on.mean() > 0.6
     assert share[t][off].mean() < 0.1
+
+
+def _two_layer_flow(n=2, size=16):
+    """Left half translates right, right half rotates about the centre: (N, 2, s, s) flow."""
+    ys, xs = np.mgrid[0:size, 0:size]
+    x, y = (xs + 0.5) * 2 / size - 1, (ys + 0.5) * 2 / size - 1
+    left = xs < size // 2
+    fx = np.where(left, 0.1, -0.2 * y)
+    fy = np.where(left, 0.0, 0.2 * x)
+    return np.broadcast_to(np.stack([fx, fy]), (n, 2, size, size)).copy(), left
+
+
+def test_motion_residual_zero_for_parts_on_the_motion_layers_and_large_across_them():
+    from parttrack.engine.flow import motion_residual
+
+    flow, left = _two_layer_flow()
+    weight = np.ones((2, 16, 16))
+    right_layers = np.zeros((2, 3, 16, 16))
+    right_layers[:, 1], right_layers[:, 2] = left, ~left
+    assert motion_residual(right_layers, flow, weight) < 1e-6
+    top = np.arange(16)[:, None] < 8
+    across = np.zeros((2, 3, 16, 16))
+    across[:, 1], across[:, 2] = top, ~top               # each part straddles both layers
+    assert motion_residual(across, flow, weight) > 0.15       # 0.22
+    one = np.zeros((2, 3, 16, 16))
+    one[:, 1] = 1.0                                      # a single part: one affine for two motions
+    assert motion_residual(one, flow, weight) > 0.3                # 0.36
+    untrusted = weight.copy()
+    untrusted[:, :, :8] = 0                              # only the rotating layer is trusted: one affine explains it
+    assert motion_residual(one, flow, untrusted) < 1e-6
+
+
+def test_motion_residual_nan_without_motion_and_rejects_bad_shapes():
+    from parttrack.engine.flow import motion_residual
+
+    masks = np.zeros((1, 3, 8, 8))
+    masks[:, 1] = 1.0
+    assert np.isnan(motion_residual(masks, np.zeros((1, 2, 8, 8)), np.ones((1, 8, 8))))
+    with pytest.raises(ValueError):
+        motion_residual(masks, np.zeros((1, 2, 4, 4)), np.ones((1, 4, 4)))

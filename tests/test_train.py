@@ -250,6 +250,9 @@ def test_cli_train_end_to_end(tmp_path, frames):
     assert rc == 0
     meta = load_bundle(tmp_path / "m").meta
     assert meta.num_parts == 2 and meta.training_videos[0]["name"] == "v.mp4"
+    residual = meta.extra["motion_residual"]                    # label-free quality, also in NOTES.md
+    assert residual is None or residual >= 0.0
+    assert "Motion residual" in (tmp_path / "m" / "NOTES.md").read_text()
     assert main(["train", str(video), "-o", str(tmp_path / "m"), "--parts", "2", "--size", "32", "--steps", "4",
                  "--batch", "2", "--no-progress", "--resume"]) == 0
     assert load_bundle(tmp_path / "m").meta.extra["training_steps"] == 4
@@ -275,6 +278,28 @@ def test_restarts_keep_the_start_with_the_best_heldout_reconstruction(frames, tm
     assert b.load_checkpoint() and b.step == 4
     b.run(progress=False)
     assert b.step == 6
+
+
+def test_restarts_by_motion_residual_keep_the_start_with_the_lowest(frames, tmp_path):
+    run = tmp_path / "run"
+    tr = Trainer(frames, TINY, _cfg(steps=8, restarts=2, restart_steps=3, restart_criterion="motion_residual"), run)
+    tr.run(progress=False)
+    choice = json.loads((run / "restarts" / "choice.json").read_text())
+    assert choice["criterion"] == "motion_residual"
+    scores = [c["motion_residual"] for c in choice["candidates"]]
+    assert all(np.isfinite(scores)) and choice["kept"] == int(np.argmin(scores))
+    with pytest.raises(ValueError, match="restart_criterion"):
+        Trainer(frames, TINY, _cfg(restart_criterion="luck"), tmp_path / "bad")
+
+
+def test_motion_residual_is_deterministic_and_leaves_the_training_state(frames, tmp_path):
+    tr = Trainer(frames, TINY, _cfg(steps=3), tmp_path / "run")
+    tr.run(progress=False)
+    state = torch.get_rng_state().clone()
+    a, b = tr.motion_residual(), tr.motion_residual()
+    assert a == b and 0.0 <= a < 5.0
+    assert torch.equal(state, torch.get_rng_state()) and tr.step == 3
+    assert tr.heldout_score()["motion_residual"] == a
 
 
 def test_scenery_parts_are_recorded_as_dropped(frames, tmp_path):
