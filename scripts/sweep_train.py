@@ -63,6 +63,9 @@ RECIPES: dict[str, dict] = {
     "changed_at_input": {"changed_at_input": True},                    # sweep P
     "wide": {"network": {"widths": [24, 48, 72, 96]}},                 # sweep P: 151 MMAC (default 70)
     "cluster_restarts3": {"weights": {"cluster": 1.0}, "restarts": 3, "restart_steps": 300},
+    # sweep Q: 3 starts of 300 steps, the one with the lowest motion residual continued (run with
+    # --steps 2100 for 1,500 steps on the kept line)
+    "restarts_residual": {"restarts": 3, "restart_steps": 300, "restart_criterion": "motion_residual"},
 }
 
 #: Steps at which a run records its label-free held-out score (Trainer.heldout_score).
