@@ -346,7 +346,22 @@ def run(args) -> int:
         print("parttrack: hint: rerun the same command with --resume to continue", file=sys.stderr)
         return 130
     print(f"parttrack: wrote {bundle}; name its parts with `parttrack label {bundle} --name 1=...`")
+    residual = _motion_residual(bundle)
+    if residual is not None:
+        print(f"parttrack: motion residual {residual:.4f} (label-free, lower is better: compare it with "
+              f"other runs on the same video; {Path(bundle) / 'NOTES.md'})")
     return 0
+
+
+def _motion_residual(bundle) -> float | None:
+    """The bundle's label-free motion residual (meta ``extra``), None when it has none."""
+    from parttrack.engine.bundle import load_bundle
+
+    try:
+        value = load_bundle(bundle).meta.extra.get("motion_residual")
+    except (ParttrackError, OSError, ValueError):   # a report must not fail the finished command
+        return None
+    return None if value is None else float(value)
 
 
 def check_output_bundle(out: Path, force: bool) -> None:
