@@ -66,6 +66,7 @@ RECIPES: dict[str, dict] = {
     # sweep Q: 3 starts of 300 steps, the one with the lowest motion residual continued (run with
     # --steps 2100 for 1,500 steps on the kept line)
     "restarts_residual": {"restarts": 3, "restart_steps": 300, "restart_criterion": "motion_residual"},
+    "gap_any": {"max_pair_gap": None},   # sweep Q: training pairs from anywhere in the video, as the paper
 }
 
 #: Steps at which a run records its label-free held-out score (Trainer.heldout_score).
