@@ -343,7 +343,7 @@ class Trainer:
         self.elapsed_s = 0.0
         self.snap_idx = np.linspace(0, len(frames) - 1, 4).round().astype(int)
         self.pair_flow, self.gray = None, None
-        self._residual_flow = None    # (sources, flow, trust) of motion_residual, measured once
+        self._residual_flow: dict = {}    # (pairs, gap) -> (flow, trust) of motion_residual, measured once
         self.moving = None
         if train_config.motion_changed and (not train_config.static_background or train_config.usage_on_moving):
             from parttrack.engine.flow import moving_pixels, to_gray
@@ -692,9 +692,10 @@ class Trainer:
         """Label-free: the share of the subject's measured motion that the parts leave unexplained
         as affine motion layers (:func:`engine.flow.motion_residual`; lower is better), on the
         frame pairs of :func:`engine.flow.residual_pairs`, with the DIS flow of
-        :class:`engine.flow.PairFlow` at the mask resolution. Deterministic for given frames and weights; NaN without motion.
-        On generated videos it ranks two runs on the same video right more often than the
-        reconstruction loss (docs/training_sweep.md, "Sweep Q")."""
+        :class:`engine.flow.PairFlow` at the mask resolution (measured once per ``pairs, gap``).
+        Deterministic for given frames and weights; NaN without motion. On generated videos it
+        ranks two runs on the same video right more often than the reconstruction loss
+        (docs/training_sweep.md, "Sweep Q")."""
         from parttrack.engine.flow import PairFlow, motion_residual, residual_pairs, to_gray
 
         src, tgt = residual_pairs(len(self.frames), self.shots, pairs, gap)
@@ -702,10 +703,9 @@ class Trainer:
             return float("nan")
         if self.gray is None:
             self.gray = to_gray(self.frames.cpu().numpy())
-        if getattr(self, "_residual_flow", None) is None:
-            flow, weight = PairFlow(self.cfg.mask_size, "fast")(self.gray[src], self.gray[tgt])
-            self._residual_flow = (src, flow, weight)
-        _, flow, weight = self._residual_flow
+        if (pairs, gap) not in self._residual_flow:
+            self._residual_flow[pairs, gap] = PairFlow(self.cfg.mask_size, "fast")(self.gray[src], self.gray[tgt])
+        flow, weight = self._residual_flow[pairs, gap]
         self.net.eval()
         masks = torch.cat([self.net.encode(self.frames[torch.from_numpy(src[i:i + 16])])["masks"]
                            for i in range(0, len(src), 16)])

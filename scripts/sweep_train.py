@@ -257,13 +257,14 @@ def bundle_residuals(outs: list[Path]) -> list[dict]:
             if "error" in r or not bundle.is_dir():
                 continue
             if key not in cache:
-                if (r["plan"], r["seed"]) not in videos:
+                rt = create_runtime(bundle, backend="onnxruntime", threads=1)
+                video = (r["plan"], r["seed"], tuple(rt.meta.mask_size))
+                if video not in videos:
                     frames = training_frames(r["plan"], r["seed"])
                     src, tgt = residual_pairs(len(frames))
                     gray = to_gray(frames)
-                    videos[(r["plan"], r["seed"])] = (frames[src], *PairFlow((32, 32), "fast")(gray[src], gray[tgt]))
-                sources, flow, weight = videos[(r["plan"], r["seed"])]
-                rt = create_runtime(bundle, backend="onnxruntime", threads=1)
+                    videos[video] = (frames[src], *PairFlow(video[2], "fast")(gray[src], gray[tgt]))
+                sources, flow, weight = videos[video]
                 masks = np.concatenate([rt.infer(sources[i:i + 16]).masks for i in range(0, len(sources), 16)])
                 cache[key] = {"recipe": r["recipe"], "plan": r["plan"], "seed": r["seed"],
                               "motion_residual": round(motion_residual(masks, flow, weight), 5)}
