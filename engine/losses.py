@@ -239,6 +239,62 @@ def flow_loss(masks: torch.Tensor, rel: torch.Tensor, flow: torch.Tensor, weight
     return (per_pixel * weight).sum() / (weight.sum() + 1e-6)
 
 
+def motion_layer_loss(masks: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor, ridge: float = 1e-4,
+                      eps: float = 1e-3) -> torch.Tensor:
+    """Motion-layer assignment of the foreground: each part's flow is the affine field fitted to
+    the measured flow under the part's own mask, and a foreground pixel pays the disagreement of
+    the measured flow with the fitted flow of the parts it is on,
+    ``Σ_u w(u) F(u) Σ_k π_k(u) ρ(A_k·[u, 1] − f(u)) / Σ_u w(u) F(u)`` with ``F = 1 − M_0`` (the
+    foreground, held fixed), ``π_k = M_k / Σ_j M_j`` (j ≥ 1) the part distribution of the pixel,
+    ``ρ(d) = √(|d|² + ε²) − ε`` and ``A_k`` the weighted least-squares affine fit of part k
+    (weights ``M_k · w``, Tikhonov ``ridge``; held fixed).
+
+    The fit is the E-step of layered motion estimation (Wang & Adelson, "Representing moving
+    images with layers", 1994) and is not differentiated: at the least-squares optimum the
+    gradient of the fitted residual with respect to the masks is the residual itself (the
+    envelope theorem), so the masks move each pixel to the part whose affine motion explains
+    it. Unlike :func:`flow_loss` it does not involve the network's transforms, and it leaves
+    the split between foreground and background to the other terms (it only moves foreground
+    mass between parts). :func:`engine.flow.motion_residual` is the same fit, as a figure.
+
+    Args:
+        masks: ``(N, K+1, h, w)`` source masks (softmax over slots, slot 0 = background).
+        flow: ``(N, 2, h, w)`` measured source → target flow in normalised coordinates of the
+            pixel centres (:class:`engine.flow.PairFlow`).
+        weight: ``(N, h, w)`` trust of each flow pixel in [0, 1] (0 = ignore).
+        ridge: Tikhonov term on each fit's 3×3 normal equations (a part with a near-empty mask).
+        eps: Charbonnier ε, normalised units.
+
+    Returns:
+        scalar ≥ 0 in normalised units; 0 when the flow under every part is exactly affine.
+
+    Raises:
+        ValueError: shapes that do not agree.
+    """
+    if masks.dim() != 4 or flow.shape != (masks.shape[0], 2) + masks.shape[2:] or weight.shape != flow[:, 0].shape:
+        raise ValueError(f"masks (N, K+1, h, w), flow (N, 2, h, w) and weight (N, h, w) must agree, got "
+                         f"{tuple(masks.shape)}, {tuple(flow.shape)}, {tuple(weight.shape)}")
+    n, k1, h, w = masks.shape
+    xs = (torch.arange(w, dtype=masks.dtype, device=masks.device) * 2 + 1) / w - 1
+    ys = (torch.arange(h, dtype=masks.dtype, device=masks.device) * 2 + 1) / h - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    design = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(-1, 3)          # (P, 3)
+    f = flow.to(masks.dtype).reshape(n, 2, -1).transpose(1, 2)                       # (N, P, 2)
+    wt = weight.to(masks.dtype).reshape(n, 1, -1)
+    with torch.no_grad():
+        wp = masks[:, 1:].reshape(n, k1 - 1, -1) * wt                                # (N, K, P)
+        gram = torch.einsum("nkp,pi,pj->nkij", wp, design, design) + ridge * torch.eye(3, dtype=masks.dtype,
+                                                                                        device=masks.device)
+        coef = torch.linalg.solve(gram, torch.einsum("nkp,pi,npd->nkid", wp, design, f))   # (N, K, 3, 2)
+        diff = torch.einsum("pi,nkid->nkpd", design, coef) - f[:, None]
+        rho = torch.sqrt((diff * diff).sum(-1) + eps * eps) - eps                     # (N, K, P)
+        fg = (1.0 - masks[:, 0]).reshape(n, -1)
+        wf = fg * wt[:, 0]
+    part_mass = masks[:, 1:].reshape(n, k1 - 1, -1)
+    parts = part_mass / (part_mass.sum(1, keepdim=True) + 1e-6)     # sums to 1: no pull on slot 0
+    return (wf * (parts * rho).sum(1)).sum() / (wf.sum() + 1e-6)
+
+
 @torch.no_grad()
 def illumination_gain(images: torch.Tensor, background: torch.Tensor, iterations: int = 3,
                       inlier_mads: float = 2.5, limits: tuple[float, float] = (0.5, 2.0)) -> torch.Tensor:

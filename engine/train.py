@@ -54,7 +54,16 @@ _DEPTH_PAD = 20.0
 
 #: Columns of log.csv (a term that is switched off or not yet active is logged as 0).
 LOSS_TERMS = ("total", "rec_target", "rec_source", "background", "translation", "covariance",
-              "equivariance", "concentration", "usage", "change_prior", "flow", "cluster", "mask_consistency")
+              "equivariance", "concentration", "usage", "change_prior", "flow", "cluster", "mask_consistency",
+              "motion_layers")
+
+
+def _log_columns(log_path: Path) -> list[str]:
+    """The loss columns named by the header of an existing ``log.csv`` (after step, elapsed_s)."""
+    with open(log_path, newline="") as fh:
+        header = next(csv.reader(fh), [])
+    return header[2:] if header[:2] == ["step", "elapsed_s"] else list(LOSS_TERMS)
+
 
 #: Most frames that get motion-cluster targets (engine.motion_init), evenly spread over the video.
 CLUSTER_FRAMES = 600
@@ -90,6 +99,7 @@ class LossWeights:
     flow: float = 0.0             # not in the paper: motion-layer loss against measured optical flow (losses.flow_loss)
     cluster: float = 1.0          # not in the paper: start the parts from motion clusters (losses.cluster_loss)
     mask_consistency: float = 0.0  # not in the paper: target masks = source masks moved by the parts (losses.mask_consistency_loss)
+    motion_layers: float = 0.0    # not in the paper: foreground pixels to the part whose affine flow fit explains them (losses.motion_layer_loss)
 
 
 @dataclass(frozen=True)
@@ -374,7 +384,7 @@ class Trainer:
                     foreground=None if foreground is None else foreground[lo:hi])
             self.clusters = (torch.from_numpy(targets).to(torch.float16).to(self.device),
                              torch.from_numpy(valid).to(self.device))
-        if train_config.weights.flow:
+        if train_config.weights.flow or train_config.weights.motion_layers:
             from parttrack.engine.flow import PairFlow
 
             cv2.setNumThreads(1)    # the pairs are small; OpenCV's pool would compete with torch's
@@ -541,6 +551,9 @@ class Trainer:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
         if w.flow and self.pair_flow is not None:
             terms["flow"] = w.flow * L.flow_loss(enc["masks"][:b], rel, *self.pair_flows(src_u8, tgt_u8))
+        if w.motion_layers and self.pair_flow is not None:
+            terms["motion_layers"] = w.motion_layers * L.motion_layer_loss(enc["masks"][:b],
+                                                                          *self.pair_flows(src_u8, tgt_u8))
         if w.cluster and self.clusters is not None and self.step < 2 * tc.cluster_steps and not heldout:
             idx = self.batch_indices(src_u8, tgt_u8)
             if idx is not None:
@@ -798,15 +811,18 @@ class Trainer:
         snapshots, checkpoints and ``on_step`` as configured (off for restart candidates)."""
         tc = self.tcfg
         last: dict[str, float] = {}
-        new_log = not log_path.exists()
+        new_log = not log_path.exists() or log_path.stat().st_size == 0
+        # A resumed run keeps the columns its log.csv was started with (a parttrack version
+        # with other loss terms), so every row matches its header.
+        columns = list(LOSS_TERMS) if new_log else _log_columns(log_path)
         with open(log_path, "a", newline="") as fh:
             writer = csv.writer(fh)
             if new_log:
-                writer.writerow(["step", "elapsed_s"] + list(LOSS_TERMS))
+                writer.writerow(["step", "elapsed_s"] + columns)
             while self.step < max_steps and self.elapsed_s < limit_s:
                 last = self.train_step()
                 self.elapsed_s = time.perf_counter() - start
-                writer.writerow([self.step, f"{self.elapsed_s:.1f}"] + [f"{last.get(k_, 0.0):.5f}" for k_ in LOSS_TERMS])
+                writer.writerow([self.step, f"{self.elapsed_s:.1f}"] + [f"{last.get(k_, 0.0):.5f}" for k_ in columns])
                 bar.update(1)
                 bar.set_postfix({k_: f"{v:.3f}" for k_, v in last.items() if k_ in ("total", "rec_target", "background")})
                 if not main:

@@ -215,3 +215,50 @@ def test_mask_consistency_zero_when_target_masks_are_the_moved_source_masks():
     assert L.mask_consistency_loss(m_t, m_t).item() == 0.0
     with pytest.raises(ValueError, match="mask shapes differ"):
         L.mask_consistency_loss(m_t, m_t[:, :2])
+
+
+def _two_layer_scene(h: int = 16, w: int = 16):
+    """Left half rotates about its centre, right half translates; background (a border) still."""
+    xs = (torch.arange(w, dtype=torch.float64) * 2 + 1) / w - 1
+    ys = (torch.arange(h, dtype=torch.float64) * 2 + 1) / h - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    left = (gx < 0).to(torch.float64)
+    right = 1.0 - left
+    fx = left * (-0.1 * (gy + 0.1)) + right * 0.08
+    fy = left * (0.1 * (gx + 0.5)) + right * -0.03
+    flow = torch.stack([fx, fy])[None]
+    return left, right, flow
+
+
+def test_motion_layer_loss_zero_on_true_layers_and_positive_when_parts_straddle():
+    left, right, flow = _two_layer_scene()
+    weight = torch.ones(1, 16, 16, dtype=torch.float64)
+    bg = torch.full_like(left, 0.2)
+    exact = torch.stack([bg, 0.8 * left, 0.8 * right])[None]
+    assert float(L.motion_layer_loss(exact, flow, weight)) < 1e-3
+    # Parts split top / bottom: each straddles the two motions.
+    top = (torch.arange(16) < 8).to(torch.float64)[:, None].expand(16, 16)
+    straddle = torch.stack([bg, 0.8 * top, 0.8 * (1 - top)])[None]
+    assert float(L.motion_layer_loss(straddle, flow, weight)) > 0.01
+    # Untrusted flow counts for nothing.
+    assert float(L.motion_layer_loss(straddle, flow, torch.zeros_like(weight))) == 0.0
+
+
+def test_motion_layer_loss_moves_pixels_to_the_part_that_explains_them_not_to_the_background():
+    left, right, flow = _two_layer_scene()
+    weight = torch.ones(1, 16, 16, dtype=torch.float64)
+    # Part 1 on the left half plus one column of the right half; part 2 on the rest.
+    stray = torch.zeros_like(left)
+    stray[:, 8] = 1.0
+    logits = torch.stack([torch.zeros_like(left), 4 * (left + stray), 4 * (right - stray)])[None].requires_grad_()
+    L.motion_layer_loss(torch.softmax(logits, 1), flow, weight).backward()
+    g = logits.grad[0]
+    assert float(g[2, :, 8].mean()) < 0 < float(g[1, :, 8].mean())    # the stray column goes to part 2
+    assert float(g.sum(0).abs().max()) < 1e-9                          # softmax: gradients sum to 0 per pixel
+    # The background slot is held out: foreground mass only moves between parts.
+    assert float(g[0].abs().max()) < 1e-9
+
+
+def test_motion_layer_loss_rejects_bad_shapes():
+    with pytest.raises(ValueError):
+        L.motion_layer_loss(torch.ones(1, 3, 8, 8), torch.zeros(1, 2, 8, 4), torch.ones(1, 8, 8))
