@@ -268,10 +268,29 @@ def motion_residual(masks: np.ndarray, flow: np.ndarray, weight: np.ndarray, rid
     Raises:
         ValueError: shapes that do not agree.
     """
+    masks, flow, weight = _check_layers(masks, flow, weight)
+    n = len(masks)
+    f, wp, resid = _layer_fits(masks, flow, weight, ridge)
+    fg = (1.0 - masks[:, 0].reshape(n, -1)) * weight.reshape(n, -1)            # (N, P)
+    mean = (fg[..., None] * f).sum(1) / np.maximum(fg.sum(1), 1e-12)[:, None]
+    spread = float((fg * ((f - mean[:, None]) ** 2).sum(-1)).sum())
+    return float((wp * resid).sum()) / spread if spread > 1e-12 else float("nan")
+
+
+def _check_layers(masks, flow, weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     masks, flow, weight = (np.asarray(a, np.float64) for a in (masks, flow, weight))
     if masks.ndim != 4 or flow.shape != (len(masks), 2) + masks.shape[2:] or weight.shape != flow[:, 0].shape:
         raise ValueError(f"masks (N, K+1, h, w), flow (N, 2, h, w) and weight (N, h, w) must agree, got "
                          f"{masks.shape}, {flow.shape}, {weight.shape}")
+    return masks, flow, weight
+
+
+def _layer_fits(masks: np.ndarray, flow: np.ndarray, weight: np.ndarray, ridge: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame and part, the affine flow fitted under the part's mask (weights mask × trust).
+
+    Returns (flow ``(N, P, 2)``, weights ``(N, K, P)``, squared residuals ``(N, K, P)`` of every
+    pixel p under part k's fit)."""
     n, k1, h, w = masks.shape
     ys, xs = np.mgrid[0:h, 0:w]
     design = np.stack([(xs + 0.5) * (2.0 / w) - 1.0, (ys + 0.5) * (2.0 / h) - 1.0, np.ones((h, w))], -1).reshape(-1, 3)
@@ -281,10 +300,48 @@ def motion_residual(masks: np.ndarray, flow: np.ndarray, weight: np.ndarray, rid
     rhs = np.einsum("nkp,pi,npd->nkid", wp, design, f)
     coef = np.linalg.solve(gram, rhs)                                          # (N, K, 3, 2)
     resid = ((np.einsum("pi,nkid->nkpd", design, coef) - f[:, None]) ** 2).sum(-1)
-    fg = (1.0 - masks[:, 0].reshape(n, -1)) * weight.reshape(n, -1)            # (N, P)
+    return f, wp, resid
+
+
+def layer_merge_costs(masks: np.ndarray, flow: np.ndarray, weight: np.ndarray, ridge: float = 1e-6
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which parts move as one affine layer, and which leave the most motion unexplained.
+
+    With the per-frame affine fits of :func:`motion_residual`: ``cost[i, j]`` is how much more
+    residual part j's pixels would have under part i's fit than under their own, per unit of
+    j's mask, divided by the foreground flow's variance (0 when j's pixels move exactly as i's
+    do in every pair: i and j are one rigid body split in two, or both motionless); ``excess[k]``
+    is part k's own residual summed over its pixels, as a share of the foreground flow's total
+    variance (large for a part whose pixels follow two motions).
+
+    Args:
+        masks, flow, weight: as :func:`motion_residual`.
+        ridge: as :func:`motion_residual`.
+
+    Returns:
+        (area ``(K,)`` share of the trusted mask mass of each part, ``excess`` ``(K,)``,
+        ``cost`` ``(K, K)``) float64; NaN where a part has no mass or the flow no variance.
+
+    Raises:
+        ValueError: shapes that do not agree.
+    """
+    masks, flow, weight = _check_layers(masks, flow, weight)
+    n = len(masks)
+    f, wp, resid = _layer_fits(masks, flow, weight, ridge)                     # resid[n, k, p]: p under k's fit
+    fg = (1.0 - masks[:, 0].reshape(n, -1)) * weight.reshape(n, -1)
     mean = (fg[..., None] * f).sum(1) / np.maximum(fg.sum(1), 1e-12)[:, None]
-    spread = float((fg * ((f - mean[:, None]) ** 2).sum(-1)).sum())
-    return float((wp * resid).sum()) / spread if spread > 1e-12 else float("nan")
+    total_var = float((fg * ((f - mean[:, None]) ** 2).sum(-1)).sum())
+    var = total_var / max(float(fg.sum()), 1e-12)
+    mass = wp.sum((0, 2))                                                      # (K,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own = np.einsum("nkp,nkp->k", wp, resid)                               # (K,)
+        under = np.einsum("njp,nip->ij", wp, resid)                            # (K_i, K_j): j's pixels, i's fit
+        cost = (under - own[None, :]) / mass[None, :] / var
+        excess = own / total_var
+    if total_var <= 1e-12:
+        cost[:], excess[:] = np.nan, np.nan
+    cost[:, mass <= 1e-9] = np.nan
+    return mass / max(float(mass.sum()), 1e-12), excess, cost
 
 
 def residual_pairs(n_frames: int, shots: list[tuple[int, int]] | None = None, pairs: int = 48,

@@ -168,6 +168,12 @@ class TrainConfig:
             ``seed + 1000·r``) for ``restart_steps`` steps each and continues the start with the
             lowest ``restart_criterion`` (no labels: :meth:`Trainer.heldout_score`); the
             discarded starts count against the budget.
+        reallocate_steps, reallocate_cost, reallocate_max: (off by default) at each of these
+            steps, up to ``reallocate_max`` parts that are wasted — a part with (almost) no mask,
+            or the smaller of two parts that move as one affine layer (merge cost below
+            ``reallocate_cost``, :func:`engine.flow.layer_merge_costs`) — are re-initialised as a
+            copy of the part that leaves the most measured motion unexplained, so that the two
+            can split it (:meth:`Trainer.reallocate_parts`). Only the video's optical flow is used.
         restart_criterion: ``"rec_target"`` (the reconstruction of a fixed set of held-out frame
             pairs) or ``"motion_residual"`` (:meth:`Trainer.motion_residual`).
         motion_changed: (default on) without a static background (a moving camera), the
@@ -239,6 +245,9 @@ class TrainConfig:
     restarts: int = 1
     restart_criterion: str = "rec_target"
     restart_steps: int = 300
+    reallocate_steps: tuple[int, ...] = ()
+    reallocate_cost: float = 0.03
+    reallocate_max: int = 2
     device: str = "cpu"
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -709,11 +718,21 @@ class Trainer:
         Deterministic for given frames and weights; NaN without motion. On generated videos it
         ranks two runs on the same video right more often than the reconstruction loss
         (docs/training_sweep.md, "Sweep Q")."""
-        from parttrack.engine.flow import PairFlow, motion_residual, residual_pairs, to_gray
+        from parttrack.engine.flow import motion_residual
+
+        masks, flow, weight = self._residual_inputs(pairs, gap)
+        return float("nan") if masks is None else motion_residual(masks, flow, weight)
+
+    @torch.no_grad()
+    def _residual_inputs(self, pairs: int, gap: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """Source masks ``(N, K+1, h, w)`` of the pairs of :func:`engine.flow.residual_pairs`, with
+        their measured flow ``(N, 2, h, w)`` and trust ``(N, h, w)`` (flow cached per
+        ``pairs, gap``); masks None when the video has no such pair."""
+        from parttrack.engine.flow import PairFlow, residual_pairs, to_gray
 
         src, tgt = residual_pairs(len(self.frames), self.shots, pairs, gap)
         if not len(src):
-            return float("nan")
+            return None, np.zeros(0), np.zeros(0)
         if self.gray is None:
             self.gray = to_gray(self.frames.cpu().numpy())
         if (pairs, gap) not in self._residual_flow:
@@ -722,7 +741,78 @@ class Trainer:
         self.net.eval()
         masks = torch.cat([self.net.encode(self.frames[torch.from_numpy(src[i:i + 16])])["masks"]
                            for i in range(0, len(src), 16)])
-        return motion_residual(masks.float().cpu().numpy(), flow, weight)
+        return masks.float().cpu().numpy(), flow, weight
+
+    @torch.no_grad()
+    def reallocate_parts(self, pairs: int = 48, gap: int = 3, dead_share: float = 0.005) -> list[dict]:
+        """Move wasted parts to where the motion is not yet explained (``reallocate_steps``).
+
+        On the frame pairs of :meth:`motion_residual`, :func:`engine.flow.layer_merge_costs` gives
+        each part's mask share, its unexplained motion (``excess``) and, per pair of parts, the
+        cost of moving one with the other's affine motion. Wasted parts: those with a share below
+        ``dead_share``, then, cheapest pair first, the smaller part of each pair whose merge cost
+        is below ``reallocate_cost`` (one rigid body split in two, or two motionless parts).
+        Each (at most ``reallocate_max``) becomes a copy of the not yet chosen part with the
+        largest excess (its slot's latent-map weights, depth bias, transform head and their Adam
+        moments), the latent-map weights perturbed by 10 % of their spread (a fixed generator
+        seeded by ``seed`` and the step), so that the two copies can split that part's pixels
+        between two motions. Appended to ``reallocations.json`` in the run folder.
+
+        Returns:
+            one dict per move: ``step``, ``part`` (1-based, the re-initialised part), ``copy_of``,
+            ``reason`` ("empty" or "merge with N"), ``share``, ``cost``, ``excess`` of the copied part.
+        """
+        from parttrack.engine.flow import layer_merge_costs
+
+        tc = self.tcfg
+        masks, flow, weight = self._residual_inputs(pairs, gap)
+        if masks is None:
+            return []
+        share, excess, cost = layer_merge_costs(masks, flow, weight)
+        k = len(share)
+        wasted: list[tuple[int, str, float]] = [(j, "empty", float("nan")) for j in np.argsort(share)
+                                                if not share[j] >= dead_share]
+        taken = {j for j, _, _ in wasted}
+        sym = np.fmin(cost, cost.T)
+        order = sorted(((float(sym[i, j]), i, j) for i in range(k) for j in range(i + 1, k)
+                        if np.isfinite(sym[i, j]) and sym[i, j] < tc.reallocate_cost))
+        for c, i, j in order:
+            if i in taken or j in taken:
+                continue
+            victim, keep = (i, j) if share[i] <= share[j] else (j, i)
+            wasted.append((victim, f"merge with {keep + 1}", c))
+            taken |= {i, j}
+        targets = [int(p) for p in np.argsort(-np.nan_to_num(excess, nan=-1.0))
+                   if p not in {j for j, _, _ in wasted} and np.isfinite(excess[p]) and excess[p] > 0]
+        moves = []
+        for (victim, reason, c), p in zip(wasted[:tc.reallocate_max], targets):
+            self._copy_part(p, int(victim))
+            moves.append({"step": self.step, "part": int(victim) + 1, "copy_of": p + 1, "reason": reason,
+                          "share": float(share[victim]), "cost": c, "excess": float(excess[p])})
+        if moves:
+            path = self.run_dir / "reallocations.json"
+            done = json.loads(path.read_text()) if path.exists() else []
+            path.write_text(json.dumps(done + moves, indent=1))
+        self.net.train()
+        return moves
+
+    def _copy_part(self, src: int, dst: int) -> None:
+        """Part ``dst`` (0-based) becomes a perturbed copy of part ``src`` (see :meth:`reallocate_parts`)."""
+        net, cv = self.net, self.cfg.latent_channels
+        rows = lambda part: slice((part + 1) * cv, (part + 2) * cv)   # noqa: E731 - the slot's latent channels
+        pieces = [(net.latent_head.weight, rows(src), rows(dst)), (net.latent_head.bias, rows(src), rows(dst)),
+                  (net.slot_bias, src + 1, dst + 1)] + [(p, src, dst) for p in
+                                                         (net.head_w1, net.head_b1, net.head_w2, net.head_b2)]
+        for param, a, b in pieces:
+            param.data[b] = param.data[a]
+            state = self.opt.state.get(param, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in state:
+                    state[key][b] = state[key][a]
+        gen = torch.Generator().manual_seed(self.tcfg.seed * 100003 + self.step)
+        weight = net.latent_head.weight.data[rows(dst)]
+        noise = torch.randn(weight.shape, generator=gen).to(weight)
+        net.latent_head.weight.data[rows(dst)] = weight + 0.1 * weight.std() * noise
 
     # -- snapshots -----------------------------------------------------------------------
     @torch.no_grad()
@@ -827,6 +917,8 @@ class Trainer:
                 bar.set_postfix({k_: f"{v:.3f}" for k_, v in last.items() if k_ in ("total", "rec_target", "background")})
                 if not main:
                     continue
+                if self.step in tc.reallocate_steps:
+                    self.reallocate_parts()
                 if self.step % tc.snapshot_every == 0:
                     self.snapshot()
                     fh.flush()

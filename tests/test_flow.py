@@ -202,3 +202,23 @@ def test_motion_residual_nan_without_motion_and_rejects_bad_shapes():
     assert np.isnan(motion_residual(masks, np.zeros((1, 2, 8, 8)), np.ones((1, 8, 8))))
     with pytest.raises(ValueError):
         motion_residual(masks, np.zeros((1, 2, 4, 4)), np.ones((1, 4, 4)))
+
+
+def test_layer_merge_costs_tell_a_split_rigid_body_from_two_motions():
+    from parttrack.engine.flow import layer_merge_costs
+
+    flow, left = _two_layer_flow()
+    weight = np.ones((2, 16, 16))
+    top = np.arange(16)[:, None] < 8
+    masks = np.zeros((2, 5, 16, 16))
+    masks[:, 1], masks[:, 2] = left & top, left & ~top  # the rotating layer, split in two
+    masks[:, 3] = ~left                                 # the other layer, whole
+    share, excess, cost = layer_merge_costs(masks, flow, weight)
+    assert np.allclose(share[:3], [0.25, 0.25, 0.5]) and share[3] == 0
+    assert cost[0, 1] < 1e-6 and cost[1, 0] < 1e-6      # one rigid body: no cost to move together
+    assert cost[2, 0] > 0.1 and cost[0, 2] > 0.1        # two motions
+    assert np.isnan(cost[:, 3]).all()                   # the empty part
+    assert np.all(excess[:3] < 1e-6)
+    masks[:, 2], masks[:, 3] = 0, ~left | (left & ~top)  # part 3 now straddles both layers
+    _, excess, _ = layer_merge_costs(masks, flow, weight)
+    assert excess[2] > 0.05 and excess[0] < 1e-6

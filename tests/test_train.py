@@ -366,3 +366,24 @@ def test_learn_job_warm_starts_from_the_model_in_use(tmp_path):
     assert cmd[cmd.index("--init") + 1] == str(tmp_path / "model") and "--init-optional" in cmd
     cold = TrainingJob(tmp_path / "clip.mp4", tmp_path / "run", LearnSettings(warm_start=False), init=tmp_path / "model")
     assert "--init" not in cold.command()
+
+
+def test_reallocation_copies_the_part_with_the_most_unexplained_motion_into_a_wasted_one(frames, tmp_path):
+    run = tmp_path / "run"
+    # A merge threshold nobody reaches in practice: every pair counts as one layer, so a move happens.
+    tr = Trainer(frames, TINY, _cfg(steps=4, reallocate_steps=(2,), reallocate_cost=1e9, reallocate_max=1), run)
+    tr.run(progress=False)
+    moves = json.loads((run / "reallocations.json").read_text())
+    assert len(moves) == 1 and moves[0]["step"] == 2 and moves[0]["part"] != moves[0]["copy_of"]
+    # Called directly: the copied part's transform head and depth bias are the source's.
+    (move,) = tr.reallocate_parts()
+    v, p = move["part"] - 1, move["copy_of"] - 1
+    net, cv = tr.net, TINY.latent_channels
+    assert torch.equal(net.head_w1[v], net.head_w1[p]) and torch.equal(net.slot_bias[v + 1], net.slot_bias[p + 1])
+    lat_v, lat_p = net.latent_head.weight.detach()[(v + 1) * cv:(v + 2) * cv], net.latent_head.weight.detach()[(p + 1) * cv:(p + 2) * cv]
+    assert not torch.equal(lat_v, lat_p) and float((lat_v - lat_p).abs().max()) < 0.5 * float(lat_p.abs().max())
+    assert len(json.loads((run / "reallocations.json").read_text())) == 2
+    # Nothing below the (default) threshold and no empty part: no move, no file change.
+    tr2 = Trainer(frames, TINY, _cfg(steps=2, reallocate_cost=-1.0), tmp_path / "run2")
+    tr2.run(progress=False)
+    assert tr2.reallocate_parts() == [] and not (tmp_path / "run2" / "reallocations.json").exists()
