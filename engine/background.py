@@ -154,3 +154,51 @@ def estimate_background(frames: np.ndarray, change_threshold: float = 0.05, iter
         info = {"iterations": info["iterations"] + 1, "inpainted_share": round(float(hole.mean()), 4),
                 "support_share": round(float(support.mean()), 4)}
     return background, info
+
+
+def temporal_mode(frames: np.ndarray, tolerance: float = 0.05, candidates: int = 48, max_frames: int = 150,
+                  chunk: int = 2048) -> np.ndarray:
+    """The per-pixel temporal mode of a static-camera shot: the colour that the most frames agree
+    on, instead of the median.
+
+    For each pixel, each of ``candidates`` frames (evenly spread) proposes its colour; its support
+    is the number of frames within ``tolerance`` of it (mean absolute difference over RGB, in
+    [0, 1] units — the training's change threshold); the background is the mean of the frames that
+    support the best-supported candidate. Before that, every frame is divided by its global
+    gain against the median (the median over pixels of the frame / median ratio), so that a slow
+    change of light does not split one colour's support. Where a moving subject covers a pixel in
+    most frames but shows different colours there (texture, shading, other parts passing), the
+    scenery's one colour still has the largest support, while the median shows the subject: the
+    consensus ("mode") estimate of background modelling (e.g. Piccardi, "Background subtraction
+    techniques: a review", 2004, §2). A subject that shows the same colour at a pixel in most
+    frames is still taken for background there.
+
+    Args:
+        frames: ``(T, H, W, 3)`` uint8 RGB frames of one shot, static camera.
+        tolerance: largest mean absolute RGB difference (in [0, 1]) between supporting colours.
+        candidates: frames whose colours are tried at each pixel.
+        max_frames: most frames looked at (evenly spread).
+        chunk: pixels per vectorised block (memory: ``candidates × frames × chunk`` booleans).
+
+    Returns:
+        ``(H, W, 3)`` float32 in [0, 255].
+
+    Raises:
+        ValueError: not a ``(T, H, W, 3)`` stack with T ≥ 1.
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
+        raise ValueError(f"frames must be (T, H, W, 3) with T >= 1, got {frames.shape}")
+    x = frames[:: max(1, len(frames) // max_frames)].astype(np.float32) / 255.0
+    t, h, w, _ = x.shape
+    median = np.median(x, 0)
+    gain = np.median(x.reshape(t, -1) / np.maximum(median.reshape(-1), 1e-3), 1)
+    x = (x / np.maximum(gain, 1e-3)[:, None, None, None]).reshape(t, -1, 3)
+    cand = x[np.linspace(0, t - 1, min(candidates, t)).round().astype(int)]
+    out = np.empty((h * w, 3), np.float32)
+    for s in range(0, h * w, chunk):
+        xs, cs = x[:, s:s + chunk], cand[:, s:s + chunk]
+        support = np.abs(cs[:, None] - xs[None]).mean(-1) < tolerance          # (C, T, p)
+        best = support.sum(1).argmax(0)                                       # (p,)
+        agree = support[best, :, np.arange(support.shape[2])].T[..., None]    # (T, p, 1)
+        out[s:s + chunk] = (xs * agree).sum(0) / np.maximum(agree.sum(0), 1)
+    return (out.reshape(h, w, 3) * 255.0).clip(0, 255)

@@ -134,6 +134,10 @@ class TrainConfig:
             (:func:`engine.background.estimate_background`: the median over the frames where
             the subject is elsewhere, inpainted where it always is) instead of the plain
             temporal median, which shows a subject that stays in one place as background.
+        mode_background: (off by default; docs/training.md) with ``static_background`` and
+            without ``estimate_background``, that image is the per-pixel temporal mode
+            (:func:`engine.background.temporal_mode`: the colour most frames agree on) instead of
+            the median.
         learn_background: let that image be learnt (it drifts towards parts that stay put,
             so it is off by default).
         max_pair_gap: largest frame distance between source and target (None: any pair).
@@ -221,6 +225,7 @@ class TrainConfig:
     recon_scale: int = 1
     static_background: bool = True
     estimate_background: bool = False
+    mode_background: bool = False
     learn_background: bool = False
     max_pair_gap: int | None = 25
     shot_starts: tuple[int, ...] = ()
@@ -341,6 +346,11 @@ class Trainer:
                 full_med.append(bg)
                 self.background_info.append(info)
             full_med = np.stack(full_med)
+        elif train_config.static_background and train_config.mode_background:
+            from parttrack.engine.background import temporal_mode
+
+            full_med = np.stack([temporal_mode(frames[lo:hi], train_config.weights.change_threshold)
+                                 for lo, hi in self.shots])
         else:
             full_med = np.stack([np.median(frames[lo:hi][:: max(1, (hi - lo) // 64)], axis=0).astype(np.float32)
                                  for lo, hi in self.shots])

@@ -61,6 +61,7 @@ RECIPES: dict[str, dict] = {
     "layers20": {"weights": {"motion_layers": 20.0}},                 # sweep R: losses.motion_layer_loss
     "layers100": {"weights": {"motion_layers": 100.0}},               # sweep R
     "realloc": {"reallocate_steps": [700, 1000]},                      # sweep R: Trainer.reallocate_parts
+    "mode_background": {"mode_background": True},                      # sweep R: background.temporal_mode
     "conc_low": {"weights": {"concentration": 0.05}},                   # sweep P
     "estimate_conc_low": {"estimate_background": True, "weights": {"concentration": 0.05}},   # sweep P
     "changed_at_input": {"changed_at_input": True},                    # sweep P

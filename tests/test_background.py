@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from parttrack.engine import losses as L
-from parttrack.engine.background import estimate_background, fill_changed
+from parttrack.engine.background import estimate_background, fill_changed, temporal_mode
 from parttrack.engine.synthetic import render_video
 
 
@@ -98,3 +98,21 @@ def test_fill_changed_lifts_the_map_on_a_subject_in_the_median(quadruped):
 def test_fill_changed_bad_input():
     with pytest.raises(ValueError, match="N, h, w"):
         fill_changed(torch.zeros(16, 16))
+
+
+def test_temporal_mode_finds_scenery_that_a_varied_subject_covers_in_most_frames():
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    frames = np.repeat(scene[None], 40, 0)
+    for t in range(28):                                   # 70 % of the frames: a textured subject on the left
+        frames[t, :, :16] = rng.integers(0, 256, (32, 16, 3))
+    light = np.linspace(0.9, 1.1, 40)[:, None, None, None]  # and a slow change of light
+    frames = np.clip(frames * light, 0, 255).astype(np.uint8)
+    mode = temporal_mode(frames)
+    median = np.median(frames, 0)
+    assert mode.shape == (32, 32, 3) and mode.dtype == np.float32
+    assert np.abs(mode - scene)[:, :16].mean() < 3.0              # the scenery, up to the light
+    assert np.abs(median - scene)[:, :16].mean() > 20.0           # the median shows the subject
+    assert np.abs(mode - scene)[:, 16:].mean() < 3.0
+    with pytest.raises(ValueError):
+        temporal_mode(frames[0])
