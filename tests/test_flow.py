@@ -115,17 +115,23 @@ def test_flow_loss_ignores_untrusted_pixels():
     assert L.flow_loss(masks, rel, flow, weight).item() < 1e-6
 
 
-def test_trainer_with_flow_loss_logs_it(tmp_path):
+@pytest.mark.parametrize("term", ["flow", "motion_layers"])
+def test_trainer_with_a_flow_loss_logs_it(tmp_path, term):
+    import csv
+
     from parttrack.engine.model import NetConfig
     from parttrack.engine.synthetic import render_video
     from parttrack.engine.train import TrainConfig, Trainer
 
     frames = render_video(12, 32, figure_seed=1, motion_seed=1).frames
     tc = TrainConfig.from_dict({"steps": 2, "batch": 2, "snapshot_every": 100, "checkpoint_every": 100,
-                                "weights": {"flow": 10.0}})
+                                "weights": {term: 10.0}})
     tr = Trainer(frames, NetConfig(num_parts=3, input_size=32), tc, tmp_path)
     terms = tr.train_step()
-    assert terms["flow"] > 0 and np.isfinite(terms["total"])
+    assert terms[term] > 0 and np.isfinite(terms["total"])
+    tr.run(progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert float(rows[-1][term]) > 0
 
 
 def test_global_affine_residual_removes_a_camera_pan():

@@ -387,3 +387,15 @@ def test_reallocation_copies_the_part_with_the_most_unexplained_motion_into_a_wa
     tr2 = Trainer(frames, TINY, _cfg(steps=2, reallocate_cost=-1.0), tmp_path / "run2")
     tr2.run(progress=False)
     assert tr2.reallocate_parts() == [] and not (tmp_path / "run2" / "reallocations.json").exists()
+
+
+def test_a_resumed_log_keeps_the_columns_of_its_header(frames, tmp_path):
+    import csv
+
+    run = tmp_path / "run"
+    run.mkdir()
+    old = ["step", "elapsed_s", "total", "rec_target", "usage"]       # a log.csv of another version
+    (run / "log.csv").write_text(",".join(old) + "\n1,0.1,1.0,0.5,0.0\n")
+    Trainer(frames, TINY, _cfg(steps=2), run).run(progress=False)
+    rows = list(csv.reader(open(run / "log.csv")))
+    assert rows[0] == old and all(len(r) == len(old) for r in rows) and len(rows) == 4
