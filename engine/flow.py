@@ -269,11 +269,8 @@ def motion_residual(masks: np.ndarray, flow: np.ndarray, weight: np.ndarray, rid
         ValueError: shapes that do not agree.
     """
     masks, flow, weight = _check_layers(masks, flow, weight)
-    n = len(masks)
     f, wp, resid = _layer_fits(masks, flow, weight, ridge)
-    fg = (1.0 - masks[:, 0].reshape(n, -1)) * weight.reshape(n, -1)            # (N, P)
-    mean = (fg[..., None] * f).sum(1) / np.maximum(fg.sum(1), 1e-12)[:, None]
-    spread = float((fg * ((f - mean[:, None]) ** 2).sum(-1)).sum())
+    spread, _ = _foreground_spread(masks, weight, f)
     return float((wp * resid).sum()) / spread if spread > 1e-12 else float("nan")
 
 
@@ -283,6 +280,15 @@ def _check_layers(masks, flow, weight) -> tuple[np.ndarray, np.ndarray, np.ndarr
         raise ValueError(f"masks (N, K+1, h, w), flow (N, 2, h, w) and weight (N, h, w) must agree, got "
                          f"{masks.shape}, {flow.shape}, {weight.shape}")
     return masks, flow, weight
+
+
+def _foreground_spread(masks: np.ndarray, weight: np.ndarray, f: np.ndarray) -> tuple[float, float]:
+    """(the flow's summed squared deviation from its per-frame mean, weighted by foreground
+    ``1 − M_0`` × trust; that weight's total) for flow ``f`` ``(N, P, 2)``."""
+    n = len(masks)
+    fg = (1.0 - masks[:, 0].reshape(n, -1)) * weight.reshape(n, -1)            # (N, P)
+    mean = (fg[..., None] * f).sum(1) / np.maximum(fg.sum(1), 1e-12)[:, None]
+    return float((fg * ((f - mean[:, None]) ** 2).sum(-1)).sum()), float(fg.sum())
 
 
 def _layer_fits(masks: np.ndarray, flow: np.ndarray, weight: np.ndarray, ridge: float
@@ -326,12 +332,9 @@ def layer_merge_costs(masks: np.ndarray, flow: np.ndarray, weight: np.ndarray, r
         ValueError: shapes that do not agree.
     """
     masks, flow, weight = _check_layers(masks, flow, weight)
-    n = len(masks)
     f, wp, resid = _layer_fits(masks, flow, weight, ridge)                     # resid[n, k, p]: p under k's fit
-    fg = (1.0 - masks[:, 0].reshape(n, -1)) * weight.reshape(n, -1)
-    mean = (fg[..., None] * f).sum(1) / np.maximum(fg.sum(1), 1e-12)[:, None]
-    total_var = float((fg * ((f - mean[:, None]) ** 2).sum(-1)).sum())
-    var = total_var / max(float(fg.sum()), 1e-12)
+    total_var, fg_mass = _foreground_spread(masks, weight, f)
+    var = total_var / max(fg_mass, 1e-12)
     mass = wp.sum((0, 2))                                                      # (K,)
     with np.errstate(invalid="ignore", divide="ignore"):
         own = np.einsum("nkp,nkp->k", wp, resid)                               # (K,)

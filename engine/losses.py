@@ -195,13 +195,20 @@ def mask_consistency_loss(masks_moved: torch.Tensor, masks_target: torch.Tensor)
     return 0.5 * (masks_moved - masks_target).abs().sum(1).mean()
 
 
+def _pixel_centres(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(h, w)`` x and y of the pixel centres in normalised coordinates (align_corners=False),
+    with the dtype and device of ``like``."""
+    xs = (torch.arange(w, dtype=like.dtype, device=like.device) * 2 + 1) / w - 1
+    ys = (torch.arange(h, dtype=like.dtype, device=like.device) * 2 + 1) / h - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return gx, gy
+
+
 def part_flows(rel: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """The displacement each part's motion gives every pixel: ``rel_k(u) − u`` ``(N, K, 2, h, w)``
     for relative transforms ``rel`` ``(N, K, 2, 3)`` (source → target, normalised coordinates
     of the pixel centres, align_corners=False)."""
-    xs = (torch.arange(w, dtype=rel.dtype, device=rel.device) * 2 + 1) / w - 1
-    ys = (torch.arange(h, dtype=rel.dtype, device=rel.device) * 2 + 1) / h - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    gx, gy = _pixel_centres(h, w, rel)
     a, t = rel[..., :2], rel[..., 2]
     fx = (a[..., 0, 0] - 1)[..., None, None] * gx + a[..., 0, 1, None, None] * gy + t[..., 0, None, None]
     fy = a[..., 1, 0, None, None] * gx + (a[..., 1, 1] - 1)[..., None, None] * gy + t[..., 1, None, None]
@@ -275,9 +282,7 @@ def motion_layer_loss(masks: torch.Tensor, flow: torch.Tensor, weight: torch.Ten
         raise ValueError(f"masks (N, K+1, h, w), flow (N, 2, h, w) and weight (N, h, w) must agree, got "
                          f"{tuple(masks.shape)}, {tuple(flow.shape)}, {tuple(weight.shape)}")
     n, k1, h, w = masks.shape
-    xs = (torch.arange(w, dtype=masks.dtype, device=masks.device) * 2 + 1) / w - 1
-    ys = (torch.arange(h, dtype=masks.dtype, device=masks.device) * 2 + 1) / h - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    gx, gy = _pixel_centres(h, w, masks)
     design = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(-1, 3)          # (P, 3)
     f = flow.to(masks.dtype).reshape(n, 2, -1).transpose(1, 2)                       # (N, P, 2)
     wt = weight.to(masks.dtype).reshape(n, 1, -1)

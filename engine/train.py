@@ -792,8 +792,9 @@ class Trainer:
             victim, keep = (i, j) if share[i] <= share[j] else (j, i)
             wasted.append((victim, f"merge with {keep + 1}", c))
             taken |= {i, j}
+        victims = {j for j, _, _ in wasted}
         targets = [int(p) for p in np.argsort(-np.nan_to_num(excess, nan=-1.0))
-                   if p not in {j for j, _, _ in wasted} and np.isfinite(excess[p]) and excess[p] > 0]
+                   if p not in victims and np.isfinite(excess[p]) and excess[p] > 0]
         moves = []
         for (victim, reason, c), p in zip(wasted[:tc.reallocate_max], targets):
             self._copy_part(p, int(victim))
