@@ -71,6 +71,11 @@ RECIPES: dict[str, dict] = {
     # --steps 2100 for 1,500 steps on the kept line)
     "restarts_residual": {"restarts": 3, "restart_steps": 300, "restart_criterion": "motion_residual"},
     "gap_any": {"max_pair_gap": None},   # sweep Q: training pairs from anywhere in the video, as the paper
+    # sweep U: a warm start from a bundle trained on *another* body plan (leave the plan out):
+    # ``init_plan`` names the plan whose prior (``--priors DIR``: DIR/<plan> is a bundle) starts the run
+    "transfer": {"init_plan": {"humanoid": "robot_arm", "quadruped": "humanoid", "robot_arm": "humanoid"}},
+    # sweep U: a warm start from trained/prior (three other figures, one of each plan; trained/prior/reproduce.py)
+    "prior": {"init": "trained/prior"},
 }
 
 #: Steps at which a run records its label-free held-out score (Trainer.heldout_score).
@@ -102,9 +107,17 @@ def run_one(job: dict) -> dict:
     frames = prepare_frames(video.frames, 128)
     recipe = dict(RECIPES[job["recipe"]])
     net = NetConfig(**recipe.pop("network", {}))
+    init_plan = recipe.pop("init_plan", {}).get(job["plan"])
+    init = recipe.pop("init", None)
     cfg = _merge({"steps": job["steps"], "minutes": None, "seed": job["seed"], "snapshot_every": 500,
                   "checkpoint_every": 250}, recipe)
     trainer = Trainer(frames, net, TrainConfig.from_dict(cfg), run_dir)
+    if init_plan is not None:
+        if not job.get("priors"):
+            raise ValueError(f"recipe {job['recipe']!r} starts from a prior: pass --priors DIR")
+        trainer.load_weights(Path(job["priors"]) / init_plan)
+    if init is not None:
+        trainer.load_weights(ROOT / init)
     trainer.load_checkpoint()
     scores_path = run_dir / "heldout_scores.json"
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
@@ -163,7 +176,7 @@ def cmd_run(a) -> None:
                     raise SystemExit(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
                 if (recipe, plan, seed) in done:
                     continue
-                jobs.append({"recipe": recipe, "plan": plan, "seed": seed, "steps": a.steps,
+                jobs.append({"recipe": recipe, "plan": plan, "seed": seed, "steps": a.steps, "priors": a.priors,
                              "run_dir": str(out / "runs" / recipe / f"{plan}_s{seed}")})
     (out / "sweep.json").write_text(json.dumps({"video": VIDEO, "recipes": {r: RECIPES[r] for r in a.recipes},
                                                 "steps": a.steps}, indent=2) + "\n")
@@ -317,6 +330,8 @@ def main() -> None:
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     r.add_argument("--steps", type=int, default=2000)
     r.add_argument("--jobs", type=int, default=2)
+    r.add_argument("--priors", help="folder of prior bundles, one per body plan (DIR/<plan>), for recipes "
+                                    "with init_plan (warm starts)")
     t = sub.add_parser("table", help="print the results table (markdown)")
     t.add_argument("--out", required=True)
     c = sub.add_parser("scores", help="does the label-free held-out score predict the part IoU? (markdown)")

@@ -354,8 +354,47 @@ def test_cli_init_optional_falls_back_to_random_weights(tmp_path, frames, capsys
              "--batch", "2", "--no-progress", "--init", str(tmp_path / "a")]
     assert main(other) == 2
     assert main(other + ["--init-optional"]) == 0
-    assert "training from random weights" in capsys.readouterr().err
+    assert "another network" in capsys.readouterr().err
     assert "warm start" not in (tmp_path / "c" / "NOTES.md").read_text()
+
+
+def test_the_default_start_is_the_shipped_prior_when_its_network_fits(tmp_path):
+    from parttrack.tracker.cli.train import prior_bundle, starting_weights
+
+    prior = prior_bundle()
+    start, note = starting_weights("prior", NetConfig())
+    assert start == prior and note is None
+    from parttrack.engine.model import build_network, load_state_npz
+
+    net = build_network(NetConfig())
+    load_state_npz(net, start / "weights.npz")     # the shipped weights fit the default network
+    theirs = np.load(prior / "weights.npz")
+    for name, value in net.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), theirs[name], atol=0)
+    # another network: random weights, said so; "none": random weights, nothing to say
+    start, note = starting_weights("prior", TINY)
+    assert start is None and "fits --parts 10 --size 128 only" in note
+    assert starting_weights("none", NetConfig()) == (None, None)
+    assert starting_weights("NONE", TINY) == (None, None)
+    # a bundle folder is taken as it is; with optional=True a misfit falls back to the prior's rule
+    assert starting_weights(str(tmp_path / "b"), TINY) == (tmp_path / "b", None)
+    start, note = starting_weights(str(prior), TINY, optional=True)
+    assert start is None and "another network" in note and "random weights" in note
+    start, note = starting_weights(str(prior), NetConfig(), optional=True)
+    assert start == prior and note is None
+
+
+def test_cli_says_when_the_default_prior_does_not_fit(tmp_path, frames, capsys):
+    from parttrack.engine.synthetic import write_video
+
+    video = write_video(tmp_path / "v.mp4", np.ascontiguousarray(frames), 25.0)
+    args = ["train", str(video), "--parts", "2", "--size", "32", "--steps", "1", "--batch", "2", "--no-progress"]
+    capsys.readouterr()
+    assert main(args + ["-o", str(tmp_path / "a")]) == 0
+    assert "trained/prior) fits --parts 10 --size 128 only; starting from random weights" in capsys.readouterr().err
+    assert "warm start" not in (tmp_path / "a" / "NOTES.md").read_text()
+    assert main(args + ["-o", str(tmp_path / "b"), "--init", "none"]) == 0
+    assert "prior" not in capsys.readouterr().err
 
 
 def test_learn_job_warm_starts_from_the_model_in_use(tmp_path):

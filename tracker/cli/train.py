@@ -23,6 +23,9 @@ import numpy as np
 
 from parttrack.engine.errors import BackendUnavailable, InputError, ParttrackError
 
+#: ``--init`` value that names the shipped starting weights (:func:`prior_bundle`).
+PRIOR = "prior"
+
 
 def add_parser(sub):
     p = sub.add_parser("train", help="learn the parts of a subject from its video (unsupervised)",
@@ -71,11 +74,14 @@ def add_parser(sub):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--snapshot-every", type=int, default=250, metavar="N",
                    help="steps between mask snapshots in RUN_DIR/snapshots (default 250)")
-    p.add_argument("--init", default=None, metavar="BUNDLE",
-                   help="start from this bundle's weights (warm start; same --parts and --size) instead of random ones")
+    p.add_argument("--init", default=PRIOR, metavar="BUNDLE|prior|none",
+                   help="starting weights: 'prior' (default) = the shipped trained/prior, a model trained without "
+                        "labels on generated videos of three body plans, used when its network fits (--parts 10 "
+                        "--size 128; otherwise random weights); 'none' = random weights; or a bundle folder (warm "
+                        "start; same --parts and --size)")
     p.add_argument("--init-optional", action="store_true",
-                   help="with --init: if that bundle's network does not fit (other --parts/--size), say so and "
-                        "start from random weights instead of stopping")
+                   help="with --init BUNDLE: if that bundle's network does not fit (other --parts/--size), say so "
+                        "and start as without --init instead of stopping")
     p.add_argument("--bundle-on-stop", action="store_true",
                    help="when stopped early (Ctrl-C / SIGINT; Ctrl-Break on Windows), still write the bundle "
                         "from the weights trained so far (the viewer's learn mode stops training this way)")
@@ -308,11 +314,9 @@ def run(args) -> int:
         if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break stops like Ctrl-C
             signal.signal(signal.SIGBREAK, signal.default_int_handler)
     check_output_bundle(Path(args.output), force=args.force or args.resume)
-    init = args.init
-    if init and args.init_optional and not _init_fits(init, net_cfg):
-        print(f"parttrack: {init} has another network (parts, input size); training from random weights",
-              file=sys.stderr)
-        init = None
+    init, note = starting_weights(args.init, net_cfg, optional=args.init_optional)
+    if note:
+        print(f"parttrack: {note}", file=sys.stderr)
     for name in ("start", "end"):
         value = getattr(args, name)
         if value is not None and (not math.isfinite(value) or value < 0):
@@ -332,7 +336,9 @@ def run(args) -> int:
                                   "max_pair_gap": args.pair_gap or None, "weights": _weights(args.weight),
                                   "snapshot_every": args.snapshot_every, "shot_starts": footage.shot_starts})
     print(f"parttrack: training K={args.parts} parts at {args.size}x{args.size} on {len(frames)} frames "
-          f"({args.device}, {'moving' if moving else 'static'} camera); checkpoints in {run_dir}", file=sys.stderr)
+          f"({args.device}, {'moving' if moving else 'static'} camera), "
+          f"{'continuing its checkpoint' if args.resume else 'starting from ' + _start_name(init)}; "
+          f"checkpoints in {run_dir}", file=sys.stderr)
     try:
         bundle = train_bundle(frames, out, net_cfg, tcfg, run_dir, resume=args.resume, training_videos=records,
                               progress=not args.no_progress, init=init)
@@ -380,7 +386,51 @@ def check_output_bundle(out: Path, force: bool) -> None:
                              "choose another -o, pass --force to overwrite it, or --resume to continue its training")
 
 
-def _init_fits(bundle: str, net_cfg) -> bool:
+def prior_bundle() -> Path:
+    """The shipped starting weights of `parttrack train` (``trained/prior``; its NOTES.md and
+    reproduce.py say how it was made)."""
+    import parttrack.trained
+
+    return Path(parttrack.trained.__file__).resolve().parent / "prior"
+
+
+def starting_weights(init: str, net_cfg, optional: bool = False) -> tuple[Path | None, str | None]:
+    """The bundle whose weights start the training (None: random weights) and a note for the user.
+
+    ``init``: ``"prior"`` (:func:`prior_bundle`, used only when its network equals ``net_cfg``),
+    ``"none"``, or a bundle folder. A bundle folder whose network differs is returned as it is
+    (:meth:`engine.train.Trainer.load_weights` then refuses it with a clear error) unless
+    ``optional``: then the start falls back to the prior's rule.
+    """
+    if init.lower() == "none":
+        return None, None
+    if init.lower() != PRIOR:
+        if not optional or _init_fits(init, net_cfg):
+            return Path(init), None
+        fallback, _ = starting_weights(PRIOR, net_cfg)
+        return fallback, (f"{init} has another network (parts, input size); starting from "
+                          f"{'the shipped prior' if fallback else 'random weights'}")
+    from parttrack.engine.model import NetConfig, read_config
+
+    prior = prior_bundle()
+    if _init_fits(prior, net_cfg):
+        return prior, None
+    try:
+        theirs = NetConfig.from_dict(read_config(prior / "config.json")["network"])
+        why = f"fits --parts {theirs.num_parts} --size {theirs.input_size} only"
+    except Exception:  # missing or unreadable: the install lacks it
+        why = "is missing or unreadable"
+    return None, f"the shipped prior (trained/prior) {why}; starting from random weights"
+
+
+def _start_name(init: Path | None) -> str:
+    """How the training start is shown to the user."""
+    if init is None:
+        return "random weights"
+    return "the shipped prior (trained/prior)" if init == prior_bundle() else f"the weights of {init}"
+
+
+def _init_fits(bundle: str | Path, net_cfg) -> bool:
     """Whether ``bundle``'s network settings equal ``net_cfg`` (a warm start is possible)."""
     from parttrack.engine.model import NetConfig, read_config
 
