@@ -39,7 +39,8 @@ def test_wheel_has_one_top_level_package(wheel):
     tops = {n.split("/")[0] for n in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"parttrack"}
     for f in ("parttrack/api.py", "parttrack/engine/runtime/base.py", "parttrack/tracker/cli/__init__.py",
-              "parttrack/ui/viewer.py", "parttrack/trained/bbb/model.onnx", "parttrack/trained/bbb/clip.mp4"):
+              "parttrack/ui/viewer.py", "parttrack/trained/bbb/model.onnx", "parttrack/trained/bbb/clip.mp4",
+              "parttrack/trained/prior/weights.npz", "parttrack/trained/prior/config.json"):
         assert f in names, f
 
 
@@ -56,9 +57,11 @@ def test_wheel_installs_and_tracks_from_outside_the_repository(wheel, tmp_path):
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     code = ("import parttrack, pathlib; print(parttrack.__version__); print(pathlib.Path(parttrack.__file__).parent); "
-            "import parttrack.engine.bundle as b; print(b.default_model_path())")
+            "import parttrack.engine.bundle as b; print(b.default_model_path()); "
+            "from parttrack.tracker.cli.train import prior_bundle; print((prior_bundle() / 'weights.npz').is_file())")
     out = run([py, "-c", code], cwd=work, env=env).stdout.split()
     assert out[0] != "0.0.0+unknown" and out[1].startswith(str(site)) and out[2].startswith(str(site))
+    assert out[3] == "True"      # `parttrack train`'s default start ships with the package
     clip = Path(out[2]) / "clip.mp4"
     run([venv / "bin" / "parttrack", "track", clip, "-o", work / "out", "--no-progress", "--max-frames", "20"],
         cwd=work, env=env)
