@@ -97,8 +97,10 @@ class LearnSettings:
         device: ``cpu``, ``cuda`` or ``auto`` (cuda when torch sees a GPU).
         root: folder of learning runs (None: :func:`learned_models_dir`).
         warm_start: start from the weights of the model in use when its network fits
-            (``parttrack train --init … --init-optional``); measured on generated videos, 500
-            warm-started steps beat 1,500 from scratch (docs/training_sweep.md).
+            (``parttrack train --init … --init-optional``); otherwise, and when False, from
+            `parttrack train`'s default start (the shipped ``trained/prior`` when its network
+            fits, else random weights). Measured on generated videos, 500 warm-started steps
+            beat 1,500 from scratch (docs/training_sweep.md).
     """
 
     seconds: float = 60.0
