@@ -71,9 +71,10 @@ RECIPES: dict[str, dict] = {
     # --steps 2100 for 1,500 steps on the kept line)
     "restarts_residual": {"restarts": 3, "restart_steps": 300, "restart_criterion": "motion_residual"},
     "gap_any": {"max_pair_gap": None},   # sweep Q: training pairs from anywhere in the video, as the paper
-    # sweep U: a warm start from a bundle trained on *another* body plan (leave the plan out):
-    # ``init_plan`` names the plan whose prior (``--priors DIR``: DIR/<plan> is a bundle) starts the run
-    "transfer": {"init_plan": {"humanoid": "robot_arm", "quadruped": "humanoid", "robot_arm": "humanoid"}},
+    # sweep U: warm starts. ``init``: a bundle path relative to the repository, or per plan the plan
+    # whose prior (``--priors DIR``: DIR/<plan> is a bundle) starts the run — here a bundle trained on
+    # *another* body plan (leave the plan out)
+    "transfer": {"init": {"humanoid": "robot_arm", "quadruped": "humanoid", "robot_arm": "humanoid"}},
     # sweep U: a warm start from trained/prior (three other figures, one of each plan; trained/prior/reproduce.py)
     "prior": {"init": "trained/prior"},
 }
@@ -107,15 +108,14 @@ def run_one(job: dict) -> dict:
     frames = prepare_frames(video.frames, 128)
     recipe = dict(RECIPES[job["recipe"]])
     net = NetConfig(**recipe.pop("network", {}))
-    init_plan = recipe.pop("init_plan", {}).get(job["plan"])
     init = recipe.pop("init", None)
+    if isinstance(init, dict):      # per plan: a prior under --priors
+        if not job.get("priors"):
+            raise ValueError(f"recipe {job['recipe']!r} starts from a prior: pass --priors DIR")
+        init = Path(job["priors"]) / init[job["plan"]]
     cfg = _merge({"steps": job["steps"], "minutes": None, "seed": job["seed"], "snapshot_every": 500,
                   "checkpoint_every": 250}, recipe)
     trainer = Trainer(frames, net, TrainConfig.from_dict(cfg), run_dir)
-    if init_plan is not None:
-        if not job.get("priors"):
-            raise ValueError(f"recipe {job['recipe']!r} starts from a prior: pass --priors DIR")
-        trainer.load_weights(Path(job["priors"]) / init_plan)
     if init is not None:
         trainer.load_weights(ROOT / init)
     trainer.load_checkpoint()
@@ -331,7 +331,7 @@ def main() -> None:
     r.add_argument("--steps", type=int, default=2000)
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--priors", help="folder of prior bundles, one per body plan (DIR/<plan>), for recipes "
-                                    "with init_plan (warm starts)")
+                                    "whose init maps each body plan to a prior (warm starts)")
     t = sub.add_parser("table", help="print the results table (markdown)")
     t.add_argument("--out", required=True)
     c = sub.add_parser("scores", help="does the label-free held-out score predict the part IoU? (markdown)")

@@ -410,16 +410,12 @@ def starting_weights(init: str, net_cfg, optional: bool = False) -> tuple[Path |
         fallback, _ = starting_weights(PRIOR, net_cfg)
         return fallback, (f"{init} has another network (parts, input size); starting from "
                           f"{'the shipped prior' if fallback else 'random weights'}")
-    from parttrack.engine.model import NetConfig, read_config
-
     prior = prior_bundle()
-    if _init_fits(prior, net_cfg):
+    theirs = _bundle_network(prior)
+    if theirs == net_cfg:
         return prior, None
-    try:
-        theirs = NetConfig.from_dict(read_config(prior / "config.json")["network"])
-        why = f"fits --parts {theirs.num_parts} --size {theirs.input_size} only"
-    except Exception:  # missing or unreadable: the install lacks it
-        why = "is missing or unreadable"
+    why = ("is missing or unreadable" if theirs is None
+           else f"fits --parts {theirs.num_parts} --size {theirs.input_size} only")
     return None, f"the shipped prior (trained/prior) {why}; starting from random weights"
 
 
@@ -430,14 +426,19 @@ def _start_name(init: Path | None) -> str:
     return "the shipped prior (trained/prior)" if init == prior_bundle() else f"the weights of {init}"
 
 
-def _init_fits(bundle: str | Path, net_cfg) -> bool:
-    """Whether ``bundle``'s network settings equal ``net_cfg`` (a warm start is possible)."""
+def _bundle_network(bundle: str | Path):
+    """``bundle``'s network settings (:class:`engine.model.NetConfig`), None when unreadable."""
     from parttrack.engine.model import NetConfig, read_config
 
     try:
-        return NetConfig.from_dict(read_config(Path(bundle) / "config.json")["network"]) == net_cfg
-    except Exception:  # unreadable or foreign: it does not fit
-        return False
+        return NetConfig.from_dict(read_config(Path(bundle) / "config.json")["network"])
+    except Exception:  # unreadable or foreign
+        return None
+
+
+def _init_fits(bundle: str | Path, net_cfg) -> bool:
+    """Whether ``bundle``'s network settings equal ``net_cfg`` (a warm start is possible)."""
+    return _bundle_network(bundle) == net_cfg
 
 
 def bundle_from_checkpoint(frames: np.ndarray, out: Path, net_cfg, tcfg, run_dir: Path,
