@@ -77,6 +77,14 @@ RECIPES: dict[str, dict] = {
     "transfer": {"init": {"humanoid": "robot_arm", "quadruped": "humanoid", "robot_arm": "humanoid"}},
     # sweep U: a warm start from trained/prior (three other figures, one of each plan; trained/prior/reproduce.py)
     "prior": {"init": "trained/prior"},
+    # sweep V: a prior from nine videos (three figures per plan, figure scales 0.7–1.2), trained on from
+    # trained/prior: ``trained/prior/reproduce.py --diverse --init trained/prior --out DIR/diverse``
+    "prior_diverse": {"init": {"humanoid": "diverse", "quadruped": "diverse", "robot_arm": "diverse"}},
+    # sweep V: the same nine videos, 12,000 steps from random weights (``--diverse --steps 12000``, no --init)
+    "prior_diverse_scratch": {"init": {"humanoid": "diverse_scratch", "quadruped": "diverse_scratch",
+                                       "robot_arm": "diverse_scratch"}},
+    # sweep V: the shipped prior with the static background taken without the subject (sweep L's estimate)
+    "prior_estimate": {"init": "trained/prior", "estimate_background": True},
 }
 
 #: Steps at which a run records its label-free held-out score (Trainer.heldout_score).

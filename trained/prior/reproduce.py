@@ -13,6 +13,12 @@ sensor noise, H.264 at CRF 23. The recipe is `parttrack train`'s default (``Trai
 seed 0; nothing changed but the step count, and no warm start of its own); 1 torch thread by
 default, so that the result does not depend on the machine's core count.
 
+``--diverse`` builds sweep V's candidate instead (not shipped; docs/training_sweep.md, "Sweep V"):
+nine videos — figure seeds 900, 901, 902 at figure scales 1.0, 0.7, 1.2 with motion seeds 7, 8, 9,
+each in the three body plans — trained 6,000 more steps from ``--init`` (the shipped prior):
+
+    python trained/prior/reproduce.py --run-dir /tmp/diverse_run --diverse --init trained/prior --out /tmp/diverse
+
 Training sees the frames only; the generator's ground truth is not read.
 """
 
@@ -33,9 +39,16 @@ from parttrack.engine.synthetic import PLANS, render_video  # noqa: E402
 from parttrack.engine.train import TrainConfig, Trainer, prepare_frames, write_trained_bundle  # noqa: E402
 
 OUT = ROOT / "trained" / "prior"
-VIDEO = dict(n_frames=300, size=256, figure_seed=900, motion_seed=7, light=0.15, crf=23)
+VIDEO = dict(n_frames=300, size=256, light=0.15, crf=23)
+#: (figure_seed, motion_seed, scale) of the shipped prior's videos, one per body plan
+FIGURES = ((900, 7, 1.0),)
+#: sweep V's nine-video candidate (``--diverse``)
+DIVERSE_FIGURES = ((900, 7, 1.0), (901, 8, 0.7), (902, 9, 1.2))
 NET = NetConfig()                       # the default network of `parttrack train`
 STEPS = 6000
+#: the recipe that made the shipped prior: `parttrack train`'s default of its time (the plain temporal
+#: median as the static background), pinned so that later changes of the default do not change it
+RECIPE = {"seed": 0, "estimate_background": False}
 ABOUT = """
 ## What this bundle is for
 
@@ -57,22 +70,30 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--diverse", action="store_true", help="sweep V's nine-video candidate (not shipped)")
+    ap.add_argument("--init", help="a bundle to start from (default: random weights)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    videos = [render_video(plan=plan, **VIDEO) for plan in PLANS]
+    figures = DIVERSE_FIGURES if args.diverse else FIGURES
+    videos = [render_video(plan=plan, figure_seed=fs, motion_seed=ms, scale=scale, **VIDEO)
+              for fs, ms, scale in figures for plan in PLANS]
     frames = np.concatenate([prepare_frames(v.frames, NET.input_size) for v in videos])
     joins = tuple(int(i) for i in np.cumsum([len(v.frames) for v in videos])[:-1])
-    tcfg = TrainConfig.from_dict({"steps": args.steps, "minutes": None, "seed": 0, "shot_starts": joins})
+    tcfg = TrainConfig.from_dict({**RECIPE, "steps": args.steps, "minutes": None, "shot_starts": joins})
     trainer = Trainer(frames, NET, tcfg, Path(args.run_dir))
     if args.resume:
         trainer.load_checkpoint()
+    elif args.init:
+        trainer.load_weights(args.init)
     last = trainer.run(progress=True)["last"]
-    record = tuple({"name": f"generated plan={v.plan} figure_seed={VIDEO['figure_seed']} "
-                            f"motion_seed={VIDEO['motion_seed']} ({VIDEO['size']}×{VIDEO['size']}, light ±15 %, "
-                            f"CRF {VIDEO['crf']})", "sha256": "", "frames": len(v.frames)} for v in videos)
+    record = tuple({"name": f"generated plan={plan} figure_seed={fs} motion_seed={ms}"
+                            f"{'' if scale == 1.0 else f' scale={scale}'} ({VIDEO['size']}×{VIDEO['size']}, "
+                            f"light ±15 %, CRF {VIDEO['crf']})", "sha256": "", "frames": len(v.frames)}
+                   for (fs, ms, scale, plan), v in zip([(*f, p) for f in figures for p in PLANS], videos))
     out = write_trained_bundle(trainer, args.out, record, last=last)
-    notes = (out / "NOTES.md").read_text().replace(str(Path(args.out)), "trained/prior")
-    (out / "NOTES.md").write_text(notes + ABOUT)
+    if not args.diverse:
+        notes = (out / "NOTES.md").read_text().replace(str(Path(args.out)), "trained/prior")
+        (out / "NOTES.md").write_text(notes + ABOUT)
     print(f"wrote {out}")
 
 
