@@ -74,9 +74,10 @@ def main() -> None:
     ap.add_argument("--init", help="a bundle to start from (default: random weights)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    figures = DIVERSE_FIGURES if args.diverse else FIGURES
+    shots = [(fs, ms, scale, plan) for fs, ms, scale in (DIVERSE_FIGURES if args.diverse else FIGURES)
+             for plan in PLANS]
     videos = [render_video(plan=plan, figure_seed=fs, motion_seed=ms, scale=scale, **VIDEO)
-              for fs, ms, scale in figures for plan in PLANS]
+              for fs, ms, scale, plan in shots]
     frames = np.concatenate([prepare_frames(v.frames, NET.input_size) for v in videos])
     joins = tuple(int(i) for i in np.cumsum([len(v.frames) for v in videos])[:-1])
     tcfg = TrainConfig.from_dict({**RECIPE, "steps": args.steps, "minutes": None, "shot_starts": joins})
@@ -89,7 +90,7 @@ def main() -> None:
     record = tuple({"name": f"generated plan={plan} figure_seed={fs} motion_seed={ms}"
                             f"{'' if scale == 1.0 else f' scale={scale}'} ({VIDEO['size']}×{VIDEO['size']}, "
                             f"light ±15 %, CRF {VIDEO['crf']})", "sha256": "", "frames": len(v.frames)}
-                   for (fs, ms, scale, plan), v in zip([(*f, p) for f in figures for p in PLANS], videos))
+                   for (fs, ms, scale, plan), v in zip(shots, videos))
     out = write_trained_bundle(trainer, args.out, record, last=last)
     if not args.diverse:
         notes = (out / "NOTES.md").read_text().replace(str(Path(args.out)), "trained/prior")
