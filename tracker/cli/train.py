@@ -405,7 +405,7 @@ def starting_weights(init: str, net_cfg, optional: bool = False) -> tuple[Path |
     if init.lower() == "none":
         return None, None
     if init.lower() != PRIOR:
-        if not optional or _init_fits(init, net_cfg):
+        if not optional or _bundle_network(init) == net_cfg:
             return Path(init), None
         fallback, _ = starting_weights(PRIOR, net_cfg)
         return fallback, (f"{init} has another network (parts, input size); starting from "
@@ -434,11 +434,6 @@ def _bundle_network(bundle: str | Path):
         return NetConfig.from_dict(read_config(Path(bundle) / "config.json")["network"])
     except Exception:  # unreadable or foreign
         return None
-
-
-def _init_fits(bundle: str | Path, net_cfg) -> bool:
-    """Whether ``bundle``'s network settings equal ``net_cfg`` (a warm start is possible)."""
-    return _bundle_network(bundle) == net_cfg
 
 
 def bundle_from_checkpoint(frames: np.ndarray, out: Path, net_cfg, tcfg, run_dir: Path,
