@@ -5,8 +5,9 @@ background| > change_threshold`` (the change prior and the part-usage term). Thi
 that map against the generator's subject mask (IoU over all frames, at the input size and at
 the reconstruction size, area-downsampled) for three background images:
 
-- ``median``: the per-pixel temporal median (the training's background before sweep L);
-- ``estimate``: :func:`parttrack.engine.background.estimate_background` (the default since);
+- ``median``: the per-pixel temporal median (the training's static background by default);
+- ``estimate``: :func:`parttrack.engine.background.estimate_background` (the option
+  ``TrainConfig.estimate_background``, off by default: sweep L);
 - ``true``: the generator's own background image — a ceiling only, never used to train.
 
 Videos as in ``scripts/sweep_train.py`` (256×256 letterboxed to 128, 300 training frames,

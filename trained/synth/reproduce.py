@@ -8,10 +8,13 @@ ground truth is used afterwards, to measure (held-out video: motion_seed 1234) a
 learned parts the names of the figure parts they cover on the *training* video (the one-off
 naming step the method needs, done by matching instead of by eye).
 
-The recipe is `parttrack train`'s default (``TrainConfig()`` with nothing changed but the step
-count, 6,000 steps ≈ the 20-minute budget on a quiet 2-core machine, and the default seed 0;
-1 torch thread). Results vary with the seed and the thread count (which changes the
-floating-point order): see "Training record" in NOTES.md.
+The recipe is `parttrack train`'s default: ``TrainConfig()`` with nothing changed but the step
+count (6,000 steps ≈ the 20-minute budget on a quiet 2-core machine), the default seed 0, and
+the default start, the shipped prior's weights (``--init``'s default, ``trained/prior``, trained
+on other figures, as ``parttrack train --init prior``; ``--init none`` starts from random
+weights); 1 torch thread. Results vary with
+the seed and the thread count (which changes the floating-point order): see "Training record"
+in NOTES.md.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from parttrack.engine.synthetic import render_video  # noqa: E402
 from parttrack.engine.train import TrainConfig, Trainer, write_trained_bundle  # noqa: E402
 
 OUT = ROOT / "trained" / "synth"
+PRIOR = ROOT / "trained" / "prior"     # `parttrack train`'s default starting weights (--init prior)
 TRAIN = dict(n_frames=300, size=128, figure_seed=0, motion_seed=0)
 HELD_OUT_MOTION_SEED = 1234
 NET = NetConfig(num_parts=10, input_size=128, latent_stride=4)
@@ -47,9 +51,13 @@ def main() -> None:
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--init", default=str(PRIOR), metavar="BUNDLE|none",
+                    help="starting weights (default: trained/prior, as `parttrack train`; none: random weights); "
+                         "with --export-only pass the run's --init again")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run = Path(args.run_dir)
+    init = None if args.init.lower() == "none" else Path(args.init)
     video = render_video(TRAIN["n_frames"], TRAIN["size"], figure_seed=TRAIN["figure_seed"],
                          motion_seed=TRAIN["motion_seed"])
     if args.export_only:
@@ -64,11 +72,14 @@ def main() -> None:
         last = {k: float(v) for k, v in rows[-1].items() if k not in ("step", "elapsed_s")} if rows else {}
     else:
         trainer = Trainer(video.frames, NET, TRAINING, run)
+        if init is not None:
+            trainer.load_weights(init)
         last = trainer.run(progress=False)["last"]
     out = Path(args.out)
     record = ({"name": f"generated figure_seed={TRAIN['figure_seed']} motion_seed={TRAIN['motion_seed']}",
                "sha256": "", "frames": TRAIN["n_frames"]},)
-    write_trained_bundle(trainer, out, record, last=last)
+    started = "" if init is None else f"\nStarted from the weights of {str(init.resolve()).replace(str(ROOT) + '/', '')} (warm start).\n"
+    write_trained_bundle(trainer, out, record, notes_extra=started, last=last)
     notes = (out / "NOTES.md").read_text().replace(str(out), "trained/synth")
     (out / "NOTES.md").write_text(notes)
 
