@@ -65,8 +65,9 @@ def test_brief_default_training_finds_the_figure(tmp_path, plan):
     """BRIEF_STEPS steps of `parttrack train`'s default recipe — ``TrainConfig()`` started from
     the shipped prior (``--init prior``) — on a generated figure must already find the figure
     and split it into parts, on held-out motion: the default has not collapsed (every pixel on
-    the background slot, or the parts on the scenery: issue 14's failure). 1 torch thread and
-    seed 0, so the run is the same on every machine; thresholds in BRIEF_MIN."""
+    the background slot, or one part holding the whole figure while the others sit on the
+    scenery). 1 torch thread and seed 0, so the run is the same on every machine; thresholds in
+    BRIEF_MIN."""
     import torch
 
     from parttrack.engine.evaluate import evaluate_prediction

@@ -12,9 +12,8 @@ The recipe is `parttrack train`'s default: ``TrainConfig()`` with nothing change
 count (6,000 steps ≈ the 20-minute budget on a quiet 2-core machine), the default seed 0, and
 the default start, the shipped prior's weights (``--init``'s default, ``trained/prior``, trained
 on other figures, as ``parttrack train --init prior``; ``--init none`` starts from random
-weights); 1 torch thread. Results vary with
-the seed and the thread count (which changes the floating-point order): see "Training record"
-in NOTES.md.
+weights); 1 torch thread. Results vary with the seed and the thread count (which changes the
+floating-point order): see "Training record" in NOTES.md.
 """
 
 from __future__ import annotations
