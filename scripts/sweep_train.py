@@ -85,6 +85,11 @@ RECIPES: dict[str, dict] = {
                                        "robot_arm": "diverse_scratch"}},
     # sweep V: the shipped prior with the static background taken without the subject (sweep L's estimate)
     "prior_estimate": {"init": "trained/prior", "estimate_background": True},
+    # sweep W: the shipped prior fine-tuned at a third of the learning rate (a start that the default
+    # rate may wash out)
+    "prior_lr_low": {"init": "trained/prior", "lr": 3e-4},
+    # sweep W: ... and at twice the default rate (sweep P's lr2x, from the prior)
+    "prior_lr2x": {"init": "trained/prior", "lr": 2e-3},
 }
 
 #: Steps at which a run records its label-free held-out score (Trainer.heldout_score).
