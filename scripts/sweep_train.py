@@ -90,6 +90,8 @@ RECIPES: dict[str, dict] = {
     "prior_lr_low": {"init": "trained/prior", "lr": 3e-4},
     # sweep W: ... and at twice the default rate (sweep P's lr2x, from the prior)
     "prior_lr2x": {"init": "trained/prior", "lr": 2e-3},
+    # sweep W: the prior with the hole-filled changed-pixel map (sweep O's fill_changed)
+    "prior_fill": {"init": "trained/prior", "fill_changed": True},
 }
 
 #: Steps at which a run records its label-free held-out score (Trainer.heldout_score).
