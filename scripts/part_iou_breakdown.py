@@ -21,6 +21,7 @@ import statistics
 from pathlib import Path
 
 import numpy as np
+from sweep_train import VIDEO  # the sweep's videos (this script's folder is on sys.path)
 
 from parttrack.engine.evaluate import confusion, foreground_iou, masks_to_source, part_iou, source_sampling_maps
 from parttrack.engine.preprocess import Letterbox
@@ -28,14 +29,11 @@ from parttrack.engine.runtime import create_runtime
 from parttrack.engine.synthetic import PLANS, render_video
 from parttrack.engine.types import part_labels
 
-#: The held-out videos of scripts/sweep_train.py (VIDEO there): figure seed 100 + run seed.
-HELD_OUT = dict(size=256, light=0.15, crf=23, motion_seed=1234)
-HELD_OUT_FRAMES = 150
-
 
 def breakdown(bundle: Path, plan: str, seed: int) -> dict:
     """The scores of the module docstring for one run's bundle on its held-out video."""
-    video = render_video(HELD_OUT_FRAMES, figure_seed=100 + seed, plan=plan, **HELD_OUT)
+    video = render_video(VIDEO["test_frames"], size=VIDEO["size"], figure_seed=100 + seed, plan=plan,
+                         light=VIDEO["light"], crf=VIDEO["crf"], motion_seed=VIDEO["test_motion_seed"])
     frames, gt = video.frames, video.ground_truth
     runtime = create_runtime(bundle, backend="onnxruntime", threads=1)
     t, h, w, _ = frames.shape

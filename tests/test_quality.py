@@ -75,13 +75,14 @@ def test_brief_default_training_finds_the_figure(tmp_path, plan):
     from parttrack.engine.synthetic import render_video
     from parttrack.engine.train import TrainConfig, Trainer
     from parttrack.engine.types import part_labels
+    from parttrack.tracker.cli.train import prior_bundle
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)          # deterministic whatever the machine's core count
     train = render_video(300, 128, figure_seed=BRIEF_FIGURE_SEED, motion_seed=0, plan=plan)
     recipe = TrainConfig(steps=BRIEF_STEPS, minutes=None, snapshot_every=10 ** 6, checkpoint_every=10 ** 6)
     tr = Trainer(train.frames, NetConfig(), recipe, tmp_path / "run")
-    tr.load_weights(ROOT / "trained" / "prior")
+    tr.load_weights(prior_bundle())       # the start `parttrack train` uses by default
     try:
         tr.run(progress=False)
     finally:
