@@ -12,6 +12,8 @@ Wang et al. 2004), which needs no weights.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -126,6 +128,25 @@ def concentration_loss(masks: torch.Tensor) -> torch.Tensor:
     parts (normalised units²)."""
     _, cov, _ = mask_moments(masks)
     return (cov[..., 0, 0] + cov[..., 1, 1]).mean()
+
+
+def mask_entropy_loss(masks: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean per-pixel entropy of the K+1 slot distribution, normalised by ``log(K+1)`` to [0, 1]:
+    0 where every pixel belongs to exactly one slot, 1 where all slots share it equally.
+
+    Not in the paper: a penalty that hardens soft masks, so that each pixel is explained by one
+    part's rigid motion rather than by a blend of several parts' images (the layered-motion
+    argument of Wang & Adelson 1994; SCOPS, Hung et al. 2019, hardens its part maps likewise).
+
+    Args:
+        masks: ``(N, K+1, h, w)`` softmax masks (slot 0 the background).
+
+    Returns:
+        Scalar.
+    """
+    k1 = masks.shape[1]
+    ent = -(masks * torch.log(masks.clamp_min(eps))).sum(1)
+    return ent.mean() / math.log(k1)
 
 
 def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -100,6 +100,7 @@ class LossWeights:
     cluster: float = 1.0          # not in the paper: start the parts from motion clusters (losses.cluster_loss)
     mask_consistency: float = 0.0  # not in the paper: target masks = source masks moved by the parts (losses.mask_consistency_loss)
     motion_layers: float = 0.0    # not in the paper: foreground pixels to the part whose affine flow fit explains them (losses.motion_layer_loss)
+    mask_entropy: float = 0.0     # not in the paper: hardens soft masks, ramped in with the background loss (losses.mask_entropy_loss)
 
 
 @dataclass(frozen=True)
@@ -566,6 +567,8 @@ class Trainer:
             terms["change_prior"] = w.change_prior * prior_factor * L.background_subtraction_loss(enc["depth"], changed())
         if w.mask_consistency:
             terms["mask_consistency"] = w.mask_consistency * L.mask_consistency_loss(moved_masks, enc["masks"][b:])
+        if w.mask_entropy and ramp > 0:
+            terms["mask_entropy"] = w.mask_entropy * ramp * L.mask_entropy_loss(masks_all)
         if w.concentration:
             terms["concentration"] = w.concentration * L.concentration_loss(masks_all)
         if w.flow and self.pair_flow is not None:

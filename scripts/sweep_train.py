@@ -92,6 +92,10 @@ RECIPES: dict[str, dict] = {
     "prior_lr2x": {"init": "trained/prior", "lr": 2e-3},
     # sweep W: the prior with the hole-filled changed-pixel map (sweep O's fill_changed)
     "prior_fill": {"init": "trained/prior", "fill_changed": True},
+    # sweep X: the prior with masks hardened by the mask-entropy term (losses.mask_entropy_loss)
+    "prior_sharp": {"init": "trained/prior", "weights": {"mask_entropy": 1.0}},
+    # sweep X: the prior with the reconstruction compared at twice the mask resolution (64×64)
+    "prior_rs2": {"init": "trained/prior", "recon_scale": 2},
 }
 
 #: Steps at which a run records its label-free held-out score (Trainer.heldout_score).

@@ -110,6 +110,15 @@ def test_concentration_loss_prefers_compact_masks():
     assert L.concentration_loss(compact).item() < L.concentration_loss(spread).item()
 
 
+def test_mask_entropy_loss_is_zero_on_hard_masks_and_one_on_uniform_ones():
+    hard = _masks(0)
+    assert L.mask_entropy_loss(hard).item() < 1e-4
+    uniform = torch.full_like(hard, 1.0 / hard.shape[1])
+    assert abs(L.mask_entropy_loss(uniform).item() - 1.0) < 1e-5
+    soft = 0.7 * hard + 0.3 * uniform
+    assert 0.1 < L.mask_entropy_loss(soft).item() < 1.0
+
+
 def test_assemble_picks_slot_images():
     m = _masks(0)
     parts = torch.stack([torch.full((3, 16, 16), v) for v in (-1.0, 0.0, 1.0)])[None]
