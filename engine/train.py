@@ -55,7 +55,7 @@ _DEPTH_PAD = 20.0
 #: Columns of log.csv (a term that is switched off or not yet active is logged as 0).
 LOSS_TERMS = ("total", "rec_target", "rec_source", "background", "translation", "covariance",
               "equivariance", "concentration", "usage", "change_prior", "flow", "cluster", "mask_consistency",
-              "motion_layers")
+              "motion_layers", "mask_entropy")
 
 
 def _log_columns(log_path: Path) -> list[str]:
