@@ -149,7 +149,8 @@ def mask_entropy_loss(masks: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return ent.mean() / math.log(k1)
 
 
-def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps: float = 1e-6,
+                                soft: bool = False) -> torch.Tensor:
     """Class-balanced cross-entropy between "background slot" and a background-subtraction map,
     ``½ (−Σ C·log(1 − M_0) / Σ C  −  Σ (1 − C)·log M_0 / Σ (1 − C))`` with ``M = softmax(depth)``.
 
@@ -159,14 +160,23 @@ def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps:
     is a mean over its own pixels, so moving every pixel towards (or away from) the background
     does not lower it; only telling changed from unchanged pixels does.
 
+    With ``soft``, ``changed`` is a share in [0, 1] (e.g. of the input pixels under a mask
+    pixel that changed) and each pixel pays the soft-label cross-entropy
+    ``−C·log(1 − M_0) − (1 − C)·log M_0`` weighted by ``C / Σ C + (1 − C) / Σ (1 − C)``: the
+    same class balance, the same value on a binary map, and per pixel its minimum is at
+    ``1 − M_0 = C`` (the unweighted form above would push a half-changed pixel to the
+    foreground, by the ratio of the class sizes). A mask that matches the share, upsampled
+    bilinearly to the frame, then places the outline between mask pixels.
+
     Args:
         depth: ``(N, K+1, h, w)`` depth logits (slot 0 = background), as in
             :meth:`engine.model.PartNet.encode`.
-        changed: ``(N, h, w)`` float in {0, 1}: pixels where the frame differs from the static
-            background image (engine.train).
+        changed: ``(N, h, w)`` float in {0, 1} (in [0, 1] with ``soft``): pixels where the frame
+            differs from the static background image (engine.train).
+        soft: treat ``changed`` as a soft label (above).
 
     Returns:
-        scalar ≥ 0 (nats); 0 only for certain masks that match ``changed``.
+        scalar ≥ 0 (nats); 0 only for certain masks that match a binary ``changed``.
 
     Not in the paper: with a static background image (engine.train, ``static_background``)
     the training uses it against the early all-background collapse during the background
@@ -178,6 +188,9 @@ def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps:
     logp = torch.log_softmax(depth, 1)
     log_bg, log_fg = logp[:, 0], torch.logsumexp(logp[:, 1:], 1)
     unchanged = 1.0 - changed
+    if soft:
+        weight = changed / (changed.sum() + eps) + unchanged / (unchanged.sum() + eps)
+        return 0.5 * -(weight * (changed * log_fg + unchanged * log_bg)).sum()
     return 0.5 * (-(log_fg * changed).sum() / (changed.sum() + eps)
                   - (log_bg * unchanged).sum() / (unchanged.sum() + eps))
 

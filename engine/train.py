@@ -204,6 +204,13 @@ class TrainConfig:
             mask pixel changed where more than half of its input pixels changed, instead of
             testing the area-averaged images at the mask resolution (where a thin limb over part
             of a mask pixel already exceeds the threshold, so the map is wider than the subject).
+        changed_soft: (off by default; docs/training.md) with ``static_background``, the
+            changed-pixel map is the share of each mask pixel's input pixels that differ from the
+            static background (the test of ``changed_at_input`` without its majority vote), and the
+            change prior takes it as a soft label (:func:`engine.losses.background_subtraction_loss`
+            with ``soft``): the foreground probability it asks for is that share, so the masks,
+            upsampled to the frame, can put the outline inside a mask pixel. Not with
+            ``fill_changed`` (ValueError).
         usage_on_moving: (off by default; docs/training.md) with ``static_background``, the
             part-usage loss measures each part's share over the pixels that move
             (:func:`engine.flow.moving_pixels`, as with a moving camera) instead of over the
@@ -243,6 +250,7 @@ class TrainConfig:
     usage_on_moving: bool = False
     fill_changed: bool = False
     changed_at_input: bool = False
+    changed_soft: bool = False
     change_prior_floor: float = 1.0
     illumination: bool = True
     cluster_steps: int = 300
@@ -324,6 +332,8 @@ class Trainer:
         self.net = build_network(net_config).to(self.device)
         if train_config.recon_scale not in (1, 2, 4):
             raise ValueError(f"recon_scale must be 1, 2 or 4, got {train_config.recon_scale}")
+        if train_config.changed_soft and train_config.fill_changed:
+            raise ValueError("changed_soft and fill_changed cannot be combined (the hole filling needs a binary map)")
         if train_config.restart_criterion not in ("rec_target", "motion_residual"):
             raise ValueError(f"restart_criterion must be 'rec_target' or 'motion_residual', "
                              f"got {train_config.restart_criterion!r}")
@@ -363,9 +373,10 @@ class Trainer:
         learn_bg = train_config.static_background and train_config.learn_background
         self.background.requires_grad_(learn_bg)
         #: (n_shots, 3, S, S) the same images at the input size, [-1, 1], fixed; only with
-        #: ``changed_at_input`` (None otherwise).
+        #: ``changed_at_input`` or ``changed_soft`` (None otherwise).
         self.background_input = torch.from_numpy(full_med * (2.0 / 255.0) - 1.0).permute(0, 3, 1, 2).contiguous() \
-            .to(self.device) if train_config.static_background and train_config.changed_at_input else None
+            .to(self.device) if train_config.static_background and (train_config.changed_at_input
+                                                                    or train_config.changed_soft) else None
         self._background0 = self.background.data.clone()
         params = list(self.net.parameters()) + ([self.background] if learn_bg else [])
         self.opt = torch.optim.Adam(params, lr=train_config.lr)
@@ -564,7 +575,8 @@ class Trainer:
             # Background subtraction against the static background image: changed pixels to the
             # parts, unchanged ones to the background slot. Full weight during the warm-up, then
             # change_prior_floor of it (0: it fades out as the background loss fades in).
-            terms["change_prior"] = w.change_prior * prior_factor * L.background_subtraction_loss(enc["depth"], changed())
+            terms["change_prior"] = w.change_prior * prior_factor * L.background_subtraction_loss(
+                enc["depth"], changed(), soft=tc.changed_soft)
         if w.mask_consistency:
             terms["mask_consistency"] = w.mask_consistency * L.mask_consistency_loss(moved_masks, enc["masks"][b:])
         if w.mask_entropy and ramp > 0:
@@ -602,15 +614,17 @@ class Trainer:
         ``change_threshold`` ([0, 1] units). Tested on the area-averaged images at the
         reconstruction resolution (``small``, ``bg``: ``(N, 3, h·rs, w·rs)`` in [-1, 1]), or with
         ``changed_at_input`` on the input pixels (``x``: ``(N, 3, S, S)`` in [-1, 1]) and kept
-        where more than half of a mask pixel's input pixels changed; closed and hole-filled with
-        ``fill_changed``. ``indices``: the frames' indices (source, target), for the shots."""
+        where more than half of a mask pixel's input pixels changed; with ``changed_soft`` the
+        share of them that changed, in [0, 1]; closed and hole-filled with ``fill_changed``.
+        ``indices``: the frames' indices (source, target), for the shots."""
         tc, w = self.tcfg, self.tcfg.weights
         h, wd = self.cfg.mask_size
-        if tc.changed_at_input:
+        if tc.changed_at_input or tc.changed_soft:
             bg_in = self.background_images(x, None if indices is None else np.concatenate(indices),
                                            self.background_input)
             hit = (L.background_difference(x, bg_in)[:, None] > w.change_threshold).float()
-            mask = (F.adaptive_avg_pool2d(hit, (h, wd))[:, 0] > 0.5).float()
+            share = F.adaptive_avg_pool2d(hit, (h, wd))[:, 0]
+            mask = share if tc.changed_soft else (share > 0.5).float()
         else:
             diff = L.background_difference(small, bg.detach())[:, None]
             rs = tc.recon_scale

@@ -96,6 +96,9 @@ RECIPES: dict[str, dict] = {
     "prior_sharp": {"init": "trained/prior", "weights": {"mask_entropy": 1.0}},
     # sweep X: the prior with the reconstruction compared at twice the mask resolution (64×64)
     "prior_rs2": {"init": "trained/prior", "recon_scale": 2},
+    # sweep X: the prior with the soft changed-pixel map (the share of changed input pixels per mask
+    # pixel) as the change prior's label (TrainConfig.changed_soft)
+    "prior_soft": {"init": "trained/prior", "changed_soft": True},
 }
 
 #: Steps at which a run records its label-free held-out score (Trainer.heldout_score).

@@ -72,6 +72,30 @@ def test_background_subtraction_loss_rewards_telling_changed_from_unchanged_pixe
     assert g[changed[0] > 0].sum().item() == pytest.approx(0.5, rel=1e-3)
 
 
+def test_soft_background_subtraction_loss_matches_the_binary_one_and_is_lowest_at_the_share():
+    m = _masks(0)
+    changed = (m[:, 0] < 0.5).float()
+    d = torch.randn_like(m)
+    assert L.background_subtraction_loss(d, changed, soft=True).item() == \
+        pytest.approx(L.background_subtraction_loss(d, changed).item(), rel=1e-5)
+    # A soft map: 1/8 of the pixels fully changed, 1/8 changed by a quarter. The best foreground
+    # probability of every pixel is its share, whatever the class sizes.
+    share = changed.clone()
+    share[0, 10:12, :] = 0.25
+
+    def loss(logit):
+        depth = torch.stack([torch.zeros_like(logit)] + [logit - math.log(m.shape[1] - 1)] * (m.shape[1] - 1), 1)
+        return L.background_subtraction_loss(depth, share, soft=True)   # 1 − M_0 = sigmoid(logit)
+
+    target = torch.logit(share.clamp(1e-4, 1 - 1e-4)).requires_grad_(True)
+    g = torch.autograd.grad(loss(target), target)[0]
+    g_off = torch.autograd.grad(loss(target + 0.3), target)[0]
+    assert g.abs().max().item() < 0.01 * g_off[share == 0.25].abs().min().item()
+    with torch.no_grad():
+        assert loss(target).item() < loss(target + 0.3).item()
+        assert loss(target).item() < loss(target - 0.3).item()
+
+
 def test_transformation_losses_zero_for_matching_moments():
     m = _masks(0)
     centroid, cov, _ = L.mask_moments(m)
