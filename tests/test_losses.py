@@ -78,7 +78,7 @@ def test_soft_background_subtraction_loss_matches_the_binary_one_and_is_lowest_a
     d = torch.randn_like(m)
     assert L.background_subtraction_loss(d, changed, soft=True).item() == \
         pytest.approx(L.background_subtraction_loss(d, changed).item(), rel=1e-5)
-    # A soft map: 1/8 of the pixels fully changed, 1/8 changed by a quarter. The best foreground
+    # A soft map: the parts' pixels fully changed, two rows changed by a quarter. The best foreground
     # probability of every pixel is its share, whatever the class sizes.
     share = changed.clone()
     share[0, 10:12, :] = 0.25
