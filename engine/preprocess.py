@@ -54,6 +54,13 @@ class Letterbox:
         return (self._scaled(self.src_w, self.scale, self.size),
                 self._scaled(self.src_h, self.scale, self.size))
 
+    @property
+    def inner_box(self) -> tuple[int, int, int, int]:
+        """``(x, y, w, h)`` of the scaled source inside the square, in model pixels (the rest is
+        padding)."""
+        w, h = self.inner_size
+        return int(self.pad_x), int(self.pad_y), w, h
+
     def apply(self, image: np.ndarray) -> np.ndarray:
         """Resize and pad one frame (edge replication).
 
@@ -71,7 +78,7 @@ class Letterbox:
         else:
             interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
             small = cv2.resize(image, (w, h), interpolation=interp)
-        left, top = int(self.pad_x), int(self.pad_y)
+        left, top, _, _ = self.inner_box
         right, bottom = self.size - w - left, self.size - h - top
         if left or top or right or bottom:
             small = cv2.copyMakeBorder(small, top, bottom, left, right, cv2.BORDER_REPLICATE)

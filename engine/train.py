@@ -147,6 +147,14 @@ class TrainConfig:
             training pair are always in the same shot, each shot has its own static background
             image (its own temporal median), its own motion clusters and its own moving-pixel
             map (no comparison across a cut). Empty: one shot.
+        content_boxes: where the source frame lies inside the letterboxed input,
+            ``(x, y, w, h)`` input pixels (:attr:`engine.preprocess.Letterbox.inner_box`), one per
+            shot (or one for every shot); empty: the frame fills the input. The letterbox padding
+            copies the frame's edge rows or columns, so whatever touches or crosses an edge (a
+            foot, a moving camera) smears into stripes across it; those pixels are left out of
+            the changed-pixel and moving-pixel maps (the change prior gives them to the
+            background slot; the part-usage term does not count them) and of the reconstruction
+            losses.
         equivariance_every: run the warped-target encoder pass every n steps (cost control).
         background_warmup: the background loss is off for this many steps, then ramps up
             linearly over as many more (early on it drives every pixel to the background slot
@@ -237,6 +245,7 @@ class TrainConfig:
     learn_background: bool = False
     max_pair_gap: int | None = 25
     shot_starts: tuple[int, ...] = ()
+    content_boxes: tuple[tuple[int, int, int, int], ...] = ()
     equivariance_every: int = 1
     background_warmup: int = 300
     background_slot_warmup: bool = False
@@ -270,6 +279,8 @@ class TrainConfig:
         data = dict(data)
         w = LossWeights(**data.pop("weights", {}))
         known = {f.name for f in fields(cls)}
+        if "content_boxes" in data:     # JSON gives lists
+            data["content_boxes"] = tuple(tuple(int(v) for v in box) for box in data["content_boxes"])
         return cls(weights=w, **{k: v for k, v in data.items() if k in known})
 
 
@@ -296,6 +307,35 @@ def prepare_frames(frames: np.ndarray | list[np.ndarray], size: int) -> np.ndarr
         raise InputError(f"training needs at least {MIN_FRAMES} frames, got {len(out)}",
                          "use a longer video (a few seconds of the subject moving)")
     return np.stack(out)
+
+
+def content_masks(boxes: tuple[tuple[int, int, int, int], ...] | list, n_shots: int, size: int
+                  ) -> torch.Tensor | None:
+    """Masks of the source frame inside the letterboxed input (``TrainConfig.content_boxes``).
+
+    Args:
+        boxes: ``(x, y, w, h)`` input pixels per shot, or one box for every shot; empty: none.
+        n_shots: number of shots of the training frames.
+        size: input side S.
+
+    Returns:
+        ``(n_shots or 1, 1, S, S)`` float32 {0, 1} (1 inside the box), or None when there is no
+        box or every box covers the whole input.
+
+    Raises:
+        ValueError: a box count other than 0, 1 or ``n_shots``, or a box not inside the input
+            with a positive size.
+    """
+    if not boxes:
+        return None
+    if len(boxes) not in (1, n_shots):
+        raise ValueError(f"content_boxes: one box or one per shot ({n_shots}), got {len(boxes)}")
+    out = torch.zeros(len(boxes), 1, size, size)
+    for i, (x, y, w, h) in enumerate(boxes):
+        if w < 1 or h < 1 or x < 0 or y < 0 or x + w > size or y + h > size:
+            raise ValueError(f"content box {(x, y, w, h)} is not inside the {size}x{size} input")
+        out[i, :, y:y + h, x:x + w] = 1.0
+    return None if bool(out.all()) else out
 
 
 def _to_float(img_u8: torch.Tensor) -> torch.Tensor:
@@ -344,6 +384,12 @@ class Trainer:
         self.shot_of = shot_ids(len(frames), train_config.shot_starts)
         bounds = np.flatnonzero(np.diff(self.shot_of)) + 1
         self.shots = list(zip([0, *bounds.tolist()], [*bounds.tolist(), len(frames)]))
+        #: (n_shots, 1, S, S) float32 {0, 1}: 1 on the source frame inside the letterbox of each
+        #: shot, 0 on the padding (``content_boxes``); None when every shot fills the input.
+        self.content = content_masks(train_config.content_boxes, len(self.shots), net_config.input_size)
+        if self.content is not None:
+            self.content = self.content.to(self.device)
+        self._content_cache: dict[tuple[int, int], torch.Tensor] = {}
         # per shot the static background, (n_shots, S, S, 3) float32 in [0, 255]: the temporal
         # median, with the subject taken out (engine.background) when the camera is static
         self.background_info: list[dict] = []
@@ -392,6 +438,9 @@ class Trainer:
             cv2.setNumThreads(1)
             self.moving = torch.from_numpy(moving_pixels(to_gray(frames), net_config.mask_size,
                                                          shot_starts=train_config.shot_starts)).to(self.device)
+            if self.content is not None:    # stripes of the letterbox padding do not move
+                self.moving = self.moving * self.content_at(net_config.mask_size,
+                                                            np.arange(len(frames)))[:, 0]
         self.clusters = None
         if train_config.weights.cluster:
             from parttrack.engine.motion_init import motion_clusters
@@ -524,8 +573,15 @@ class Trainer:
             (:func:`engine.flow.moving_pixels`, ``motion_changed``; None when unavailable),
             computed once."""
             if not cache:
-                cache.append(self.changed_map(x, small, bg, indices) if tc.static_background else moving())
+                m = self.changed_map(x, small, bg, indices) if tc.static_background else moving()
+                if m is not None and self.content is not None:
+                    m = m * keep((h, wd))[:, 0]
+                cache.append(m)
             return cache[0]
+
+        def keep(size: tuple[int, int]) -> torch.Tensor:
+            """(2B or 1, 1, *size) the batch's :meth:`content_at` (sources, then targets)."""
+            return self.content_at(size, None if indices is None else np.concatenate(indices), 2 * b)
 
         def moving() -> torch.Tensor | None:
             """(2B, h, w) float {0, 1}: the batch's moving pixels (:func:`engine.flow.moving_pixels`
@@ -546,11 +602,17 @@ class Trainer:
         masks_st, parts_st = self.upsampled(moved_masks, parts_st, bg[b:])
         masks_s, parts_s = self.upsampled(enc["masks"][:b], enc["parts"][:b], bg[:b])
         rec_t = L.assemble(masks_st, parts_st)
-        terms: dict[str, torch.Tensor] = {}
-        terms["rec_target"] = L.reconstruction_loss(rec_t, img_t, w.l1, w.gradient, w.perceptual, tc.pyramid_levels)
         rec_s = L.assemble(masks_s, parts_s)
+        if self.content is not None:   # the padding's stripes are not compared
+            inside = keep(small.shape[-2:])
+            inside_s, inside_t = (inside, inside) if inside.shape[0] == 1 else (inside[:b], inside[b:])
+            cmp_t, ref_t, cmp_s, ref_s = rec_t * inside_t, img_t * inside_t, rec_s * inside_s, img_s * inside_s
+        else:
+            cmp_t, ref_t, cmp_s, ref_s = rec_t, img_t, rec_s, img_s
+        terms: dict[str, torch.Tensor] = {}
+        terms["rec_target"] = L.reconstruction_loss(cmp_t, ref_t, w.l1, w.gradient, w.perceptual, tc.pyramid_levels)
         if w.source:
-            terms["rec_source"] = w.source * L.reconstruction_loss(rec_s, img_s, w.l1, w.gradient, w.perceptual,
+            terms["rec_source"] = w.source * L.reconstruction_loss(cmp_s, ref_s, w.l1, w.gradient, w.perceptual,
                                                                    tc.pyramid_levels)
         masks_all = enc["masks"]
         if w.background and ramp > 0:
@@ -634,6 +696,24 @@ class Trainer:
 
             mask = fill_changed(mask)
         return mask
+
+    def content_at(self, size: tuple[int, int], indices: np.ndarray | None = None, n: int = 1) -> torch.Tensor:
+        """The source-frame area of frames (:attr:`content`, ``content_boxes``) at ``size``
+        ``(h, w)``: ``(N, 1, h, w)`` float {0, 1}, 1 where more than half of a pixel's input pixels
+        lie on the source frame. ``indices`` ``(N,)``: the frames' indices, for their shots' boxes;
+        None: every shot's area together (``(1, 1, h, w)`` when all shots share one box, else
+        ``n`` copies of the union). Raises ValueError without ``content_boxes``."""
+        if self.content is None:
+            raise ValueError("no content_boxes: the frames fill the input")
+        key = tuple(int(v) for v in size)
+        if key not in self._content_cache:
+            self._content_cache[key] = (F.interpolate(self.content, size=key, mode="area") > 0.5).float()
+        small = self._content_cache[key]
+        if len(small) == 1:
+            return small
+        if indices is None:
+            return small.amax(0, keepdim=True).expand(n, -1, -1, -1)
+        return small[torch.from_numpy(self.shot_of[np.asarray(indices)]).to(small.device)]
 
     def background_images(self, images: torch.Tensor, indices: np.ndarray | None = None,
                           stack: torch.Tensor | None = None) -> torch.Tensor:

@@ -96,6 +96,9 @@ RECIPES: dict[str, dict] = {
     "prior_sharp": {"init": "trained/prior", "weights": {"mask_entropy": 1.0}},
     # sweep X: the prior with the reconstruction compared at twice the mask resolution (64×64)
     "prior_rs2": {"init": "trained/prior", "recon_scale": 2},
+    # the letterbox padding left out of the maps and the reconstruction (TrainConfig.content_boxes,
+    # what `parttrack train` does since); only differs from `prior` on frames that are not square
+    "prior_pad": {"init": "trained/prior", "content_boxes": "letterbox"},
     # sweep X: the prior with the soft changed-pixel map (the share of changed input pixels per mask
     # pixel) as the change prior's label (TrainConfig.changed_soft)
     "prior_soft": {"init": "trained/prior", "changed_soft": True},
@@ -104,7 +107,7 @@ RECIPES: dict[str, dict] = {
 #: Steps at which a run records its label-free held-out score (Trainer.heldout_score).
 SCORE_STEPS = (150, 300, 500, 1000)
 
-VIDEO = dict(size=256, train_frames=300, test_frames=150, light=0.15, crf=23, test_motion_seed=1234)
+VIDEO = dict(size=256, train_frames=300, test_frames=150, light=0.15, crf=23, test_motion_seed=1234, scale=1.0)
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -125,10 +128,15 @@ def run_one(job: dict) -> dict:
 
     run_dir = Path(job["run_dir"])
     fs = 100 + job["seed"]
-    common = dict(size=VIDEO["size"], figure_seed=fs, plan=job["plan"], light=VIDEO["light"], crf=VIDEO["crf"])
+    common = dict(size=tuple(job["frame"]) if job.get("frame") else VIDEO["size"], figure_seed=fs, plan=job["plan"],
+                  light=VIDEO["light"], crf=VIDEO["crf"], scale=job.get("scale", 1.0))
     video = render_video(VIDEO["train_frames"], motion_seed=0, **common)
     frames = prepare_frames(video.frames, 128)
     recipe = dict(RECIPES[job["recipe"]])
+    if recipe.get("content_boxes") == "letterbox":
+        from parttrack.engine.preprocess import Letterbox
+
+        recipe["content_boxes"] = (Letterbox.fit(*video.frames.shape[1:3], 128).inner_box,)
     net = NetConfig(**recipe.pop("network", {}))
     init = recipe.pop("init", None)
     if isinstance(init, dict):      # per plan: a prior under --priors
@@ -158,6 +166,7 @@ def run_one(job: dict) -> dict:
     res = evaluate_bundle(bundle, held, threads=1)
     ref = evaluate_bundle(bundle, held, threads=1, refine=True)
     row = {"recipe": job["recipe"], "plan": job["plan"], "seed": job["seed"], "figure_seed": fs,
+           "scale": common["scale"], "frame": list(video.frames.shape[2:0:-1]),
            "steps": trainer.step, "train_s": round(trainer.elapsed_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
            "part_iou": round(res["part_iou"], 4), "foreground_iou": round(res["foreground_iou"], 4),
            "landmark_error_pct": round(res["landmark_error_pct"], 3),
@@ -199,8 +208,10 @@ def cmd_run(a) -> None:
                 if (recipe, plan, seed) in done:
                     continue
                 jobs.append({"recipe": recipe, "plan": plan, "seed": seed, "steps": a.steps, "priors": a.priors,
+                             "scale": a.scale, "frame": a.frame,
                              "run_dir": str(out / "runs" / recipe / f"{plan}_s{seed}")})
-    (out / "sweep.json").write_text(json.dumps({"video": VIDEO, "recipes": {r: RECIPES[r] for r in a.recipes},
+    (out / "sweep.json").write_text(json.dumps({"video": {**VIDEO, "scale": a.scale, "size": a.frame or VIDEO["size"]},
+                                                "recipes": {r: RECIPES[r] for r in a.recipes},
                                                 "steps": a.steps}, indent=2) + "\n")
     print(f"{len(jobs)} runs to do ({len(done)} done)", flush=True)
     ctx = mp.get_context("spawn")
@@ -352,6 +363,12 @@ def main() -> None:
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     r.add_argument("--steps", type=int, default=2000)
     r.add_argument("--jobs", type=int, default=2)
+    r.add_argument("--scale", type=float, default=1.0,
+                   help="figure size relative to the generator's default (which spans ~82 %% of the frame; "
+                        "0.5 = a small figure, 1.3 = one that leaves the frame at times); one per sweep folder")
+    r.add_argument("--frame", type=lambda t: [int(v) for v in t.lower().split("x")], default=None, metavar="WxH",
+                   help="frame size of the videos (default 256x256; e.g. 384x216 for 16:9, letterboxed for "
+                        "training); one per sweep folder")
     r.add_argument("--priors", help="folder of prior bundles, one per body plan (DIR/<plan>), for recipes "
                                     "whose init maps each body plan to a prior (warm starts)")
     t = sub.add_parser("table", help="print the results table (markdown)")

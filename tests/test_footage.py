@@ -248,7 +248,14 @@ def test_cli_train_prints_findings_picks_the_camera_and_keeps_shots(tmp_path, ca
     assert "shot cut" not in err and "`--static-camera` was given" in err
     cfg = json.loads((tmp_path / "m2" / "checkpoints" / "config.json").read_text())["training"]
     assert cfg["shot_starts"] == [] and cfg["static_background"] is True
+    assert cfg["content_boxes"] == [[0, 0, 32, 32]]          # a square crop fills the input
     assert load_bundle(tmp_path / "m2").meta.training_videos[0]["frames"] == 35
+
+    # a 2:1 crop: the letterbox's inner rectangle of each shot goes to the training
+    assert main(["train", str(video), "-o", str(tmp_path / "m3"), *common, "--crop", "0,8,96,48", "--shots"]) == 0
+    capsys.readouterr()
+    cfg = json.loads((tmp_path / "m3" / "checkpoints" / "config.json").read_text())["training"]
+    assert cfg["shot_starts"] == [40] and cfg["content_boxes"] == [[0, 8, 32, 16], [0, 8, 32, 16]]
 
     for bad in (["--crop", "1,2,3"], ["--crop", "90,0,80,80"], ["--start", "2", "--end", "1"],
                 ["--start", "9", "--end", "10"], ["--moving-camera", "--static-camera"]):

@@ -156,6 +156,69 @@ def test_usage_on_moving_counts_each_parts_share_of_the_moving_pixels(frames, tm
     assert still["change_prior"] == pytest.approx(terms(plain)["change_prior"], rel=1e-5)
 
 
+def test_content_masks_mark_the_source_frame_inside_the_letterbox():
+    from parttrack.engine.train import content_masks
+
+    m = content_masks(((0, 8, 32, 16),), 3, 32)
+    assert m.shape == (1, 1, 32, 32) and m.sum() == 32 * 16
+    assert m[0, 0, 8:24].all() and not m[0, 0, :8].any() and not m[0, 0, 24:].any()
+    assert content_masks(((0, 0, 32, 32),), 1, 32) is None and content_masks((), 2, 32) is None
+    two = content_masks(((0, 8, 32, 16), (4, 0, 24, 32)), 2, 32)
+    assert two.shape == (2, 1, 32, 32) and two[1, 0, :, :4].sum() == 0 and two[1, 0, :, 4:28].all()
+    for boxes, shots in ((((0, 8, 32, 16),) * 2, 3), (((0, 8, 32, 30),), 1), (((0, 8, 0, 16),), 1)):
+        with pytest.raises(ValueError):
+            content_masks(boxes, shots, 32)
+
+
+def test_letterbox_padding_is_left_out_of_the_maps_and_the_reconstruction(tmp_path, monkeypatch):
+    """``content_boxes``: on a letterboxed 2:1 video the changed-pixel map (change prior,
+    part usage), the moving-pixel map and both reconstruction losses see nothing of the padding,
+    whose stripes change wherever the figure crosses the frame's edge; inside the frame they
+    are what they are without the option."""
+    from parttrack.engine import losses as L
+    from parttrack.engine.preprocess import Letterbox
+
+    video = render_video(24, (64, 32), figure_seed=1, motion_seed=1)
+    frames = prepare_frames(video.frames, 32)
+    box = Letterbox.fit(32, 64, 32).inner_box
+    assert box == (0, 8, 32, 16)
+    # stripes below the frame that move sideways, as where a limb crosses the frame's edge
+    texture = np.random.default_rng(0).integers(20, 235, 32 + len(frames))
+    frames[:, 24:] = np.stack([texture[t:t + 32] for t in range(len(frames))])[:, None, :, None].astype(np.uint8)
+    seen: dict[str, list] = {"rec": [], "prior": []}
+    rec, prior = L.reconstruction_loss, L.background_subtraction_loss
+    monkeypatch.setattr(L, "reconstruction_loss", lambda a, b, *r: seen["rec"].append((a, b)) or rec(a, b, *r))
+    monkeypatch.setattr(L, "background_subtraction_loss",
+                        lambda d, m, **kw: seen["prior"].append(m) or prior(d, m, **kw))
+
+    def run(**kw):
+        for v in seen.values():
+            v.clear()
+        tr = Trainer(frames, TINY, _cfg(**kw), tmp_path / str(len(list(tmp_path.iterdir()))))
+        tr.rng = np.random.default_rng(0)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            tr.losses(*tr.sample_pairs())
+        return tr, [t for pair in seen["rec"] for t in pair], seen["prior"][0].clone()
+
+    plain, plain_rec, plain_prior = run()
+    tr, recs, changed = run(content_boxes=(box,))
+    rows = TINY.mask_size[0] // 4           # the mask rows of the 8 padding rows above and below
+    assert plain_prior[:, -rows:].sum() > 0                     # the stripes do change
+    assert changed[:, :rows].sum() == 0 and changed[:, -rows:].sum() == 0
+    torch.testing.assert_close(changed[:, rows:-rows], plain_prior[:, rows:-rows])
+    for t in recs:
+        pad = t.shape[-2] // 4
+        assert t[..., :pad, :].abs().sum() == 0 and t[..., -pad:, :].abs().sum() == 0
+    torch.testing.assert_close(recs[1][..., pad:-pad, :], plain_rec[1][..., pad:-pad, :])    # the frames
+
+    moving, _, _ = run(static_background=False, content_boxes=(box,))
+    free, _, _ = run(static_background=False)
+    assert free.moving[:, -rows:].sum() > 0
+    assert moving.moving[:, :rows].sum() == 0 and moving.moving[:, -rows:].sum() == 0
+    torch.testing.assert_close(moving.moving[:, rows:-rows], free.moving[:, rows:-rows])
+
+
 def test_mask_consistency_term_vanishes_for_a_pair_of_one_frame(frames, tmp_path):
     """``mask_consistency``: a pair made of one frame twice has identical transforms, so the
     moved source masks are the target masks and the term is 0; a pair of different frames

@@ -149,6 +149,10 @@ class TrainingFootage:
             the shot cuts kept and the join between videos.
         kept: per video, ``(first, end)`` frame indices (into the frames read) of the shot kept
             when only the longest shot is used, else None (every frame read is used).
+        content_boxes: per shot (the first, then one per entry of ``shot_starts``) the source
+            frame's rectangle inside the letterboxed input, ``(x, y, w, h)`` input pixels
+            (:attr:`engine.preprocess.Letterbox.inner_box` of the shot's first frame), for
+            ``TrainConfig.content_boxes``.
     """
 
     frames: np.ndarray
@@ -156,6 +160,7 @@ class TrainingFootage:
     reports: tuple
     shot_starts: tuple[int, ...]
     kept: tuple = ()
+    content_boxes: tuple = ()
 
 
 def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
@@ -201,7 +206,7 @@ def load_training_footage(videos: list[str], size: int, max_frames: int, start_s
     from parttrack.engine.train import MIN_FRAMES
     from parttrack.tracker.sources import open_source
 
-    frames, records, reports, starts, kept = [], [], [], [], []
+    frames, records, reports, starts, kept, boxes = [], [], [], [], [], []
     for spec in videos:
         count, first_t = 0, None
         starts.append(len(frames))
@@ -231,6 +236,7 @@ def load_training_footage(videos: list[str], size: int, max_frames: int, start_s
                 if lb is None or (lb.src_h, lb.src_w) != image.shape[:2]:
                     lb = Letterbox.fit(image.shape[0], image.shape[1], size)
                 frames.append(lb.apply(image))
+                boxes.append(lb.inner_box)
                 count += 1
                 if count >= max_frames:
                     break
@@ -246,8 +252,8 @@ def load_training_footage(videos: list[str], size: int, max_frames: int, start_s
             if report.cut_frames and not all_shots:   # the longest shot only
                 shot = report.longest_shot_frames
                 first = starts[-1]
-                del frames[first + shot[1]:]
-                del frames[first:first + shot[0]]
+                del frames[first + shot[1]:], boxes[first + shot[1]:]
+                del frames[first:first + shot[0]], boxes[first:first + shot[0]]
                 count = shot[1] - shot[0]
             else:
                 starts.extend(starts[-1] + c for c in report.cut_frames)
@@ -256,8 +262,9 @@ def load_training_footage(videos: list[str], size: int, max_frames: int, start_s
     if len(frames) < MIN_FRAMES:
         raise InputError(f"training needs at least {MIN_FRAMES} frames, the video(s) have {len(frames)}",
                          "use a longer video (a few seconds of the subject moving)")
-    return TrainingFootage(np.stack(frames), tuple(records), tuple(reports), tuple(s for s in starts if s > 0),
-                           tuple(kept))
+    shot_starts = tuple(s for s in starts if s > 0)
+    return TrainingFootage(np.stack(frames), tuple(records), tuple(reports), shot_starts, tuple(kept),
+                           tuple(boxes[s] for s in (0, *shot_starts)))
 
 
 def load_training_frames(videos: list[str], size: int, max_frames: int) -> tuple[np.ndarray, tuple[dict, ...]]:
@@ -334,7 +341,8 @@ def run(args) -> int:
     tcfg = TrainConfig.from_dict({"steps": args.steps, "minutes": args.minutes, "batch": args.batch, "lr": args.lr,
                                   "seed": args.seed, "device": args.device, "static_background": not moving,
                                   "max_pair_gap": args.pair_gap or None, "weights": _weights(args.weight),
-                                  "snapshot_every": args.snapshot_every, "shot_starts": footage.shot_starts})
+                                  "snapshot_every": args.snapshot_every, "shot_starts": footage.shot_starts,
+                                  "content_boxes": footage.content_boxes})
     print(f"parttrack: training K={args.parts} parts at {args.size}x{args.size} on {len(frames)} frames "
           f"({args.device}, {'moving' if moving else 'static'} camera), "
           f"{'continuing its checkpoint' if args.resume else 'starting from ' + _start_name(init)}; "
