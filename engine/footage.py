@@ -138,6 +138,9 @@ class FootageReport:
         camera_moves: ``camera_speed > camera_threshold`` (the camera moves for most of the video).
         camera_moving_share: share of the pairs, in [0, 1], whose speed is above the threshold
             (a camera that moves for a while only: > 0 with ``camera_moves`` False).
+        camera_moving_spans_s: ``(start, end)`` seconds (the timestamps given) of the stretches
+            where the camera moves: the pairs above the threshold, joined where they follow
+            each other (time increasing).
         subject_share: share of the frame, in [0, 1], that moves relative to the dominant
             motion (90th percentile over pairs); NaN when no pair could be measured.
         subject_box: ``(x, y, w, h)`` int source pixels where anything moved (with a margin),
@@ -164,6 +167,7 @@ class FootageReport:
     pairs: int
     seconds: float
     options: FootageOptions = field(default_factory=FootageOptions)
+    camera_moving_spans_s: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.cut_frames) != len(self.cut_times_s):
@@ -208,6 +212,7 @@ class FootageReport:
             d[k] = None if not math.isfinite(d[k]) else round(d[k], 5)
         d["seconds"] = round(self.seconds, 3)
         d["cut_times_s"] = [round(t, 4) for t in self.cut_times_s]
+        d["camera_moving_spans_s"] = [[round(a, 4), round(b, 4)] for a, b in self.camera_moving_spans_s]
         d["findings"] = findings(self, command="track")
         return d
 
@@ -267,6 +272,7 @@ class FootageChecker:
         self.cuts: list[tuple[int, float]] = []
         self.pending: dict[int, np.ndarray] = {}
         self.speeds: list[float] = []
+        self.speed_spans: list[tuple[float, float]] = []   # per speed: its pair's (start, end) s
         self.moving: list[np.ndarray] = []     # per pair: (h, w) bool at working size
         self.seconds = 0.0
         self.grid = None                       # (h, w, 3) float32 pixel grid for the affine fits
@@ -297,7 +303,7 @@ class FootageChecker:
         if self.prev_hsv is not None:
             self._cut_test(content_score(self.prev_hsv, hsv), t)
         self.prev_hsv = hsv
-        self._pairs(gray)
+        self._pairs(gray, t)
         self.n += 1
         self.seconds += time.perf_counter() - start
 
@@ -338,16 +344,17 @@ class FootageChecker:
         return float((valid & (np.abs(diff) <= self.opts.match_tol))[tex].mean())
 
     # -- camera and subject pairs --------------------------------------------------------
-    def _pairs(self, gray: np.ndarray) -> None:
+    def _pairs(self, gray: np.ndarray, t: float) -> None:
         start = self.n - self.gap
         if start in self.pending:
-            self._measure(self.pending.pop(start), gray)
+            first, t_first = self.pending.pop(start)
+            self._measure(first, gray, (t_first, t))
         if self.n % self.stride == 0:
-            self.pending[self.n] = gray
+            self.pending[self.n] = (gray, t)
         for k in [k for k in self.pending if k < start]:
             del self.pending[k]
 
-    def _measure(self, a: np.ndarray, b: np.ndarray) -> None:
+    def _measure(self, a: np.ndarray, b: np.ndarray, span: tuple[float, float]) -> None:
         o = self.opts
         h, w = a.shape
         enough = max(12, 0.02 * h * w)
@@ -356,6 +363,7 @@ class FootageChecker:
         if tex.sum() >= enough:   # camera speed: the 25th percentile of |flow| on texture
             mag = np.hypot(flow[..., 0], flow[..., 1])[tex]
             self.speeds.append(float(np.percentile(mag, 25)) * self.fps / self.gap / max(h, w))
+            self.speed_spans.append(span)
         # the dominant motion, least squares on the pixels that follow it
         resid = global_affine_residual(flow, tex)
         scenery = tex & (resid <= o.residual_px)
@@ -379,7 +387,7 @@ class FootageChecker:
         moving = cv2.morphologyEx(moving, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
         self.moving.append(moving.astype(bool))
         if len(self.moving) > o.max_pairs:
-            self.moving, self.speeds = self.moving[::2], self.speeds[::2]
+            self.moving, self.speeds, self.speed_spans = self.moving[::2], self.speeds[::2], self.speed_spans[::2]
             self.stride *= 2
 
     # -- the report ----------------------------------------------------------------------
@@ -404,6 +412,15 @@ class FootageChecker:
             ox, oy = self.source_offset
             box = (int(x0 + ox), int(y0 + oy), int(math.ceil(x1 - x0)), int(math.ceil(y1 - y0)))
         duration = (self.last_time - self.first_time + 1.0 / self.fps) if self.n else 0.0
+        spans: list[list[float]] = []
+        step = self.stride / self.fps          # pairs of a moving stretch start this far apart
+        for (a, b), v in sorted(zip(self.speed_spans, self.speeds)):
+            if v <= o.camera_threshold:
+                continue
+            if spans and a <= spans[-1][1] + step + 1e-9:
+                spans[-1][1] = max(spans[-1][1], b)
+            else:
+                spans.append([a, b])
         return FootageReport(
             frames=self.n, fps=self.fps, duration_s=float(duration),
             cut_frames=tuple(c for c, _ in self.cuts), cut_times_s=tuple(float(t) for _, t in self.cuts),
@@ -411,7 +428,8 @@ class FootageChecker:
             camera_moving_share=float(np.mean(np.array(self.speeds) > o.camera_threshold)) if self.speeds else 0.0,
             subject_share=share, subject_box=box, subject_small=bool(share < o.min_subject_share),
             frame_size=(int(src_w), int(src_h)), pairs=len(self.moving),
-            seconds=self.seconds + 0.0, options=o)
+            seconds=self.seconds + 0.0, options=o,
+            camera_moving_spans_s=tuple((float(a), float(b)) for a, b in spans))
 
 
 def _weighted_quantiles(weights: np.ndarray, qs: tuple[float, ...]) -> list[int]:
@@ -529,6 +547,16 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
                        "will be wrong; drop `--static-camera` to train with `--moving-camera`")
     elif report.camera_moves:
         out.append(f"the camera moves ({speed}): use a model trained with `--moving-camera` on such footage")
+    if not report.camera_moves and report.camera_moving_spans_s:
+        when = "the camera moves at " + ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in report.camera_moving_spans_s)
+        if command == "track":
+            out.append(f"{when}: a model trained with a static camera may put parts on the scenery there")
+        elif moving_camera:
+            out.append(f"{when}: training with `--moving-camera`")
+        else:
+            out.append(f"{when}, still for the rest: the static background is wrong while it moves, so parts "
+                       "may settle on the scenery; train on the still part (`--start/--end`) or pass "
+                       "`--moving-camera`")
     if report.subject_small and math.isfinite(report.subject_share):
         frame_w, frame_h = report.frame_size
         if report.subject_share <= 0 or report.subject_box is None:

@@ -41,6 +41,26 @@ def test_static_single_shot_gives_no_finding(kw):
     assert findings(r) == [] and findings(r, "track") == []
 
 
+def test_a_camera_that_moves_for_a_while_is_found_with_its_times():
+    """The camera pans for the first 2 s (a static video shifted by a growing translation), then
+    stays: not a moving camera, but the stretch is reported with its times and a finding."""
+    import cv2
+
+    v = render_video(125, size=128, figure_seed=1, motion_seed=3)
+    shift = np.minimum(np.arange(125), 50) * (16.0 / FPS)      # 16 px/s for 50 frames, then still
+    frames = np.stack([cv2.warpAffine(f, np.float32([[1, 0, -dx], [0, 1, 0]]), (128, 128),
+                                      borderMode=cv2.BORDER_REFLECT) for f, dx in zip(v.frames, shift)])
+    r = check_footage(frames, FPS)
+    assert not r.camera_moves and 0 < r.camera_moving_share <= 0.5
+    ((a, b),) = r.camera_moving_spans_s
+    assert 0.0 <= a <= 0.5 and 1.5 <= b <= 2.5
+    line = findings(r)[0]
+    assert line.startswith(f"the camera moves at {a:.1f}–{b:.1f} s, still for the rest") and "`--moving-camera`" in line
+    assert findings(r, moving_camera=True)[0].endswith("training with `--moving-camera`")
+    assert "may put parts on the scenery" in findings(r, "track")[0]
+    assert r.to_json()["camera_moving_spans_s"] == [[a, b]]
+
+
 def test_cuts_are_found_at_their_frames(cut_video):
     r = check_footage(cut_video.frames, FPS, times_s=cut_video.times_s)
     assert cut_video.cut_frames == (40, 95)
@@ -96,7 +116,8 @@ def test_nothing_moving_is_said_plainly():
                            "use footage where the subject moves"]
 
 
-def test_the_shipped_clip_has_no_cut_and_no_camera_finding():
+def test_the_shipped_clip_has_no_cut_and_a_camera_that_moves_for_a_while():
+    """The demo clip's camera drifts while the rabbit climbs out (about 1–2 s), then stays."""
     from parttrack.tracker.sources import open_source
 
     with open_source(CLIP) as src:
@@ -105,7 +126,10 @@ def test_the_shipped_clip_has_no_cut_and_no_camera_finding():
     r = check_footage((f for f, _ in frames), fps, times_s=[t for _, t in frames])
     assert r.frames == len(frames) and r.frame_size == (480, 270)
     assert r.cut_frames == () and not r.camera_moves and not r.subject_small
-    assert findings(r) == []
+    ((a, b),) = r.camera_moving_spans_s
+    assert 0.4 <= a and b <= 3.0
+    (line,) = findings(r)
+    assert line.startswith("the camera moves at ") and "still for the rest" in line
 
 
 def test_streaming_is_bounded_and_json_ready(pan_video):
