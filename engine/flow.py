@@ -148,6 +148,34 @@ def global_affine_fit(flow: np.ndarray, valid: np.ndarray, iterations: int = 3, 
     return coef
 
 
+def camera_motion(flow: np.ndarray, weight: np.ndarray, min_weight: float = 0.5) -> np.ndarray:
+    """The dominant (camera) motion of each pair as an affine map of normalised coordinates.
+
+    :func:`global_affine_fit` on the mask pixels whose flow is trusted (``weight >
+    min_weight``), at their centres, turned into the map ``M`` that takes a point ``u`` of the
+    source frame to ``M·[u, 1] = u + flow(u)`` in the target: the convention of
+    :func:`engine.warp.warp`, so ``warp(source_map, M)`` moves a map of the source frame's
+    scenery to where the target frame shows it. Identity for a pair with too few trusted pixels.
+
+    Args:
+        flow: ``(N, 2, h, w)`` float32, normalised coordinates (:class:`PairFlow`).
+        weight: ``(N, h, w)`` float32 in [0, 1], share of trusted input pixels.
+        min_weight: mask pixels trusted above this share take part in the fit.
+
+    Returns:
+        ``(N, 2, 3)`` float32.
+    """
+    n, _, h, w = flow.shape
+    out = np.zeros((n, 2, 3), np.float32)
+    for i in range(n):
+        c = global_affine_fit(flow[i].transpose(1, 2, 0), weight[i] > min_weight, step=1)   # index coords
+        # u = (j + 0.5)·2/w − 1, so j = (u + 1)·w/2 − 0.5 (and the same for rows)
+        ax, ay = c[0] * (w / 2.0), c[1] * (h / 2.0)
+        t = c[0] * (w / 2.0 - 0.5) + c[1] * (h / 2.0 - 0.5) + c[2]
+        out[i] = [[1.0 + ax[0], ay[0], t[0]], [ax[1], 1.0 + ay[1], t[1]]]
+    return out
+
+
 def _affine_field(coef: np.ndarray, h: int, w: int) -> np.ndarray:
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     return np.stack([xs, ys, np.ones_like(xs)], -1) @ coef.astype(np.float32)         # (H, W, 2)

@@ -130,6 +130,12 @@ class TrainConfig:
             (docs/training.md).
         static_background: the background slot shows one fixed image (static camera: the
             per-pixel temporal median) instead of an image decoded from the source frame.
+        camera_background: without ``static_background`` (a moving camera), the background
+            slot decoded from the source frame is moved to the target frame by the camera's
+            motion (:func:`engine.flow.camera_motion`: the dominant affine motion of the pair's
+            optical flow) before the target is assembled, as a motion layer of its own (Wang &
+            Adelson 1994); off: it is kept where it was in the source (the paper's retargeting,
+            §3.2), and the parts must explain the scenery's motion.
         estimate_background: (off by default; docs/training.md) with ``static_background``,
             that image is the median with the subject taken out
             (:func:`engine.background.estimate_background`: the median over the frames where
@@ -240,6 +246,7 @@ class TrainConfig:
     pyramid_levels: int = 3
     recon_scale: int = 1
     static_background: bool = True
+    camera_background: bool = True
     estimate_background: bool = False
     mode_background: bool = False
     learn_background: bool = False
@@ -464,12 +471,18 @@ class Trainer:
                     foreground=None if foreground is None else foreground[lo:hi])
             self.clusters = (torch.from_numpy(targets).to(torch.float16).to(self.device),
                              torch.from_numpy(valid).to(self.device))
-        if train_config.weights.flow or train_config.weights.motion_layers:
+        if train_config.weights.flow or train_config.weights.motion_layers or self.moves_background:
             from parttrack.engine.flow import PairFlow
 
             cv2.setNumThreads(1)    # the pairs are small; OpenCV's pool would compete with torch's
             self.pair_flow = PairFlow(net_config.mask_size, train_config.flow_preset)
         self.write_config()
+
+    @property
+    def moves_background(self) -> bool:
+        """Whether the background slot follows the camera between the frames of a pair
+        (``camera_background`` with a moving camera)."""
+        return self.tcfg.camera_background and not self.tcfg.static_background
 
     # -- bookkeeping ---------------------------------------------------------------------
     def config_dict(self) -> dict:
@@ -596,8 +609,16 @@ class Trainer:
         depth_s, parts_src = enc["depth"][:b], enc["parts"][:b]
         stack = torch.cat([depth_s[:, 1:, None] + _DEPTH_PAD, parts_src[:, 1:]], 2)   # (b, K, 4, h, w)
         moved = warp(stack.reshape(b * k, 4, h, wd), rel.reshape(b * k, 2, 3)).view(b, k, 4, h, wd)
-        depth_st = torch.cat([depth_s[:, :1], moved[:, :, 0] - _DEPTH_PAD], 1)
-        parts_st = torch.cat([parts_src[:, :1], moved[:, :, 1:]], 1)
+        bg_depth, bg_part = depth_s[:, :1], parts_src[:, :1]
+        if self.moves_background:       # the scenery follows the camera from source to target
+            from parttrack.engine.flow import camera_motion
+
+            flow, trust = self.pair_flows(src_u8, tgt_u8)
+            cam = torch.from_numpy(camera_motion(flow.cpu().numpy(), trust.cpu().numpy())).to(x.device)
+            scenery = warp(torch.cat([bg_depth, parts_src[:, 0]], 1), cam, padding_mode="border")
+            bg_depth, bg_part = scenery[:, :1], scenery[:, None, 1:]
+        depth_st = torch.cat([bg_depth, moved[:, :, 0] - _DEPTH_PAD], 1)
+        parts_st = torch.cat([bg_part, moved[:, :, 1:]], 1)
         moved_masks = torch.softmax(depth_st, 1)
         masks_st, parts_st = self.upsampled(moved_masks, parts_st, bg[b:])
         masks_s, parts_s = self.upsampled(enc["masks"][:b], enc["parts"][:b], bg[:b])

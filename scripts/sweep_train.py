@@ -99,6 +99,10 @@ RECIPES: dict[str, dict] = {
     # the letterbox padding left out of the maps and the reconstruction (TrainConfig.content_boxes,
     # what `parttrack train` does since); only differs from `prior` on frames that are not square
     "prior_pad": {"init": "trained/prior", "content_boxes": "letterbox"},
+    # a moving camera (--moving-camera): the background slot moved by the camera's motion
+    # (TrainConfig.camera_background, the default since) or kept where the source frame had it
+    "moving_prior": {"init": "trained/prior", "static_background": False},
+    "moving_prior_still": {"init": "trained/prior", "static_background": False, "camera_background": False},
     # sweep X: the prior with the soft changed-pixel map (the share of changed input pixels per mask
     # pixel) as the change prior's label (TrainConfig.changed_soft)
     "prior_soft": {"init": "trained/prior", "changed_soft": True},
@@ -129,7 +133,8 @@ def run_one(job: dict) -> dict:
     run_dir = Path(job["run_dir"])
     fs = 100 + job["seed"]
     common = dict(size=tuple(job["frame"]) if job.get("frame") else VIDEO["size"], figure_seed=fs, plan=job["plan"],
-                  light=VIDEO["light"], crf=VIDEO["crf"], scale=job.get("scale", 1.0))
+                  light=VIDEO["light"], crf=VIDEO["crf"], scale=job.get("scale", 1.0),
+                  pan=tuple(job.get("pan") or (0.0, 0.0)))
     video = render_video(VIDEO["train_frames"], motion_seed=0, **common)
     frames = prepare_frames(video.frames, 128)
     recipe = dict(RECIPES[job["recipe"]])
@@ -166,7 +171,7 @@ def run_one(job: dict) -> dict:
     res = evaluate_bundle(bundle, held, threads=1)
     ref = evaluate_bundle(bundle, held, threads=1, refine=True)
     row = {"recipe": job["recipe"], "plan": job["plan"], "seed": job["seed"], "figure_seed": fs,
-           "scale": common["scale"], "frame": list(video.frames.shape[2:0:-1]),
+           "scale": common["scale"], "frame": list(video.frames.shape[2:0:-1]), "pan": list(common["pan"]),
            "steps": trainer.step, "train_s": round(trainer.elapsed_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
            "part_iou": round(res["part_iou"], 4), "foreground_iou": round(res["foreground_iou"], 4),
            "landmark_error_pct": round(res["landmark_error_pct"], 3),
@@ -208,9 +213,10 @@ def cmd_run(a) -> None:
                 if (recipe, plan, seed) in done:
                     continue
                 jobs.append({"recipe": recipe, "plan": plan, "seed": seed, "steps": a.steps, "priors": a.priors,
-                             "scale": a.scale, "frame": a.frame,
+                             "scale": a.scale, "frame": a.frame, "pan": a.pan,
                              "run_dir": str(out / "runs" / recipe / f"{plan}_s{seed}")})
-    (out / "sweep.json").write_text(json.dumps({"video": {**VIDEO, "scale": a.scale, "size": a.frame or VIDEO["size"]},
+    (out / "sweep.json").write_text(json.dumps({"video": {**VIDEO, "scale": a.scale, "size": a.frame or VIDEO["size"],
+                                                          "pan": a.pan or [0.0, 0.0]},
                                                 "recipes": {r: RECIPES[r] for r in a.recipes},
                                                 "steps": a.steps}, indent=2) + "\n")
     print(f"{len(jobs)} runs to do ({len(done)} done)", flush=True)
@@ -366,6 +372,9 @@ def main() -> None:
     r.add_argument("--scale", type=float, default=1.0,
                    help="figure size relative to the generator's default (which spans ~82 %% of the frame; "
                         "0.5 = a small figure, 1.3 = one that leaves the frame at times); one per sweep folder")
+    r.add_argument("--pan", type=lambda t: [float(v) for v in t.split(",")], default=None, metavar="VX,VY",
+                   help="camera pan of the videos, frame pixels per second (default: a static camera); "
+                        "one per sweep folder")
     r.add_argument("--frame", type=lambda t: [int(v) for v in t.lower().split("x")], default=None, metavar="WxH",
                    help="frame size of the videos (default 256x256; e.g. 384x216 for 16:9, letterboxed for "
                         "training); one per sweep folder")
