@@ -95,6 +95,9 @@ class FootageOptions:
         diff_tol: grey levels (0–255) by which a pixel must differ, once the dominant motion is
             compensated, to move relative to the background.
         camera_threshold: camera speed (frame lengths per second) above which the camera moves.
+        camera_partly_share: share of the pairs above ``camera_threshold`` from which a camera
+            that is still for most of the video counts as moving for a while
+            (:attr:`FootageReport.camera_moves_partly`).
         min_subject_share: subject share of the frame below which the subject is small.
         flow_preset: DIS preset (:data:`engine.flow.PRESETS`).
     """
@@ -114,6 +117,7 @@ class FootageOptions:
     residual_px: float = 1.0
     diff_tol: float = 16.0
     camera_threshold: float = 0.015
+    camera_partly_share: float = 0.1
     min_subject_share: float = 0.03
     flow_preset: str = "fast"
 
@@ -175,6 +179,14 @@ class FootageReport:
         if any(b <= a for a, b in zip(self.cut_frames, self.cut_frames[1:])) or any(
                 not 0 < c < max(self.frames, 1) for c in self.cut_frames):
             raise ValueError(f"cut_frames must increase inside 1..{self.frames - 1}, got {self.cut_frames}")
+
+    @property
+    def camera_moves_partly(self) -> bool:
+        """The camera is still for most of the video but moves for a while: in at least
+        ``options.camera_partly_share`` of the pairs (:attr:`camera_moving_spans_s` says when).
+        A static background image is wrong while it moves, so training treats the camera as
+        moving."""
+        return not self.camera_moves and self.camera_moving_share >= self.options.camera_partly_share
 
     @property
     def shot_starts(self) -> tuple[int, ...]:
@@ -547,16 +559,18 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
                        "will be wrong; drop `--static-camera` to train with `--moving-camera`")
     elif report.camera_moves:
         out.append(f"the camera moves ({speed}): use a model trained with `--moving-camera` on such footage")
-    if not report.camera_moves and report.camera_moving_spans_s:
+    if report.camera_moves_partly:
         when = "the camera moves at " + ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in report.camera_moving_spans_s)
         if command == "track":
             out.append(f"{when}: a model trained with a static camera may put parts on the scenery there")
-        elif moving_camera:
-            out.append(f"{when}: training with `--moving-camera`")
+        elif moving_camera is None or moving_camera:
+            out.append(f"{when}, still for the rest: using `--moving-camera` (a static background image is "
+                       "wrong while it moves; `--static-camera` to override, or train on the still part "
+                       "with `--start/--end`)")
         else:
-            out.append(f"{when}, still for the rest: the static background is wrong while it moves, so parts "
-                       "may settle on the scenery; train on the still part (`--start/--end`) or pass "
-                       "`--moving-camera`")
+            out.append(f"{when}, still for the rest, but `--static-camera` was given: the static background "
+                       "is wrong while it moves, so parts may settle on the scenery; train on the still part "
+                       "(`--start/--end`) or drop `--static-camera`")
     if report.subject_small and math.isfinite(report.subject_share):
         frame_w, frame_h = report.frame_size
         if report.subject_share <= 0 or report.subject_box is None:

@@ -54,9 +54,18 @@ def test_a_camera_that_moves_for_a_while_is_found_with_its_times():
     assert not r.camera_moves and 0 < r.camera_moving_share <= 0.5
     ((a, b),) = r.camera_moving_spans_s
     assert 0.0 <= a <= 0.5 and 1.5 <= b <= 2.5
+    assert r.camera_moves_partly
     line = findings(r)[0]
-    assert line.startswith(f"the camera moves at {a:.1f}–{b:.1f} s, still for the rest") and "`--moving-camera`" in line
-    assert findings(r, moving_camera=True)[0].endswith("training with `--moving-camera`")
+    assert line.startswith(f"the camera moves at {a:.1f}–{b:.1f} s, still for the rest: using `--moving-camera`")
+    assert findings(r, moving_camera=True) == [line]
+    assert "but `--static-camera` was given" in findings(r, moving_camera=False)[0]
+    from types import SimpleNamespace
+
+    from parttrack.tracker.cli.train import choose_camera
+
+    args = SimpleNamespace(moving_camera=False, static_camera=False, videos=["v.mp4"], shots=False)
+    assert choose_camera(args, [r]) == (True, [line])                   # parttrack train's choice
+    assert choose_camera(SimpleNamespace(**{**vars(args), "static_camera": True}), [r])[0] is False
     assert "may put parts on the scenery" in findings(r, "track")[0]
     assert r.to_json()["camera_moving_spans_s"] == [[a, b]]
 
@@ -127,9 +136,9 @@ def test_the_shipped_clip_has_no_cut_and_a_camera_that_moves_for_a_while():
     assert r.frames == len(frames) and r.frame_size == (480, 270)
     assert r.cut_frames == () and not r.camera_moves and not r.subject_small
     ((a, b),) = r.camera_moving_spans_s
-    assert 0.4 <= a and b <= 3.0
+    assert 0.4 <= a and b <= 3.0 and r.camera_moves_partly
     (line,) = findings(r)
-    assert line.startswith("the camera moves at ") and "still for the rest" in line
+    assert line.startswith("the camera moves at ") and "still for the rest: using `--moving-camera`" in line
 
 
 def test_streaming_is_bounded_and_json_ready(pan_video):

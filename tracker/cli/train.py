@@ -281,12 +281,13 @@ def choose_camera(args, reports) -> tuple[bool, list[str]]:
     """Whether to train with a moving camera, and the lines to print: every video's findings
     (:func:`engine.footage.findings`), prefixed with its name when there are several.
     ``--moving-camera`` / ``--static-camera`` decide; otherwise the camera moves when the
-    check says so for any video."""
+    check says it does, for all or part of any video."""
     from parttrack.engine.footage import findings
 
     if args.moving_camera and args.static_camera:
         raise ParttrackError("--moving-camera and --static-camera contradict each other", "give one of them")
-    moving = args.moving_camera or (not args.static_camera and any(r.camera_moves for r in reports))
+    moving = args.moving_camera or (not args.static_camera and any(r.camera_moves or r.camera_moves_partly
+                                                                   for r in reports))
     lines = []
     for name, r in zip(args.videos, reports):
         prefix = f"{Path(str(name)).name}: " if len(reports) > 1 else ""
