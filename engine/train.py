@@ -614,6 +614,8 @@ class Trainer:
             from parttrack.engine.flow import camera_motion
 
             flow, trust = self.pair_flows(src_u8, tgt_u8)
+            if self.content is not None:    # fitted on the frame, not on the padding's stripes
+                trust = trust * keep((h, wd))[:b, 0]
             cam = torch.from_numpy(camera_motion(flow.cpu().numpy(), trust.cpu().numpy())).to(x.device)
             scenery = warp(torch.cat([bg_depth, parts_src[:, 0]], 1), cam, padding_mode="border")
             bg_depth, bg_part = scenery[:, :1], scenery[:, None, 1:]
