@@ -14,6 +14,8 @@ uses 1 torch thread; ``--jobs`` runs that many at once. A finished run appends o
 checkpoint is continued). Run ``i`` uses figure seed ``100 + i`` (figures nobody tuned on) and
 training seed ``i``; videos are 256×256, 300 training frames with slowly changing light,
 sensor noise and H.264 compression (CRF 23), and 150 held-out frames of new motion.
+``--frame WxH`` (e.g. ``384x216``: letterboxed for training), ``--scale`` (figure size) and
+``--pan VX,VY`` (a moving camera) change the videos of a sweep folder.
 """
 
 from __future__ import annotations
