@@ -264,6 +264,16 @@ class Bundle:
     def config_path(self) -> Path:
         return self.path / CONFIG_FILE
 
+    @property
+    def moving_camera(self) -> bool | None:
+        """Whether the model was trained with ``--moving-camera`` (no static background image).
+
+        Read from config.json's ``"training"`` section (``engine.train.TrainConfig``:
+        ``static_background`` False = a moving camera). None when config.json is unreadable or
+        does not say (a bundle written before the field existed).
+        """
+        return trained_with_moving_camera(self.path)
+
 
 def load_bundle(path: str | Path, expect_parts: int | None = None) -> Bundle:
     """Open and validate ``trained/<name>/``.
@@ -290,6 +300,22 @@ def load_bundle(path: str | Path, expect_parts: int | None = None) -> Bundle:
     if expect_parts is not None and meta.num_parts != expect_parts:
         raise BundleError(f"model bundle {p} has K={meta.num_parts} parts, expected {expect_parts}")
     return Bundle(p, meta)
+
+
+def trained_with_moving_camera(path: str | Path) -> bool | None:
+    """:attr:`Bundle.moving_camera` of the bundle folder ``path`` without validating it.
+
+    Returns:
+        True / False, or None when ``path/config.json`` is missing, not JSON, or has no
+        ``training.static_background`` boolean. Never raises for a bad file: this is a hint
+        for messages, not part of the model.
+    """
+    try:
+        training = json.loads((Path(path) / CONFIG_FILE).read_text(encoding="utf-8")).get("training", {})
+        static = training.get("static_background")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return (not static) if isinstance(static, bool) else None
 
 
 def default_model_path() -> Path:

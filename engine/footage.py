@@ -217,15 +217,17 @@ class FootageReport:
         """``(frames,)`` int64 shot id (0, 1, …) of every frame."""
         return shot_ids(self.frames, self.cut_frames)
 
-    def to_json(self) -> dict:
-        """A JSON-ready dict (NaN as None), with the findings for a ``track`` summary."""
+    def to_json(self, moving_camera: bool | None = None) -> dict:
+        """A JSON-ready dict (NaN as None), with the findings for a ``track`` summary
+        (``moving_camera``: whether the model was trained with ``--moving-camera``, as
+        :func:`findings`)."""
         d = asdict(self)
         for k in ("camera_speed", "camera_moving_share", "subject_share"):
             d[k] = None if not math.isfinite(d[k]) else round(d[k], 5)
         d["seconds"] = round(self.seconds, 3)
         d["cut_times_s"] = [round(t, 4) for t in self.cut_times_s]
         d["camera_moving_spans_s"] = [[round(a, 4), round(b, 4)] for a, b in self.camera_moving_spans_s]
-        d["findings"] = findings(self, command="track")
+        d["findings"] = findings(self, command="track", moving_camera=moving_camera)
         return d
 
 
@@ -521,7 +523,9 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
         command: ``"train"`` (hints are ``parttrack train`` options) or ``"track"`` (what it
             means for tracks made from this footage).
         moving_camera: for ``"train"``, whether training runs with ``--moving-camera`` (None:
-            it follows the check: on when the camera moves).
+            it follows the check: on when the camera moves); for ``"track"``, whether the model
+            was trained with ``--moving-camera`` (``engine.bundle.Bundle.moving_camera``; True
+            leaves out the camera findings, which are about static-camera models; None: unknown).
         shots: for ``"train"``, what training does with the shots: True, every shot
             (``--shots``); False, the longest shot only (``parttrack train``'s default); None:
             not decided yet (the hint names both).
@@ -557,9 +561,9 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
         elif report.camera_moves:
             out.append(f"the camera moves ({speed}) but `--static-camera` was given: the background "
                        "will be wrong; drop `--static-camera` to train with `--moving-camera`")
-    elif report.camera_moves:
+    elif report.camera_moves and not moving_camera:
         out.append(f"the camera moves ({speed}): use a model trained with `--moving-camera` on such footage")
-    if report.camera_moves_partly:
+    if report.camera_moves_partly and not (command == "track" and moving_camera):
         when = "the camera moves at " + ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in report.camera_moving_spans_s)
         if command == "track":
             out.append(f"{when}: a model trained with a static camera may put parts on the scenery there")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -10,14 +11,18 @@ import pytest
 from onnx import TensorProto, helper
 
 from parttrack.engine.bundle import (
+    CONFIG_FILE,
     FORMAT_VERSION,
     METADATA_KEY,
     BundleMeta,
     load_bundle,
     read_onnx_meta,
+    trained_with_moving_camera,
     write_onnx_meta,
 )
 from parttrack.engine.errors import BundleError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _graph_model(k: int, size: int = 16) -> onnx.ModelProto:
@@ -195,3 +200,23 @@ def test_label_bad_index_exit_status(tmp_path):
     proc = run_cli("label", str(_write_bundle(tmp_path / "b", k=3)), "--drop", "9")
     assert proc.returncode == 2
     assert_user_error(proc, "no part 9")
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('{"network": {}, "training": {"static_background": false}}', True),
+    ('{"network": {}, "training": {"static_background": true}}', False),
+    ('{"network": {}}', None),                                     # written before the field existed
+    ('{"training": {"static_background": "no"}}', None),
+    ("not json", None),
+    ("[1, 2]", None),
+    (None, None),                                                  # no config.json
+])
+def test_trained_with_moving_camera(tmp_path, content, expected):
+    if content is not None:
+        (tmp_path / CONFIG_FILE).write_text(content)
+    assert trained_with_moving_camera(tmp_path) is expected
+
+
+def test_shipped_bundles_say_how_the_camera_was():
+    assert load_bundle(ROOT / "trained" / "bbb").moving_camera is True
+    assert load_bundle(ROOT / "trained" / "synth").moving_camera is False

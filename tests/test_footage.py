@@ -67,7 +67,10 @@ def test_a_camera_that_moves_for_a_while_is_found_with_its_times():
     assert choose_camera(args, [r]) == (True, [line])                   # parttrack train's choice
     assert choose_camera(SimpleNamespace(**{**vars(args), "static_camera": True}), [r])[0] is False
     assert "may put parts on the scenery" in findings(r, "track")[0]
+    assert "may put parts on the scenery" in findings(r, "track", moving_camera=False)[0]
+    assert findings(r, "track", moving_camera=True) == []           # the model was trained for it
     assert r.to_json()["camera_moving_spans_s"] == [[a, b]]
+    assert r.to_json(moving_camera=True)["findings"] == []
 
 
 def test_cuts_are_found_at_their_frames(cut_video):

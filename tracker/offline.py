@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from parttrack.engine.bundle import trained_with_moving_camera
 from parttrack.engine.errors import OutputError
 from parttrack.engine.footage import FootageChecker, findings
 from parttrack.tracker.core import CONVENTIONS
@@ -231,9 +232,11 @@ class _InfoSink(BaseSink):
         seconds = time.perf_counter() - self.t0
         footage = self.footage_sink.checker.report()
         warnings = list(tracks.warnings)
-        warnings += [printable(f"{job.video.name}: footage: {line}") for line in findings(footage, "track")]
+        moving = trained_with_moving_camera(job.options.model_path())
+        warnings += [printable(f"{job.video.name}: footage: {line}")
+                     for line in findings(footage, "track", moving_camera=moving)]
         self.info = track_info(job.video, tracks, job.options, job.runtime, job.input, seconds)
-        self.info["footage"] = footage.to_json()
+        self.info["footage"] = footage.to_json(moving)
         write_json(job.out_dir / INFO_FILE, self.info)
         self.seconds = seconds
         self.result = VideoResult(job.video, job.out_dir, "done" if tracks.complete else "interrupted", len(tracks),
