@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from parttrack.engine.errors import BundleError
+from parttrack.engine.preprocess import Letterbox
 from parttrack.engine.scenery import PartEdits
 
 FORMAT_VERSION = 1
@@ -73,6 +74,11 @@ class BundleMeta:
             ``into``. Consumers of the runtime output apply both with
             :func:`engine.scenery.apply_part_edits` (:attr:`part_edits`); the graph itself is
             unchanged, and K and the part ids stay the same. Absent in older bundles (= none).
+        crop: ``(x, y, w, h)`` int source pixels of the rectangle of the training frames the
+            model was trained on (``parttrack train --crop``, or the crop around the subject it
+            chooses itself); None = whole frames (also in older bundles).
+        crop_frame: ``(w, h)`` of the training frames ``crop`` is on. Frames of another size
+            with the same aspect ratio get the crop scaled to them (:meth:`letterbox`).
     """
 
     num_parts: int
@@ -87,9 +93,27 @@ class BundleMeta:
     extra: dict = field(default_factory=dict)
     dropped_parts: tuple[int, ...] = ()
     merged_parts: tuple[tuple[int, int], ...] = ()
+    crop: tuple[int, int, int, int] | None = None
+    crop_frame: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         k = self.num_parts
+        if (self.crop is None) != (self.crop_frame is None):
+            raise BundleError("bundle metadata has a crop without its frame size (or the reverse)",
+                              "retrain, or remove both with `parttrack label BUNDLE --no-crop`")
+        if self.crop is not None:
+            try:
+                crop = tuple(int(v) for v in self.crop)
+                frame = tuple(int(v) for v in self.crop_frame)
+                ok = len(crop) == 4 and len(frame) == 2 and min(crop[2:]) > 0 and min(crop[:2]) >= 0 \
+                    and crop[0] + crop[2] <= frame[0] and crop[1] + crop[3] <= frame[1]
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise BundleError(f"bundle metadata has an invalid crop {self.crop} of a {self.crop_frame} frame",
+                                  "retrain, or remove it with `parttrack label BUNDLE --no-crop`")
+            object.__setattr__(self, "crop", crop)
+            object.__setattr__(self, "crop_frame", frame)
         if not self.part_names:
             object.__setattr__(self, "part_names", default_part_names(k))
         if not self.part_colors:
@@ -135,6 +159,27 @@ class BundleMeta:
         except ValueError as exc:
             raise BundleError(str(exc)) from None
         return replace(self, dropped_parts=edits.dropped, merged_parts=edits.merged)
+
+    def crop_for(self, src_h: int, src_w: int) -> tuple[int, int, int, int] | None:
+        """:attr:`crop` for frames of ``src_h × src_w``: as stored for the training frame size,
+        scaled for another size of the same aspect ratio (within 1 %), None for another aspect
+        ratio (the model then sees whole frames) or without a crop."""
+        if self.crop is None:
+            return None
+        fw, fh = self.crop_frame
+        if (src_w, src_h) == (fw, fh):
+            return self.crop
+        if abs(src_w * fh / (src_h * fw) - 1.0) > 0.01:
+            return None
+        f = src_w / fw
+        x, y, w, h = self.crop
+        x0, y0 = min(src_w - 1, int(round(x * f))), min(src_h - 1, int(round(y * f)))
+        return x0, y0, max(1, min(src_w - x0, int(round(w * f)))), max(1, min(src_h - y0, int(round(h * f))))
+
+    def letterbox(self, src_h: int, src_w: int) -> Letterbox:
+        """The :class:`engine.preprocess.Letterbox` this model's input needs for frames of
+        ``src_h × src_w``: its crop (:meth:`crop_for`) scaled into ``input_size``."""
+        return Letterbox.fit(src_h, src_w, self.input_size, self.crop_for(src_h, src_w))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -255,7 +255,7 @@ def predict_video(runtime, frames: np.ndarray, batch_size: int = 16, refine: boo
         :class:`Prediction` in source pixels (see module docstring).
     """
     t, h, w, _ = frames.shape
-    lb = Letterbox.fit(h, w, runtime.meta.input_size)
+    lb = runtime.meta.letterbox(h, w)
     k = runtime.meta.num_parts
     labels = np.zeros((t, h, w), np.uint8)
     centres = np.zeros((t, k, 2))
@@ -275,6 +275,8 @@ def predict_video(runtime, frames: np.ndarray, batch_size: int = 16, refine: boo
         for i, m in enumerate(out.masks):
             src = (refiner(np.asarray(m, np.float32), frames[start + i]).to_source() if refiner is not None
                    else masks_to_source(m, maps))
+            lb.fill_outside(src[1:], 0.0)     # outside the model's crop: background
+            lb.fill_outside(src[0], 1.0)
             labels[start + i] = part_labels(src)
             fg = src[1:].astype(np.float64)
             area = fg.sum(axis=(1, 2))

@@ -220,3 +220,19 @@ def test_trained_with_moving_camera(tmp_path, content, expected):
 def test_shipped_bundles_say_how_the_camera_was():
     assert load_bundle(ROOT / "trained" / "bbb").moving_camera is True
     assert load_bundle(ROOT / "trained" / "synth").moving_camera is False
+
+
+def test_the_crop_is_checked_and_scaled_to_the_frame():
+    meta = BundleMeta(num_parts=2, input_size=64, mask_size=(16, 16), crop=(100, 20, 200, 200), crop_frame=(640, 360))
+    assert meta.crop_for(360, 640) == (100, 20, 200, 200)
+    assert meta.crop_for(720, 1280) == (200, 40, 400, 400)        # same aspect ratio: scaled
+    assert meta.crop_for(480, 640) is None                         # another one: whole frames
+    lb = meta.letterbox(720, 1280)
+    assert lb.box == (200, 40, 400, 400) and lb.size == 64 and lb.inner_size == (64, 64)
+    assert BundleMeta.from_json(meta.to_json()) == meta
+    plain = BundleMeta(num_parts=2, input_size=64, mask_size=(16, 16))
+    assert plain.crop is None and plain.crop_for(360, 640) is None and plain.letterbox(360, 640).box is None
+    for crop, frame in (((0, 0, 10, 10), None), ((600, 0, 100, 100), (640, 360)), ((0, 0, 0, 10), (640, 360)),
+                        (("a", 0, 1, 1), (640, 360))):
+        with pytest.raises(BundleError, match="crop"):
+            BundleMeta(num_parts=2, input_size=64, mask_size=(16, 16), crop=crop, crop_frame=frame)

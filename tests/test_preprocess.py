@@ -36,3 +36,50 @@ def test_content_lands_where_the_mapping_says():
     centre_model_px = np.array([xs.mean(), ys.mean()])
     centre_norm = (centre_model_px + 0.5) / 32.0 - 1.0
     assert np.allclose(lb.norm_to_source(centre_norm), [124.5, 44.5], atol=1.5)
+
+
+def test_a_box_maps_its_content_into_the_input_and_back():
+    h, w = 90, 160
+    image = np.zeros((h, w, 3), np.uint8)
+    image[40:50, 120:130] = 255                      # a white square centred at (124.5, 44.5)
+    box = (100, 20, 50, 50)
+    lb = Letterbox.fit(h, w, 64, box)
+    assert lb.region == box and lb.inner_size == (64, 64) and lb.inner_box == (0, 0, 64, 64)
+    assert lb.decode_size == (205, 115)              # the whole frame at the box's scale (64 / 50)
+    out = lb.apply(image)
+    ys, xs = np.nonzero(out[..., 0] > 127)
+    assert 8 <= len(xs) // 12 <= 16                  # 10 px → 12.8 px wide: the box is enlarged
+    centre_norm = (np.array([xs.mean(), ys.mean()]) + 0.5) / 32.0 - 1.0
+    assert np.allclose(lb.norm_to_source(centre_norm), [124.5, 44.5], atol=1.0)
+    pts = np.array([[100.0, 20.0], [149.0, 69.0], [0.0, 0.0], [159.0, 89.0]])
+    assert np.allclose(lb.norm_to_source(lb.source_to_norm(pts)), pts)
+    n = lb.source_to_norm(pts)
+    assert np.all(np.abs(n[:2]) < 1) and np.all(np.abs(n[2:]).max(1) > 1)  # the frame's corners are outside
+    assert lb.norm_to_source_scale == pytest.approx((25.0, 25.0))
+
+
+def test_a_box_is_cut_alike_from_the_frame_and_from_a_scaled_decode():
+    h, w = 216, 384
+    ys, xs = np.mgrid[0:h, 0:w]
+    image = np.stack([xs * 255 // w, ys * 255 // h, (xs + ys) % 256], -1).astype(np.uint8)
+    image[100:140, 200:260] = (255, 255, 255)
+    lb = Letterbox.fit(h, w, 128, (120, 8, 200, 200))
+    import cv2
+
+    full = lb.apply(image).astype(int)
+    decoded = lb.apply(cv2.resize(image, lb.decode_size, interpolation=cv2.INTER_AREA)).astype(int)
+    assert np.median(np.abs(full - decoded)) <= 2
+
+
+def test_fill_outside_and_bad_boxes():
+    lb = Letterbox.fit(40, 60, 32, (10, 5, 20, 30))
+    a = np.ones((2, 40, 60))
+    lb.fill_outside(a, 0)
+    assert a[:, 5:35, 10:30].min() == 1 and a.sum() == 2 * 20 * 30
+    assert Letterbox.fit(40, 60, 32).fill_outside(np.ones((40, 60)), 0).min() == 1
+    assert Letterbox.fit(40, 60, 32, (0, 0, 60, 40)).box is None      # the whole frame is no box
+    with pytest.raises(ValueError, match="expected"):
+        lb.fill_outside(np.ones((30, 60)), 0)
+    for bad in ((50, 0, 20, 20), (0, 0, 0, 10), (-1, 0, 10, 10), (0, 30, 10, 20)):
+        with pytest.raises(ValueError, match="not inside"):
+            Letterbox.fit(40, 60, 32, bad)

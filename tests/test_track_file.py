@@ -136,3 +136,34 @@ def test_an_interrupted_run_gives_the_sinks_the_partial_result(clip, tmp_path):
 def test_track_file_errors(tmp_path):
     with pytest.raises(InputError):
         track_file(tmp_path / "missing.mp4", ColorKeyRuntime())
+
+
+def test_a_model_trained_on_a_crop_sees_the_crop_and_reports_whole_frame_pixels(tmp_path):
+    """A bundle's crop (``BundleMeta.crop``): the frames are cut to it before the model sees
+    them, poses come back in the whole frame's pixels, and label maps are background outside."""
+    from dataclasses import replace
+
+    from tests.fakes import hinge_poses
+
+    frames, _ = flat_parts_frames(N, 96, 128, seed=1)
+    centres = hinge_poses(N, 96, 128, seed=1)[0]
+    clip = write_video(tmp_path / "hinge.mp4", frames)
+    crop = (14, 8, 96, 80)
+    plain = ColorKeyRuntime()
+    cropped = ColorKeyRuntime()
+    cropped.meta = replace(cropped.meta, crop=crop, crop_frame=(128, 96))
+    res = {}
+    for name, rt in (("plain", plain), ("crop", cropped)):
+        res[name] = track_file(clip, rt, TrackOptions(smoother="none"), sinks=[LabelPNGSink(tmp_path / name)])
+    assert res["crop"].info.letterbox.box == crop and res["plain"].info.letterbox.box is None
+    for name in ("plain", "crop"):       # source pixels both ways (the crop is 14, 8 px off the frame's corner)
+        err = np.linalg.norm(res[name].track.xy - centres, axis=-1)
+        assert np.nanmedian(err) < 3.5, name
+    assert np.nanmedian(np.linalg.norm(res["crop"].track.xy - res["plain"].track.xy, axis=-1)) < 1.0
+    labels = read_label_png(tmp_path / "crop" / "000003.png")
+    x, y, w, h = crop
+    outside = np.ones(labels.shape, bool)
+    outside[y:y + h, x:x + w] = False
+    assert labels.shape == (96, 128) and not labels[outside].any() and labels[~outside].any()
+    same = read_label_png(tmp_path / "plain" / "000003.png")
+    assert np.mean(labels[~outside] == same[~outside]) > 0.97

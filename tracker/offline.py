@@ -11,8 +11,9 @@ stages, shared with the Ray path and the Python API — with the file sinks of a
                overlay.mp4, exports, tracks.png (tracker.plot)
 
 How it runs: frames are decoded with PyAV in threaded mode and scaled to the letterbox's
-inner size straight from the decoder's YUV planes (no full-resolution RGB frame is made;
-:class:`tracker.sources.ScaledFileSource`), padded to the model input, inferred in batches,
+decode size (its inner size; with a model's crop, the whole frame at the crop's scale) straight
+from the decoder's YUV planes (no full-resolution RGB frame is made;
+:class:`tracker.sources.ScaledFileSource`), cut to the crop (if any) and padded to the model input, inferred in batches,
 and turned into poses from the low-resolution masks; source-resolution label maps are only
 made for ``--masks``. Frames are streamed, never held: what is kept per frame is its K poses
 (and, for ``--overlay``, its soft masks at mask resolution as uint8, in a temporary file).
@@ -281,6 +282,7 @@ def track_info(video: Path, tracks: VideoTracks, options: TrackOptions, runtime,
         "skeleton_edges": skeleton.edges.tolist(), "skeleton": skeleton.to_json(vi.part_names),
         "smoother": options.smoother, "noise": asdict(options.noise), "pose": asdict(options.pose),
         "letterbox": {"input_size": lb.size, "scale": lb.scale, "pad_x": lb.pad_x,
-                      "pad_y": lb.pad_y, "mask_size": list(vi.mask_size)},
+                      "pad_y": lb.pad_y, "mask_size": list(vi.mask_size),
+                      "crop": list(lb.box) if lb.box is not None else None},
         "seconds": round(seconds, 3), "files": files, "conventions": CONVENTIONS,
     }

@@ -42,7 +42,8 @@ class Stages:
     source frame size: letterboxing and pose extraction.
 
     Args:
-        meta: the runtime's model metadata (``input_size``, ``mask_size``, ``num_parts``).
+        meta: the runtime's model metadata (:class:`engine.bundle.BundleMeta`: ``input_size``,
+            ``mask_size``, ``num_parts``, and the crop the model was trained on).
         src_h, src_w: source frame size in pixels.
         pose_config: :class:`tracker.poses.PoseConfig`.
     """
@@ -50,11 +51,11 @@ class Stages:
     def __init__(self, meta, src_h: int, src_w: int, pose_config: PoseConfig | None = None) -> None:
         self.meta = meta
         self.num_parts = int(meta.num_parts)
-        self.letterbox = Letterbox.fit(src_h, src_w, meta.input_size)
+        self.letterbox = meta.letterbox(src_h, src_w)
         self.extractor = PoseExtractor(self.letterbox, meta.mask_size, pose_config or PoseConfig())
 
     def prepare(self, images) -> np.ndarray:
-        """``(H, W, 3)`` uint8 RGB frames (source size, or the letterbox's inner size) →
+        """``(H, W, 3)`` uint8 RGB frames (source size, or the letterbox's decode size) →
         ``(N, S, S, 3)`` uint8 letterboxed model input."""
         return np.stack([self.letterbox.apply(image) for image in images])
 
@@ -294,7 +295,7 @@ class TrackingInterrupted(KeyboardInterrupt):
 def track_file(video: str | Path, runtime=None, options=None, *, sinks=(), progress=None) -> VideoTracks:
     """Track every frame of a recorded video: the whole data path, composed once.
 
-    Frames are decoded scaled to the letterbox's inner size (:func:`tracker.sources.open_scaled`),
+    Frames are decoded scaled to the letterbox's decode size (:func:`tracker.sources.open_scaled`),
     letterboxed, inferred ``options.batch_size`` at a time, turned into poses
     (:class:`Stages`), smoothed (``options.smoother``: a causal smoother as the frames come, an
     offline one once all are read), the skeleton fitted on the smoothed track and its joints
@@ -345,7 +346,7 @@ def track_file(video: str | Path, runtime=None, options=None, *, sinks=(), progr
             stack.enter_context(sink)
         for sink in sinks:
             sink.begin(info)
-        with open_scaled(video, stages.letterbox.inner_size) as src:
+        with open_scaled(video, stages.letterbox.decode_size) as src:
             try:
                 for batch in _batches(src, options.batch_size, options.max_frames):
                     out = runtime.infer(stages.prepare([f.image for f in batch]))

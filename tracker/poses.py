@@ -115,8 +115,9 @@ class PoseExtractor:
         rows = (2.0 * np.arange(h) + 1.0) / h - 1.0
         xs = letterbox.norm_to_source(np.stack([cols, np.zeros(w)], -1))[:, 0]
         ys = letterbox.norm_to_source(np.stack([np.zeros(h), rows], -1))[:, 1]
-        inx = np.nonzero((xs >= -0.5) & (xs < letterbox.src_w - 0.5))[0]
-        iny = np.nonzero((ys >= -0.5) & (ys < letterbox.src_h - 0.5))[0]
+        bx, by, bw, bh = letterbox.region
+        inx = np.nonzero((xs >= bx - 0.5) & (xs < bx + bw - 0.5))[0]
+        iny = np.nonzero((ys >= by - 0.5) & (ys < by + bh - 0.5))[0]
         if inx.size == 0 or iny.size == 0:  # degenerate tiny masks: keep the whole grid
             inx, iny = np.arange(w), np.arange(h)
         self.crop = (slice(int(iny[0]), int(iny[-1]) + 1), slice(int(inx[0]), int(inx[-1]) + 1))
@@ -322,7 +323,7 @@ class SourceLabeler:
         refine: edge-aware refinement.
         step: label cells per source pixel side (see :meth:`engine.refine.RefinedMasks.labels`).
         guide_size: ``(w, h)`` of the guide images when they are coarser than the source (e.g.
-            the letterbox's inner size in the batch path): the refiner's work grid is then made
+            the letterbox's decode size in the batch path): the refiner's work grid is then made
             no finer than the guide (a finer grid would cost more and add nothing). None = the
             guides are source frames.
 
@@ -352,7 +353,7 @@ class SourceLabeler:
             masks: ``(K+1, h, w)`` soft masks (float, or uint8 ``round(255·M)``), slot 0 =
                 background.
             guide: ``(H', W', 3)`` uint8 RGB image of the whole source frame at any resolution
-                (the source frame, or the batch path's frame at the letterbox's inner size);
+                (the source frame, or the batch path's frame at the letterbox's decode size);
                 None = no refinement.
 
         Returns:
@@ -360,7 +361,7 @@ class SourceLabeler:
         """
         if self.refiner is None or guide is None:
             return labels_at_source(np.asarray(masks, np.float32), self.letterbox)
-        return self.refiner(masks, guide).labels(step=self.step)
+        return self.letterbox.fill_outside(self.refiner(masks, guide).labels(step=self.step), 0)
 
 
 def _source_to_mask_affine(letterbox: Letterbox, mask_size: tuple[int, int]) -> np.ndarray:
@@ -396,7 +397,8 @@ def labels_at_source(masks: np.ndarray, letterbox: Letterbox, *, smooth: bool = 
             on the full source grid.
 
     Returns:
-        ``(src_h, src_w)`` uint8: part id per pixel, 0 = background.
+        ``(src_h, src_w)`` uint8: part id per pixel, 0 = background (also outside the
+        letterbox's box, the model's crop).
     """
     if masks.ndim == 2:
         hw = masks.shape
@@ -418,7 +420,8 @@ def labels_at_source(masks: np.ndarray, letterbox: Letterbox, *, smooth: bool = 
     if not smooth:
         if src is None:
             src = part_labels(masks)
-        return cv2.warpAffine(src, M, size, flags=cv2.INTER_NEAREST | flags, borderMode=cv2.BORDER_REPLICATE)
+        labels = cv2.warpAffine(src, M, size, flags=cv2.INTER_NEAREST | flags, borderMode=cv2.BORDER_REPLICATE)
+        return letterbox.fill_outside(labels, 0)
     # Work grid: s cells per source pixel (s <= 1); cell (u', v') has its centre at source
     # coordinate (u' + 0.5) / s − 0.5.
     s = 1.0
@@ -437,4 +440,4 @@ def labels_at_source(masks: np.ndarray, letterbox: Letterbox, *, smooth: bool = 
     labels = part_labels(up, axis=2)
     if work != size:
         labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
-    return labels
+    return letterbox.fill_outside(labels, 0)

@@ -127,7 +127,7 @@ class LabelPNGSink(BaseSink):
     def begin(self, info: VideoInfo) -> None:
         self.folder.mkdir(exist_ok=True)
         lb = info.letterbox
-        self.labeler = SourceLabeler(lb, info.mask_size, guide_size=lb.inner_size)
+        self.labeler = SourceLabeler(lb, info.mask_size, guide_size=lb.decode_size)
 
     def write_batch(self, batch: FrameBatch) -> None:
         for i, frame in enumerate(batch.frames):

@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     if args.int8:
         import numpy as np
 
-        from parttrack.engine.preprocess import Letterbox
         from parttrack.engine.quantize import build_int8
         from parttrack.tracker.sources import read_frames
 
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"bundle {bundle.path} has no clip.mp4 to calibrate on",
                              "pass --calibrate VIDEO with footage like the model will see")
         frames, _ = read_frames(video, max_frames=args.frames)
-        lb = Letterbox.fit(frames.shape[1], frames.shape[2], bundle.meta.input_size)
+        lb = bundle.meta.letterbox(frames.shape[1], frames.shape[2])
         path, cost = build_int8(bundle, np.stack([lb.apply(f) for f in frames]), method=args.method)
         print(f"wrote {path} (int8 QDQ, calibrated on {len(frames) // 2 + len(frames) % 2} frames of {video.name})")
         print("accuracy cost vs fp32 on the other " + f"{len(frames) // 2} frames: "
