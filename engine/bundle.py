@@ -100,7 +100,7 @@ class BundleMeta:
         k = self.num_parts
         if (self.crop is None) != (self.crop_frame is None):
             raise BundleError("bundle metadata has a crop without its frame size (or the reverse)",
-                              "retrain, or remove both with `parttrack label BUNDLE --no-crop`")
+                              "retrain the model with `parttrack train` (it writes both)")
         if self.crop is not None:
             try:
                 crop = tuple(int(v) for v in self.crop)
@@ -111,7 +111,7 @@ class BundleMeta:
                 ok = False
             if not ok:
                 raise BundleError(f"bundle metadata has an invalid crop {self.crop} of a {self.crop_frame} frame",
-                                  "retrain, or remove it with `parttrack label BUNDLE --no-crop`")
+                                  "retrain the model with `parttrack train` (it writes the crop)")
             object.__setattr__(self, "crop", crop)
             object.__setattr__(self, "crop_frame", frame)
         if not self.part_names:

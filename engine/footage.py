@@ -515,7 +515,7 @@ def _times(ts: tuple[float, ...], most: int = 6) -> str:
 
 
 def findings(report: FootageReport, command: str = "train", moving_camera: bool | None = None,
-             shots: bool | None = None) -> list[str]:
+             shots: bool | None = None, cropped: bool = False) -> list[str]:
     """Plain findings about ``report``, each with what to do; empty when the footage fits.
 
     Args:
@@ -529,6 +529,9 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
         shots: for ``"train"``, what training does with the shots: True, every shot
             (``--shots``); False, the longest shot only (``parttrack train``'s default); None:
             not decided yet (the hint names both).
+        cropped: for ``"train"``, training uses the crop around the subject that
+            :func:`choose_crop` chose (the small-subject finding is then left out: the crop
+            is said instead).
 
     Raises:
         ValueError: unknown ``command``.
@@ -575,7 +578,7 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
             out.append(f"{when}, still for the rest, but `--static-camera` was given: the static background "
                        "is wrong while it moves, so parts may settle on the scenery; train on the still part "
                        "(`--start/--end`) or drop `--static-camera`")
-    if report.subject_small and math.isfinite(report.subject_share):
+    if report.subject_small and math.isfinite(report.subject_share) and not (cropped and command == "train"):
         frame_w, frame_h = report.frame_size
         if report.subject_share <= 0 or report.subject_box is None:
             out.append("nothing moves relative to the background: parts are learnt from motion; "
@@ -585,8 +588,55 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
             what = f"the subject covers {_percent(report.subject_share)} of the frame"
             if w * h < 0.5 * frame_w * frame_h:
                 hint = f"crop it (`--crop {x},{y},{w},{h}`)" if command == "train" else \
-                    f"train and track on a crop around it (x,y,w,h = {x},{y},{w},{h})"
+                    f"parts are coarse at this size; a model trained on this footage (`parttrack train`) " \
+                    f"crops around it by itself (x,y,w,h = {x},{y},{w},{h})"
             else:
                 hint = "it moves across most of the frame, so a crop will not help: film it closer"
             out.append(f"{what}: {hint}")
     return out
+
+
+#: Smallest enlargement (the frame's long side over the crop's) for which a crop is worth it.
+MIN_CROP_ZOOM = 1.2
+
+
+def choose_crop(reports, frame_size: tuple[int, int], min_zoom: float = MIN_CROP_ZOOM,
+                min_side: int = 16) -> tuple[int, int, int, int] | None:
+    """The rectangle of the frame to train on (and track: ``engine.bundle.BundleMeta.crop``) so
+    that the subject fills more of the square model input: a square around the subject's
+    reach, or None when the whole frame is better.
+
+    The square is centred on the union of the reports' :attr:`FootageReport.subject_box` (the
+    generous box of everywhere the subject moved, margin included), as wide as that box's long
+    side, moved inside the frame and cut to it where the frame is narrower (then a rectangle,
+    letterboxed like any frame). It is used when it enlarges the subject at least ``min_zoom``
+    times (the frame's long side over the crop's long side) — a small subject, or a frame much
+    wider than it is tall with the subject in one part of it. None with a camera that moves (for
+    all or part of any report: the subject's place in the frame is then not fixed), when nothing
+    moved, or for reports of frames of another size.
+
+    Args:
+        reports: :class:`FootageReport` of the training videos (all of ``frame_size``).
+        frame_size: ``(w, h)`` source pixels.
+        min_zoom: see above (> 1).
+        min_side: the crop's sides are at least this many pixels.
+
+    Returns:
+        ``(x, y, w, h)`` int source pixels inside the frame, or None.
+    """
+    fw, fh = (int(v) for v in frame_size)
+    reports = list(reports)
+    if not reports or any(r.camera_moves or r.camera_moves_partly or r.subject_box is None
+                          or tuple(r.frame_size) != (fw, fh) for r in reports):
+        return None
+    boxes = np.array([r.subject_box for r in reports], dtype=np.float64)
+    x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
+    x1, y1 = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
+    side = max(x1 - x0, y1 - y0, float(min_side))
+    w, h = int(round(min(side, fw))), int(round(min(side, fh)))
+    if max(fw, fh) / max(w, h) < min_zoom:
+        return None
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    x = int(round(min(max(cx - w / 2.0, 0.0), fw - w)))
+    y = int(round(min(max(cy - h / 2.0, 0.0), fh - h)))
+    return x, y, w, h

@@ -161,6 +161,12 @@ class TrainConfig:
             the changed-pixel and moving-pixel maps (the change prior gives them to the
             background slot; the part-usage term does not count them) and of the reconstruction
             losses.
+        crop: ``(x, y, w, h)`` source pixels of the rectangle of the source frames the training
+            frames show (``parttrack train --crop``, or the crop it chooses around the subject,
+            :func:`engine.footage.choose_crop`); None: whole frames. Training does not use it;
+            it is recorded in the bundle (:attr:`engine.bundle.BundleMeta.crop`) so tracking
+            cuts the same rectangle.
+        crop_frame: ``(w, h)`` of the source frames ``crop`` is on.
         equivariance_every: run the warped-target encoder pass every n steps (cost control).
         background_warmup: the background loss is off for this many steps, then ramps up
             linearly over as many more (early on it drives every pixel to the background slot
@@ -253,6 +259,8 @@ class TrainConfig:
     max_pair_gap: int | None = 25
     shot_starts: tuple[int, ...] = ()
     content_boxes: tuple[tuple[int, int, int, int], ...] = ()
+    crop: tuple[int, int, int, int] | None = None
+    crop_frame: tuple[int, int] | None = None
     equivariance_every: int = 1
     background_warmup: int = 300
     background_slot_warmup: bool = False
@@ -288,27 +296,34 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         if "content_boxes" in data:     # JSON gives lists
             data["content_boxes"] = tuple(tuple(int(v) for v in box) for box in data["content_boxes"])
+        for key in ("crop", "crop_frame"):
+            if data.get(key) is not None:
+                data[key] = tuple(int(v) for v in data[key])
         return cls(weights=w, **{k: v for k, v in data.items() if k in known})
 
 
-def prepare_frames(frames: np.ndarray | list[np.ndarray], size: int) -> np.ndarray:
-    """Letterbox source frames to the square model input.
+def prepare_frames(frames: np.ndarray | list[np.ndarray], size: int,
+                   box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Letterbox source frames (or their rectangle ``box``) to the square model input.
 
     Args:
         frames: ``(T, H, W, 3)`` uint8 RGB (or a list of such arrays of any sizes).
         size: S.
+        box: ``(x, y, w, h)`` source pixels cut out of every frame first (``TrainConfig.crop``);
+            None: whole frames.
 
     Returns:
         ``(T, S, S, 3)`` uint8.
 
     Raises:
         InputError: fewer than :data:`MIN_FRAMES` frames.
+        ValueError: ``box`` is not inside a frame.
     """
     from parttrack.engine.preprocess import Letterbox
 
     out = []
     for f in frames:
-        lb = Letterbox.fit(f.shape[0], f.shape[1], size)
+        lb = Letterbox.fit(f.shape[0], f.shape[1], size, box)
         out.append(lb.apply(np.ascontiguousarray(f)))
     if len(out) < MIN_FRAMES:
         raise InputError(f"training needs at least {MIN_FRAMES} frames, got {len(out)}",
@@ -1298,6 +1313,7 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
     meta = BundleMeta(num_parts=net_config.num_parts, input_size=net_config.input_size,
                       mask_size=net_config.mask_size, part_names=part_names,
                       training_videos=training_videos, dropped_parts=drop,
+                      crop=train_config.crop, crop_frame=train_config.crop_frame,
                       extra={"training_steps": result["steps"], "training_wall_s": round(result["elapsed_s"], 1),
                              "final_losses": last, "mask_statistics": stats,
                              "motion_residual": None if np.isnan(residual) else round(residual, 4),

@@ -103,6 +103,9 @@ RECIPES: dict[str, dict] = {
     "prior_pad": {"init": "trained/prior", "content_boxes": "letterbox"},
     # a moving camera (--moving-camera): the background slot moved by the camera's motion
     # (TrainConfig.camera_background, the default since) or kept where the source frame had it
+    # sweep Z: what `parttrack train` does since — the prior, the letterbox padding left out, and the
+    # crop around the subject the footage check finds (engine.footage.choose_crop), kept for scoring
+    "prior_crop": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto"},
     "moving_prior": {"init": "trained/prior", "static_background": False},
     "moving_prior_still": {"init": "trained/prior", "static_background": False, "camera_background": False},
     # sweep X: the prior with the soft changed-pixel map (the share of changed input pixels per mask
@@ -138,12 +141,19 @@ def run_one(job: dict) -> dict:
                   light=VIDEO["light"], crf=VIDEO["crf"], scale=job.get("scale", 1.0),
                   pan=tuple(job.get("pan") or (0.0, 0.0)))
     video = render_video(VIDEO["train_frames"], motion_seed=0, **common)
-    frames = prepare_frames(video.frames, 128)
     recipe = dict(RECIPES[job["recipe"]])
+    box = None
+    if recipe.get("crop") == "auto":      # as `parttrack train`: the footage check's crop, if it finds one
+        from parttrack.engine.footage import check_footage, choose_crop
+
+        h, w = video.frames.shape[1:3]
+        box = choose_crop([check_footage(video.frames, video.fps)], (w, h))
+        recipe["crop"], recipe["crop_frame"] = box, (w, h) if box is not None else None
+    frames = prepare_frames(video.frames, 128, box)
     if recipe.get("content_boxes") == "letterbox":
         from parttrack.engine.preprocess import Letterbox
 
-        recipe["content_boxes"] = (Letterbox.fit(*video.frames.shape[1:3], 128).inner_box,)
+        recipe["content_boxes"] = (Letterbox.fit(*video.frames.shape[1:3], 128, box).inner_box,)
     net = NetConfig(**recipe.pop("network", {}))
     init = recipe.pop("init", None)
     if isinstance(init, dict):      # per plan: a prior under --priors
@@ -174,6 +184,7 @@ def run_one(job: dict) -> dict:
     ref = evaluate_bundle(bundle, held, threads=1, refine=True)
     row = {"recipe": job["recipe"], "plan": job["plan"], "seed": job["seed"], "figure_seed": fs,
            "scale": common["scale"], "frame": list(video.frames.shape[2:0:-1]), "pan": list(common["pan"]),
+           "crop": list(box) if box is not None else None,
            "steps": trainer.step, "train_s": round(trainer.elapsed_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
            "part_iou": round(res["part_iou"], 4), "foreground_iou": round(res["foreground_iou"], 4),
            "landmark_error_pct": round(res["landmark_error_pct"], 3),

@@ -249,6 +249,57 @@ def test_each_shot_has_its_own_background_and_moving_pixel_map(tmp_path, cut_vid
     np.testing.assert_array_equal(moving_pixels(gray[:40], (32, 32), indices=near[:2]), per_shot[:2])
 
 
+def test_a_crop_is_chosen_around_a_small_or_off_centre_subject(tiny_video, pan_video):
+    from dataclasses import replace
+
+    from parttrack.engine.footage import choose_crop
+
+    r = check_footage(tiny_video.frames, FPS)
+    crop = choose_crop([r], (128, 128))
+    assert crop is not None
+    x, y, w, h = crop
+    bx, by, bw, bh = r.subject_box
+    assert w == h == max(bw, bh) and 0 <= x <= bx and 0 <= y <= by and x + w <= 128 and y + h <= 128
+    assert x + w >= bx + bw and y + h >= by + bh                      # it holds the subject's box
+    assert choose_crop([check_footage(pan_video.frames, FPS)], (128, 128)) is None   # the camera moves
+    assert choose_crop([r], (256, 128)) is None                          # another frame size
+    assert choose_crop([replace(r, subject_box=(0, 4, 128, 120))], (128, 128)) is None  # no gain
+    assert choose_crop([replace(r, subject_box=None)], (128, 128)) is None
+    # a wide frame: a square as high as the frame around the subject, kept inside the frame
+    wide = replace(r, frame_size=(384, 216), subject_box=(250, 10, 120, 200))
+    assert choose_crop([wide], (384, 216)) == (184, 10, 200, 200)
+    both = [wide, replace(wide, subject_box=(150, 20, 60, 60))]       # the union: 150..370 × 10..210
+    assert choose_crop(both, (384, 216)) == (150, 0, 220, 216)          # cut to the frame's height
+
+
+def test_cli_train_crops_around_a_small_subject_and_the_bundle_keeps_the_crop(tmp_path, capsys, tiny_video):
+    pytest.importorskip("torch")
+    from parttrack.engine.bundle import load_bundle
+    from parttrack.engine.synthetic import write_video
+    from parttrack.tracker.cli import main
+
+    video = write_video(tmp_path / "tiny.mp4", tiny_video.frames, FPS)
+    common = ["--parts", "2", "--size", "32", "--steps", "1", "--batch", "2", "--no-progress", "--init", "none"]
+    assert main(["train", str(video), "-o", str(tmp_path / "m"), *common]) == 0
+    err = capsys.readouterr().err
+    meta = load_bundle(tmp_path / "m").meta
+    x, y, w, h = meta.crop
+    assert meta.crop_frame == (128, 128) and w == h and w <= 128 / 1.2
+    assert f"the subject moves within {x},{y},{w},{h} of the 128x128 frame: training on that crop" in err
+    assert "the subject covers" not in err                              # said as the crop instead
+    cfg = json.loads((tmp_path / "m" / "checkpoints" / "config.json").read_text())["training"]
+    assert cfg["crop"] == [x, y, w, h] and cfg["content_boxes"] == [[0, 0, 32, 32]]
+    assert meta.letterbox(128, 128).box == (x, y, w, h)
+
+    assert main(["train", str(video), "-o", str(tmp_path / "whole"), *common, "--crop", "none"]) == 0
+    err = capsys.readouterr().err
+    assert load_bundle(tmp_path / "whole").meta.crop is None and "crop it (`--crop " in err
+    assert main(["train", str(video), "-o", str(tmp_path / "given"), *common, "--crop", "8,8,64,64"]) == 0
+    capsys.readouterr()
+    given = load_bundle(tmp_path / "given").meta
+    assert given.crop == (8, 8, 64, 64) and given.crop_frame == (128, 128)
+
+
 def test_cli_train_prints_findings_picks_the_camera_and_keeps_shots(tmp_path, capsys):
     pytest.importorskip("torch")
     from parttrack.engine.synthetic import write_video

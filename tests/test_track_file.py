@@ -167,3 +167,17 @@ def test_a_model_trained_on_a_crop_sees_the_crop_and_reports_whole_frame_pixels(
     assert labels.shape == (96, 128) and not labels[outside].any() and labels[~outside].any()
     same = read_label_png(tmp_path / "plain" / "000003.png")
     assert np.mean(labels[~outside] == same[~outside]) > 0.97
+
+
+def test_a_crop_for_another_aspect_ratio_is_not_used_and_said(clip):
+    from dataclasses import replace
+
+    rt = ColorKeyRuntime()
+    rt.meta = replace(rt.meta, crop=(10, 10, 100, 100), crop_frame=(200, 120))
+    res = track_file(clip, rt, TrackOptions(smoother="none"))
+    assert res.info.letterbox.box is None
+    (line,) = res.warnings
+    assert "trained on a crop (10,10,100,100) of 200x120 frames; this video is 128x96" in line
+    rt.meta = replace(rt.meta, crop=(10, 10, 100, 75), crop_frame=(256, 192))  # same aspect ratio: scaled
+    res = track_file(clip, rt, TrackOptions(smoother="none"))
+    assert res.info.letterbox.box == (5, 5, 50, 38) and not res.warnings

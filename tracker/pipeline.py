@@ -72,6 +72,19 @@ class Stages:
         return self.extractor.compute(out)
 
 
+def crop_warnings(meta, src_h: int, src_w: int) -> list[str]:
+    """What to tell the user about the model's crop (:attr:`engine.bundle.BundleMeta.crop`) on
+    frames of ``src_h × src_w``: a model trained on a crop sees whole frames of another aspect
+    ratio, where the subject is smaller than it learnt it. Empty otherwise."""
+    crop = getattr(meta, "crop", None)
+    if crop is None or meta.crop_for(src_h, src_w) is not None:
+        return []
+    fw, fh = meta.crop_frame
+    return [f"the model was trained on a crop ({','.join(map(str, crop))}) of {fw}x{fh} frames; this video is "
+            f"{src_w}x{src_h}, so the model sees whole frames and the subject is smaller than it learnt it: "
+            "train a model on footage like this video"]
+
+
 # ------------------------------------------------------------------------------ records
 @dataclass(frozen=True)
 class VideoInfo:
@@ -374,7 +387,7 @@ def track_file(video: str | Path, runtime=None, options=None, *, sinks=(), progr
                 raise KeyboardInterrupt
             raise InputError(f"{video}: no frames could be decoded",
                              "the file is empty or corrupt; re-encode it or pick another file")
-        warnings = []
+        warnings = [printable(f"{video.name}: {line}") for line in crop_warnings(meta, src_h, src_w)]
         if error:
             warnings.append(printable(f"{video.name}: {error}; the frames before it were tracked"))
         short = not interrupted and bool(declared and frames < declared

@@ -107,8 +107,10 @@ def run(args) -> int:
             current = PartEdits() if args.reset_edits else meta.part_edits
             meta = meta.with_edits(parse_edits(args.drop, args.merge, meta.num_parts, current))
         write_onnx_meta(bundle.onnx_path, meta)
+    crop = "" if meta.crop is None else (
+        f", crop {','.join(map(str, meta.crop))} of {meta.crop_frame[0]}x{meta.crop_frame[1]} frames")
     print(f"{bundle.path}: K={meta.num_parts}, input {meta.input_size}x{meta.input_size}, "
-          f"masks {meta.mask_size[0]}x{meta.mask_size[1]}")
+          f"masks {meta.mask_size[0]}x{meta.mask_size[1]}{crop}")
     into = {b: a for a, b in meta.merged_parts}
     for i, (name, rgb) in enumerate(zip(meta.part_names, meta.part_colors), start=1):
         note = "  (dropped: background)" if i in meta.dropped_parts else (

@@ -59,8 +59,12 @@ def add_parser(sub):
                    help="footage with shot cuts: train on every shot (one model; each shot gets its own static "
                         "background and moving-pixel map, training pairs never straddle a cut) instead of the "
                         "longest shot only")
-    p.add_argument("--crop", default=None, metavar="X,Y,W,H",
-                   help="train on this rectangle of each frame (source pixels: left, top, width, height)")
+    p.add_argument("--crop", default="auto", metavar="X,Y,W,H|auto|none",
+                   help="train on this rectangle of each frame (source pixels: left, top, width, height); "
+                        "auto (default): on a square around where the subject moves when that enlarges it at "
+                        "least 1.2 times (a small subject, a wide frame; static camera only); none: whole "
+                        "frames. The bundle records the crop, and tracking cuts the same rectangle from "
+                        "frames of that size (or aspect ratio)")
     p.add_argument("--pair-gap", type=int, default=25,
                    help="largest distance in frames between the two frames of a training pair (default 25; 0 = any)")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
@@ -153,6 +157,9 @@ class TrainingFootage:
             frame's rectangle inside the letterboxed input, ``(x, y, w, h)`` input pixels
             (:attr:`engine.preprocess.Letterbox.inner_box` of the shot's first frame), for
             ``TrainConfig.content_boxes``.
+        crop: ``(x, y, w, h)`` source pixels of the rectangle the frames show (``--crop``, or
+            the crop chosen around the subject); None: whole frames.
+        crop_frame: ``(w, h)`` of the source frames ``crop`` is on (None without a crop).
     """
 
     frames: np.ndarray
@@ -161,29 +168,54 @@ class TrainingFootage:
     shot_starts: tuple[int, ...]
     kept: tuple = ()
     content_boxes: tuple = ()
+    crop: tuple[int, int, int, int] | None = None
+    crop_frame: tuple[int, int] | None = None
 
 
 def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
-    """``"x,y,w,h"`` → a tuple of ints (None for None).
+    """``"x,y,w,h"`` → a tuple of ints (None for None, ``"auto"`` and ``"none"``).
 
     Raises:
         ParttrackError: not four integers with x, y >= 0 and w, h >= 16.
     """
-    if text is None:
+    if text is None or text.strip().lower() in ("auto", "none"):
         return None
     try:
         x, y, w, h = (int(v) for v in text.split(","))
     except ValueError:
         x = y = w = h = -1
     if x < 0 or y < 0 or w < 16 or h < 16:
-        raise ParttrackError(f"--crop {text!r} is not X,Y,W,H in source pixels (x, y >= 0; w, h >= 16)",
-                             "for example --crop 100,40,320,240")
+        raise ParttrackError(f"--crop {text!r} is not X,Y,W,H in source pixels (x, y >= 0; w, h >= 16), "
+                             "auto or none", "for example --crop 100,40,320,240")
     return x, y, w, h
+
+
+def _decode(spec, start_s: float | None, end_s: float | None, max_frames: int):
+    """``(t, frame)`` of the frames of ``spec`` with ``start_s <= t < end_s`` (t in seconds from
+    its first frame), at most ``max_frames``; and the source's frame rate on the side
+    (``fps[0]`` once the first frame is out)."""
+    from parttrack.tracker.sources import open_source
+
+    with open_source(spec) as src:
+        if src.is_live:
+            raise InputError(f"{spec} is a camera; training needs recorded video")
+        count, first_t = 0, None
+        for frame in src:
+            first_t = frame.time_s if first_t is None else first_t
+            t = frame.time_s - first_t
+            if start_s is not None and t < start_s - 1e-6:
+                continue
+            if end_s is not None and t >= end_s - 1e-6:
+                break
+            yield t, frame, src.fps
+            count += 1
+            if count >= max_frames:
+                break
 
 
 def load_training_footage(videos: list[str], size: int, max_frames: int, start_s: float | None = None,
                           end_s: float | None = None, crop: tuple[int, int, int, int] | None = None,
-                          check: bool = True, all_shots: bool = True) -> TrainingFootage:
+                          check: bool = True, all_shots: bool = True, auto_crop: bool = False) -> TrainingFootage:
     """Decode, cut, crop, check and letterbox every video.
 
     Args:
@@ -196,50 +228,48 @@ def load_training_footage(videos: list[str], size: int, max_frames: int, start_s
         check: run the footage check (:func:`engine.footage.check_footage`) on the frames kept.
         all_shots: keep every shot of a video with shot cuts (``--shots``); False: only its
             longest shot (:attr:`engine.footage.FootageReport.longest_shot_frames`).
+        auto_crop: without ``crop``, with ``check``, train on the crop around the subject that
+            :func:`engine.footage.choose_crop` finds (if any; the videos are then decoded a
+            second time, cut to it).
 
     Raises:
         InputError: unreadable video, a crop outside the frame, no frame in the time range, or
             too few frames in total.
     """
-    from parttrack.engine.footage import FootageChecker
+    from parttrack.engine.footage import FootageChecker, choose_crop
     from parttrack.engine.preprocess import Letterbox
     from parttrack.engine.train import MIN_FRAMES
-    from parttrack.tracker.sources import open_source
 
-    frames, records, reports, starts, kept, boxes = [], [], [], [], [], []
+    def letterboxed(spec, box, checker_for=None):
+        """This video's letterboxed frames (cut to ``box``) and their inner boxes; the checker
+        (built by ``checker_for(fps, image)``) fed the frames as the model's crop shows them."""
+        frames, boxes, lb, checker, size_seen = [], [], None, None, None
+        for t, frame, fps in _decode(spec, start_s, end_s, max_frames):
+            image = frame.image
+            if box is not None and (box[0] + box[2] > frame.width or box[1] + box[3] > frame.height):
+                x, y, w, h = box
+                raise InputError(f"--crop {x},{y},{w},{h} is outside the {frame.width}x{frame.height} "
+                                 f"frame of {spec}", "choose a rectangle inside the frame")
+            if checker_for is not None:
+                checker = checker or checker_for(fps, image)
+                x, y, w, h = box if box is not None else (0, 0, frame.width, frame.height)
+                checker.add(image[y:y + h, x:x + w], t)
+            if lb is None or (lb.src_h, lb.src_w) != image.shape[:2]:
+                lb = Letterbox.fit(image.shape[0], image.shape[1], size, box)
+            frames.append(lb.apply(image))
+            boxes.append(lb.inner_box)
+            size_seen = size_seen or (frame.width, frame.height)
+        return frames, boxes, checker, size_seen
+
+    def new_checker(fps, image):
+        return FootageChecker(fps or 25.0, source_size=(image.shape[1], image.shape[0]) if crop is None else
+                              (crop[2], crop[3]), source_offset=crop[:2] if crop else (0, 0))
+
+    frames, records, reports, starts, kept, boxes, sizes, per_video = [], [], [], [], [], [], [], []
     for spec in videos:
-        count, first_t = 0, None
         starts.append(len(frames))
-        with open_source(spec) as src:
-            if src.is_live:
-                raise InputError(f"{spec} is a camera; training needs recorded video")
-            lb, checker = None, None
-            for frame in src:
-                first_t = frame.time_s if first_t is None else first_t
-                t = frame.time_s - first_t
-                if start_s is not None and t < start_s - 1e-6:
-                    continue
-                if end_s is not None and t >= end_s - 1e-6:
-                    break
-                image = frame.image
-                if crop is not None:
-                    x, y, w, h = crop
-                    if x + w > frame.width or y + h > frame.height:
-                        raise InputError(f"--crop {x},{y},{w},{h} is outside the {frame.width}x{frame.height} "
-                                         f"frame of {spec}", "choose a rectangle inside the frame")
-                    image = image[y:y + h, x:x + w]
-                if checker is None and check:
-                    checker = FootageChecker(src.fps or 25.0, source_size=(image.shape[1], image.shape[0]),
-                                             source_offset=crop[:2] if crop else (0, 0))
-                if checker is not None:
-                    checker.add(image, t)
-                if lb is None or (lb.src_h, lb.src_w) != image.shape[:2]:
-                    lb = Letterbox.fit(image.shape[0], image.shape[1], size)
-                frames.append(lb.apply(image))
-                boxes.append(lb.inner_box)
-                count += 1
-                if count >= max_frames:
-                    break
+        got, got_boxes, checker, frame_size = letterboxed(spec, crop, new_checker if check else None)
+        count = len(got)
         if count == 0:
             if start_s is not None or end_s is not None:
                 raise InputError(f"{spec} has no frames between --start {start_s} and --end {end_s}",
@@ -251,20 +281,37 @@ def load_training_footage(videos: list[str], size: int, max_frames: int, start_s
             reports.append(report)
             if report.cut_frames and not all_shots:   # the longest shot only
                 shot = report.longest_shot_frames
-                first = starts[-1]
-                del frames[first + shot[1]:], boxes[first + shot[1]:]
-                del frames[first:first + shot[0]], boxes[first:first + shot[0]]
+                got, got_boxes = got[shot[0]:shot[1]], got_boxes[shot[0]:shot[1]]
                 count = shot[1] - shot[0]
             else:
                 starts.extend(starts[-1] + c for c in report.cut_frames)
+        frames += got
+        boxes += got_boxes
         kept.append(shot)
+        sizes.append(frame_size)
+        per_video.append(count)
         records.append({"name": Path(str(spec)).name, "sha256": _sha256(Path(str(spec))), "frames": count})
     if len(frames) < MIN_FRAMES:
         raise InputError(f"training needs at least {MIN_FRAMES} frames, the video(s) have {len(frames)}",
                          "use a longer video (a few seconds of the subject moving)")
+    frame_size = sizes[0] if len(set(sizes)) == 1 else None
+    if crop is None and auto_crop and check and frame_size is not None:
+        crop = choose_crop(reports, frame_size)
+        if crop is not None:                 # decode again, cut to the crop (the same frames)
+            frames, boxes = [], []
+            for spec, shot in zip(videos, kept):
+                got, got_boxes, _, _ = letterboxed(spec, crop)
+                if shot is not None:
+                    got, got_boxes = got[shot[0]:shot[1]], got_boxes[shot[0]:shot[1]]
+                frames += got
+                boxes += got_boxes
+            if len(frames) != sum(per_video):
+                raise InputError(f"the video(s) gave {len(frames)} frames on a second reading, "
+                                 f"{sum(per_video)} on the first", "check the files are not being written to")
     shot_starts = tuple(s for s in starts if s > 0)
     return TrainingFootage(np.stack(frames), tuple(records), tuple(reports), shot_starts, tuple(kept),
-                           tuple(boxes[s] for s in (0, *shot_starts)))
+                           tuple(boxes[s] for s in (0, *shot_starts)), crop,
+                           frame_size if crop is not None else None)
 
 
 def load_training_frames(videos: list[str], size: int, max_frames: int) -> tuple[np.ndarray, tuple[dict, ...]]:
@@ -277,11 +324,21 @@ def load_training_frames(videos: list[str], size: int, max_frames: int) -> tuple
     return footage.frames, footage.records
 
 
-def choose_camera(args, reports) -> tuple[bool, list[str]]:
+def crop_line(crop: tuple[int, int, int, int], frame: tuple[int, int]) -> str:
+    """What ``parttrack train`` says about the crop it chose around the subject."""
+    x, y, w, h = crop
+    zoom = max(frame) / max(w, h)
+    return (f"the subject moves within {x},{y},{w},{h} of the {frame[0]}x{frame[1]} frame: training on that crop "
+            f"(the subject {zoom:.1f}x larger in the model's input; tracking cuts the same rectangle); "
+            "`--crop none` trains on whole frames")
+
+
+def choose_camera(args, reports, cropped: bool = False) -> tuple[bool, list[str]]:
     """Whether to train with a moving camera, and the lines to print: every video's findings
-    (:func:`engine.footage.findings`), prefixed with its name when there are several.
-    ``--moving-camera`` / ``--static-camera`` decide; otherwise the camera moves when the
-    check says it does, for all or part of any video."""
+    (:func:`engine.footage.findings`; ``cropped``: training uses the crop chosen around the
+    subject), prefixed with its name when there are several. ``--moving-camera`` /
+    ``--static-camera`` decide; otherwise the camera moves when the check says it does, for all
+    or part of any video."""
     from parttrack.engine.footage import findings
 
     if args.moving_camera and args.static_camera:
@@ -291,7 +348,8 @@ def choose_camera(args, reports) -> tuple[bool, list[str]]:
     lines = []
     for name, r in zip(args.videos, reports):
         prefix = f"{Path(str(name)).name}: " if len(reports) > 1 else ""
-        lines += [prefix + f for f in findings(r, "train", moving_camera=moving, shots=bool(getattr(args, "shots", False)))]
+        lines += [prefix + f for f in findings(r, "train", moving_camera=moving, shots=bool(getattr(args, "shots", False)),
+                                               cropped=cropped)]
     return moving, lines
 
 
@@ -331,10 +389,14 @@ def run(args) -> int:
             raise ParttrackError(f"--{name} must be a time in seconds >= 0, got {value}")
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise ParttrackError(f"--end {args.end} is not after --start {args.start}")
+    crop = parse_crop(args.crop)
+    auto_crop = crop is None and str(args.crop).strip().lower() == "auto" and not args.moving_camera
     footage = load_training_footage(args.videos, args.size, args.max_frames, args.start, args.end,
-                                    parse_crop(args.crop), all_shots=args.shots)
+                                    crop, all_shots=args.shots, auto_crop=auto_crop)
     frames, records = footage.frames, footage.records
-    moving, lines = choose_camera(args, footage.reports)
+    moving, lines = choose_camera(args, footage.reports, cropped=footage.crop is not None and crop is None)
+    if footage.crop is not None and crop is None:
+        lines.append(crop_line(footage.crop, footage.crop_frame))
     for line in lines:
         print(f"parttrack: footage: {line}", file=sys.stderr)
     out = Path(args.output)
@@ -343,7 +405,8 @@ def run(args) -> int:
                                   "seed": args.seed, "device": args.device, "static_background": not moving,
                                   "max_pair_gap": args.pair_gap or None, "weights": _weights(args.weight),
                                   "snapshot_every": args.snapshot_every, "shot_starts": footage.shot_starts,
-                                  "content_boxes": footage.content_boxes})
+                                  "content_boxes": footage.content_boxes, "crop": footage.crop,
+                                  "crop_frame": footage.crop_frame})
     print(f"parttrack: training K={args.parts} parts at {args.size}x{args.size} on {len(frames)} frames "
           f"({args.device}, {'moving' if moving else 'static'} camera), "
           f"{'continuing its checkpoint' if args.resume else 'starting from ' + _start_name(init)}; "
