@@ -217,17 +217,17 @@ class FootageReport:
         """``(frames,)`` int64 shot id (0, 1, …) of every frame."""
         return shot_ids(self.frames, self.cut_frames)
 
-    def to_json(self, moving_camera: bool | None = None) -> dict:
+    def to_json(self, moving_camera: bool | None = None, cropped: bool = False) -> dict:
         """A JSON-ready dict (NaN as None), with the findings for a ``track`` summary
-        (``moving_camera``: whether the model was trained with ``--moving-camera``, as
-        :func:`findings`)."""
+        (``moving_camera``: whether the model was trained with ``--moving-camera``; ``cropped``:
+        whether it sees a crop of the frames; as :func:`findings`)."""
         d = asdict(self)
         for k in ("camera_speed", "camera_moving_share", "subject_share"):
             d[k] = None if not math.isfinite(d[k]) else round(d[k], 5)
         d["seconds"] = round(self.seconds, 3)
         d["cut_times_s"] = [round(t, 4) for t in self.cut_times_s]
         d["camera_moving_spans_s"] = [[round(a, 4), round(b, 4)] for a, b in self.camera_moving_spans_s]
-        d["findings"] = findings(self, command="track", moving_camera=moving_camera)
+        d["findings"] = findings(self, command="track", moving_camera=moving_camera, cropped=cropped)
         return d
 
 
@@ -531,7 +531,8 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
             not decided yet (the hint names both).
         cropped: for ``"train"``, training uses the crop around the subject that
             :func:`choose_crop` chose (the small-subject finding is then left out: the crop
-            is said instead).
+            is said instead); for ``"track"``, the model sees a crop of these frames (its
+            :attr:`engine.bundle.BundleMeta.crop`: the small-subject finding is left out too).
 
     Raises:
         ValueError: unknown ``command``.
@@ -578,7 +579,7 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
             out.append(f"{when}, still for the rest, but `--static-camera` was given: the static background "
                        "is wrong while it moves, so parts may settle on the scenery; train on the still part "
                        "(`--start/--end`) or drop `--static-camera`")
-    if report.subject_small and math.isfinite(report.subject_share) and not (cropped and command == "train"):
+    if report.subject_small and math.isfinite(report.subject_share) and not cropped:
         frame_w, frame_h = report.frame_size
         if report.subject_share <= 0 or report.subject_box is None:
             out.append("nothing moves relative to the background: parts are learnt from motion; "

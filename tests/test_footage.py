@@ -113,6 +113,8 @@ def test_a_tiny_subject_is_found_with_a_crop_that_keeps_it(tiny_video):
     assert w * h < 0.5 * 128 * 128
     (line,) = findings(r)
     assert line.startswith("the subject covers ") and line.endswith(f": crop it (`--crop {x},{y},{w},{h}`)")
+    assert "crops around it by itself" in findings(r, "track")[0]
+    assert findings(r, "train", cropped=True) == findings(r, "track", cropped=True) == []   # the crop is used
     # in source pixels of a larger frame, offset by an earlier crop
     r2 = check_footage(tiny_video.frames, FPS, source_size=(256, 256), source_offset=(10, 20))
     x2, y2, w2, h2 = r2.subject_box

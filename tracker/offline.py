@@ -234,10 +234,11 @@ class _InfoSink(BaseSink):
         footage = self.footage_sink.checker.report()
         warnings = list(tracks.warnings)
         moving = trained_with_moving_camera(job.options.model_path())
+        cropped = tracks.info.letterbox.box is not None
         warnings += [printable(f"{job.video.name}: footage: {line}")
-                     for line in findings(footage, "track", moving_camera=moving)]
+                     for line in findings(footage, "track", moving_camera=moving, cropped=cropped)]
         self.info = track_info(job.video, tracks, job.options, job.runtime, job.input, seconds)
-        self.info["footage"] = footage.to_json(moving)
+        self.info["footage"] = footage.to_json(moving, cropped)
         write_json(job.out_dir / INFO_FILE, self.info)
         self.seconds = seconds
         self.result = VideoResult(job.video, job.out_dir, "done" if tracks.complete else "interrupted", len(tracks),
