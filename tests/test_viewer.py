@@ -496,3 +496,14 @@ def test_realtime_file_drops_frames_when_tracking_is_slower(qtbot, video):
     qtbot.waitUntil(lambda: win.ended, timeout=30000)
     assert seen[-1] == N - 1 and len(seen) < N  # newest frame wins: skipped, never queued
     assert np.all(np.diff(seen) > 0) and win.worker.dropped == N - len(seen)
+
+
+def test_the_status_bar_says_where_the_model_looks():
+    from parttrack.engine.bundle import BundleMeta
+    from parttrack.ui.viewer import crop_note
+
+    meta = BundleMeta(num_parts=2, input_size=32, mask_size=(8, 8))
+    assert crop_note(meta, 96, 128) == "" and crop_note(None, 96, 128) == ""
+    cropped = BundleMeta(num_parts=2, input_size=32, mask_size=(8, 8), crop=(8, 4, 64, 64), crop_frame=(128, 96))
+    assert crop_note(cropped, 192, 256) == " · model crop 16,8,128,128"
+    assert "crop is for 128×96 frames: it sees whole frames here" in crop_note(cropped, 100, 100)

@@ -64,6 +64,20 @@ SHORTCUTS = (
 )
 
 
+def crop_note(meta, src_h: int, src_w: int) -> str:
+    """The status-bar note on the model's crop (:attr:`engine.bundle.BundleMeta.crop`) for
+    frames of ``src_h × src_w``: where the model looks, or that its crop does not fit them;
+    empty for a model of whole frames."""
+    crop = getattr(meta, "crop", None)
+    if crop is None:
+        return ""
+    box = meta.crop_for(src_h, src_w)
+    if box is None:
+        fw, fh = meta.crop_frame
+        return f" · the model's crop is for {fw}×{fh} frames: it sees whole frames here"
+    return " · model crop " + ",".join(map(str, box))
+
+
 def default_make_runtime(path):
     """A runtime for a newly learnt bundle: ``engine.runtime.create_runtime(path)``."""
     from parttrack.engine.runtime import create_runtime
@@ -438,7 +452,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.seek_toolbar.setVisible(seekable)
         if seekable:
             self.seek_bar.setRange(0, int(count) - 1)
-        self.statusBar().showMessage(f"{info.name}: {info.width}×{info.height}{fps} · {self.backend_line}")
+        crop = crop_note(getattr(self.runtime, "meta", None), info.height, info.width)
+        self.statusBar().showMessage(f"{info.name}: {info.width}×{info.height}{fps} · {self.backend_line}{crop}")
         if self._learn_at_open:
             self._learn_at_open = False
             self.learner.start()
