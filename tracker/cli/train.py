@@ -191,9 +191,13 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
 
 
 def _decode(spec, start_s: float | None, end_s: float | None, max_frames: int):
-    """``(t, frame)`` of the frames of ``spec`` with ``start_s <= t < end_s`` (t in seconds from
-    its first frame), at most ``max_frames``; and the source's frame rate on the side
-    (``fps[0]`` once the first frame is out)."""
+    """``(t, frame, fps)`` for the frames of ``spec`` with ``start_s <= t < end_s`` (t in seconds
+    from its first frame), at most ``max_frames``; ``fps`` is the source's frame rate (None when
+    it has none).
+
+    Raises:
+        InputError: a camera, or as :func:`tracker.sources.open_source`.
+    """
     from parttrack.tracker.sources import open_source
 
     with open_source(spec) as src:
