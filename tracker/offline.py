@@ -13,8 +13,8 @@ stages, shared with the Ray path and the Python API — with the file sinks of a
 How it runs: frames are decoded with PyAV in threaded mode and scaled to the letterbox's
 decode size (its inner size; with a model's crop, the whole frame at the crop's scale) straight
 from the decoder's YUV planes (no full-resolution RGB frame is made;
-:class:`tracker.sources.ScaledFileSource`), cut to the crop (if any) and padded to the model input, inferred in batches,
-and turned into poses from the low-resolution masks; source-resolution label maps are only
+:class:`tracker.sources.ScaledFileSource`), cut to the crop (if any), padded to the model input,
+inferred in batches, and turned into poses from the low-resolution masks; source-resolution label maps are only
 made for ``--masks``. Frames are streamed, never held: what is kept per frame is its K poses
 (and, for ``--overlay``, its soft masks at mask resolution as uint8, in a temporary file).
 Label PNGs and the overlay's masks are refined to the source resolution with the frame as the
