@@ -48,7 +48,7 @@ relative to the background — the subject's, at its old and new place. Speckle 
 residual, because the flow at the model's resolution misses limbs a few pixels wide. The
 *subject share* is the 90th percentile over pairs of their share of the frame (the subject when
 most of it moves); the *subject box* is the box of the 0.2–99.8th percentiles of where anything
-moved, over all pairs, widened by half its size on every side (motion seen in sampled pairs
+moved, over all pairs, widened by 0.3 of its size on every side (motion seen in sampled pairs
 misses the extremes of the subject's reach) — a generous crop that keeps the subject. The
 subject is "small" below ``min_subject_share``.
 
