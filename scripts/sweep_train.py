@@ -147,9 +147,9 @@ def run_one(job: dict) -> dict:
     recipe = dict(RECIPES[job["recipe"]])
     box = None
     if recipe.get("crop") == "auto":      # as `parttrack train`: the footage check's crop, if it finds one
-        from parttrack.engine.footage import check_footage, choose_crop
-
         from dataclasses import replace
+
+        from parttrack.engine.footage import check_footage, choose_crop
 
         h, w = video.frames.shape[1:3]
         report = check_footage(video.frames, video.fps)
