@@ -112,6 +112,37 @@ class Letterbox:
             a[..., :, x + w:] = value
         return a
 
+    def cut_box(self, image: np.ndarray) -> np.ndarray:
+        """The :attr:`box` of a whole frame given at any scale (a view; ``image`` itself
+        without a box).
+
+        Args:
+            image: ``(H', W', ...)`` the whole source frame, scaled by any factor (e.g. to
+                :attr:`decode_size`).
+
+        Returns:
+            ``(h', w', ...)`` view: the box's pixels at the image's scale (rounded to whole
+            pixels, at least one).
+        """
+        if self.box is None:
+            return image
+        f = image.shape[1] / self.src_w          # the image's scale relative to the source
+        x, y, bw, bh = self.box
+        x0, y0 = int(round(x * f)), int(round(y * f))
+        x1 = max(x0 + 1, min(image.shape[1], int(round((x + bw) * f))))
+        y1 = max(y0 + 1, min(image.shape[0], int(round((y + bh) * f))))
+        return image[y0:y1, x0:x1]
+
+    @property
+    def box_letterbox(self) -> "Letterbox":
+        """The same letterbox for the :attr:`box` cut out as a frame of its own (``box[3] ×
+        box[2]``, no box): the same scale and padding, coordinates relative to the box's
+        top-left corner. Itself without a box."""
+        if self.box is None:
+            return self
+        _, _, bw, bh = self.box
+        return Letterbox.fit(bh, bw, self.size)
+
     def apply(self, image: np.ndarray) -> np.ndarray:
         """Cut out the box (if any), resize and pad one frame (edge replication).
 
@@ -125,13 +156,7 @@ class Letterbox:
             ``(size, size, 3)`` uint8 RGB, C-contiguous, never a view of ``image``.
         """
         w, h = self.inner_size
-        if self.box is not None:
-            f = image.shape[1] / self.src_w          # the image's scale relative to the source
-            x, y, bw, bh = self.box
-            x0, y0 = int(round(x * f)), int(round(y * f))
-            x1 = max(x0 + 1, min(image.shape[1], int(round((x + bw) * f))))
-            y1 = max(y0 + 1, min(image.shape[0], int(round((y + bh) * f))))
-            image = image[y0:y1, x0:x1]
+        image = self.cut_box(image)
         if image.shape[:2] == (h, w):  # already scaled (cv2.resize would only copy it)
             small = image
         else:

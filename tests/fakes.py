@@ -50,10 +50,10 @@ def resize_channels(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def letterbox_channels(image: np.ndarray, letterbox: Letterbox) -> np.ndarray:
-    """Letterbox an ``(H, W, C)`` float32 image of any channel count (area resize + edge
-    replication, as :meth:`engine.preprocess.Letterbox.apply`)."""
+    """Letterbox an ``(H, W, C)`` float32 image of any channel count (the box cut out, area
+    resize + edge replication, as :meth:`engine.preprocess.Letterbox.apply`)."""
     w, h = letterbox.inner_size
-    small = resize_channels(image, (w, h))
+    small = resize_channels(letterbox.cut_box(image), (w, h))
     left, top = int(letterbox.pad_x), int(letterbox.pad_y)
     right, bottom = letterbox.size - w - left, letterbox.size - h - top
     return np.pad(small, ((top, bottom), (left, right), (0, 0)), mode="edge")

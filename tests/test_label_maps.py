@@ -93,3 +93,30 @@ def test_labeler_takes_quantised_masks_and_guides_of_any_size(video):
     np.testing.assert_array_equal(labeler(masks), labels_at_source(masks, rt.letterbox))  # no guide
     with pytest.raises(ValueError, match="aspect ratio"):
         labeler(masks, np.zeros((W, H, 3), np.uint8))
+
+
+def test_a_cropped_model_is_refined_inside_its_crop_only(video):
+    from parttrack.engine.preprocess import Letterbox
+    from tests.fakes import soft_masks_from_labels
+
+    ys, xs = np.nonzero((video.labels > 0).any(0))
+    x0, y0 = max(0, xs.min() - 12), max(0, ys.min() - 12)
+    box = (int(x0), int(y0), int(min(W, xs.max() + 13) - x0), int(min(H, ys.max() + 13) - y0))
+    lb = Letterbox.fit(H, W, INPUT, box)
+    labeler = SourceLabeler(lb, MASK)
+    assert labeler.refiner.src_size == (box[3], box[2])        # the work grid covers the crop only
+    k = int(video.num_parts)
+    maps = [labeler(soft_masks_from_labels(video.labels[i], k, lb, MASK), video.frames[i]) for i in range(N)]
+    x, y, w, h = box
+    for m in maps:
+        assert m.shape == (H, W) and m.dtype == np.uint8
+        outside = np.ones((H, W), bool)
+        outside[y:y + h, x:x + w] = False
+        assert not m[outside].any()                            # background outside the crop
+    mean, p90, iou = _scores(maps, video)
+    assert mean <= 1.0 and p90 <= 2.0 and iou > 0.9, (mean, p90, iou)
+    # the batch path's guide: the whole frame at the crop's scale
+    small = cv2.resize(video.frames[0], lb.decode_size, interpolation=cv2.INTER_AREA)
+    coarse = SourceLabeler(lb, MASK, guide_size=lb.decode_size)
+    masks = soft_masks_from_labels(video.labels[0], k, lb, MASK)
+    assert (coarse(masks, small) == maps[0]).mean() > 0.97

@@ -83,3 +83,17 @@ def test_fill_outside_and_bad_boxes():
     for bad in ((50, 0, 20, 20), (0, 0, 0, 10), (-1, 0, 10, 10), (0, 30, 10, 20)):
         with pytest.raises(ValueError, match="not inside"):
             Letterbox.fit(40, 60, 32, bad)
+
+
+def test_the_box_as_a_frame_of_its_own_maps_alike():
+    lb = Letterbox.fit(216, 384, 128, (120, 8, 200, 180))
+    inner = lb.box_letterbox
+    assert (inner.src_h, inner.src_w, inner.box) == (180, 200, None)
+    assert (inner.scale, inner.pad_x, inner.pad_y, inner.inner_size) == (lb.scale, lb.pad_x, lb.pad_y, lb.inner_size)
+    n = np.array([[-0.9, 0.3], [0.5, -0.2]])
+    assert np.allclose(inner.norm_to_source(n) + [120, 8], lb.norm_to_source(n))
+    image = np.arange(216 * 384).reshape(216, 384)
+    assert np.array_equal(lb.cut_box(image), image[8:188, 120:320])
+    assert lb.cut_box(image[::2, ::2]).shape == (90, 100)       # at the image's scale
+    whole = Letterbox.fit(216, 384, 128)
+    assert whole.box_letterbox is whole and whole.cut_box(image) is image

@@ -314,8 +314,9 @@ class SourceLabeler:
     guide (:class:`engine.refine.MaskRefiner`: guided filter on a work grid, then
     :meth:`engine.refine.RefinedMasks.labels` with ``step``), so part outlines follow the
     subject's edges; otherwise (or when no guide is given) :func:`labels_at_source`'s smooth
-    bilinear upsampling. Poses and ``area_px`` never depend on this (they come from the masks
-    at mask resolution).
+    bilinear upsampling. With a crop (the letterbox's ``box``) only the crop is refined, as a
+    frame of its own; the rest of the frame is background. Poses and ``area_px`` never depend
+    on this (they come from the masks at mask resolution).
 
     Args:
         letterbox: the frames' :class:`engine.preprocess.Letterbox`.
@@ -338,12 +339,17 @@ class SourceLabeler:
         self.letterbox, self.step = letterbox, int(step)
         self.refiner = None
         if refine:
-            src = (letterbox.src_h, letterbox.src_w)
-            refiner = MaskRefiner(src, mask_size, letterbox)
+            # Only the model's crop (the letterbox's box) can hold parts: refine it as a frame
+            # of its own, the rest of the frame is background.
+            inner = letterbox.box_letterbox
+            src = (inner.src_h, inner.src_w)
+            refiner = MaskRefiner(src, mask_size, inner)
             if guide_size is not None:
-                coarsest = max(1, min(src[1] // max(1, int(guide_size[0])), src[0] // max(1, int(guide_size[1]))))
+                f = src[1] / letterbox.src_w           # the guide of the crop is this share of it
+                gw, gh = max(1, int(round(guide_size[0] * f))), max(1, int(round(guide_size[1] * f)))
+                coarsest = max(1, min(src[1] // gw, src[0] // gh))
                 if coarsest > refiner.downsample:
-                    refiner = MaskRefiner(src, mask_size, letterbox, downsample=coarsest)
+                    refiner = MaskRefiner(src, mask_size, inner, downsample=coarsest)
             self.refiner = refiner
 
     def __call__(self, masks: np.ndarray, guide: np.ndarray | None = None) -> np.ndarray:
@@ -359,9 +365,16 @@ class SourceLabeler:
         Returns:
             ``(src_h, src_w)`` uint8 part ids, 0 = background.
         """
+        lb = self.letterbox
         if self.refiner is None or guide is None:
-            return labels_at_source(np.asarray(masks, np.float32), self.letterbox)
-        return self.letterbox.fill_outside(self.refiner(masks, guide).labels(step=self.step), 0)
+            return labels_at_source(np.asarray(masks, np.float32), lb)
+        labels = self.refiner(masks, lb.cut_box(guide)).labels(step=self.step)
+        if lb.box is None:
+            return labels
+        x, y, w, h = lb.box
+        out = np.zeros((lb.src_h, lb.src_w), np.uint8)
+        out[y:y + h, x:x + w] = labels
+        return out
 
 
 def _source_to_mask_affine(letterbox: Letterbox, mask_size: tuple[int, int]) -> np.ndarray:
