@@ -47,10 +47,11 @@ relative to the background — the subject's, at its old and new place. Speckle 
 2×2 opening and holes closed by a 5×5 closing. A brightness difference rather than the flow's
 residual, because the flow at the model's resolution misses limbs a few pixels wide. The
 *subject share* is the 90th percentile over pairs of their share of the frame (the subject when
-most of it moves); the *subject box* is the box of the 0.2–99.8th percentiles of where anything
-moved, over all pairs, widened by 0.3 of its size on every side (motion seen in sampled pairs
-misses the extremes of the subject's reach) — a generous crop that keeps the subject. The
-subject is "small" below ``min_subject_share``.
+most of it moves); the *subject reach* is the box of the 0.2–99.8th percentiles of where anything
+moved, over all pairs, and the *subject box* that box widened by 0.3 of its size on every side
+(motion seen in sampled pairs misses the extremes of the subject's reach, and parts that hardly
+move are not seen at all) — a generous box that keeps the subject. The subject is "small" below
+``min_subject_share``.
 
 Coordinates: frame indices count from 0 in the order frames were given; times in seconds from
 the given timestamps (default ``index / fps``); boxes ``(x, y, w, h)`` in source-video pixels
@@ -147,13 +148,16 @@ class FootageReport:
             each other (time increasing).
         subject_share: share of the frame, in [0, 1], that moves relative to the dominant
             motion (90th percentile over pairs); NaN when no pair could be measured.
-        subject_box: ``(x, y, w, h)`` int source pixels where anything moved (with a margin),
-            or None when nothing did.
+        subject_box: ``(x, y, w, h)`` int source pixels where anything moved, with a margin of
+            0.3 of its size on every side (clipped to the frame), or None when nothing did.
         subject_small: ``subject_share < min_subject_share``.
         frame_size: ``(w, h)`` of the source frames, in pixels.
         pairs: frame pairs measured for the camera and the subject.
         seconds: wall time the check took (s).
         options: the settings used.
+        subject_reach: ``(x, y, w, h)`` int source pixels where the subject moved, without a
+            margin: from the 0.2nd to the 99.8th percentile of the moving pixels' positions
+            along each axis, counted over all pairs; None when nothing moved.
     """
 
     frames: int
@@ -172,6 +176,7 @@ class FootageReport:
     seconds: float
     options: FootageOptions = field(default_factory=FootageOptions)
     camera_moving_spans_s: tuple[tuple[float, float], ...] = ()
+    subject_reach: tuple[int, int, int, int] | None = None
 
     def __post_init__(self) -> None:
         if len(self.cut_frames) != len(self.cut_times_s):
@@ -413,18 +418,22 @@ class FootageChecker:
         speed = float(np.median(self.speeds)) if self.speeds else math.nan
         shares = [float(m.mean()) for m in self.moving]
         share = float(np.percentile(shares, 90)) if shares else math.nan
-        box = None
+        box = reach = None
         if shares and max(shares) > 0:
             freq = np.mean(self.moving, axis=0)
             mh, mw = freq.shape
             sx, sy = src_w / mw, src_h / mh
             lo_x, hi_x = _weighted_quantiles(freq.sum(0), (0.002, 0.998))
             lo_y, hi_y = _weighted_quantiles(freq.sum(1), (0.002, 0.998))
-            mx, my = 0.3 * (hi_x - lo_x + 1), 0.3 * (hi_y - lo_y + 1)
-            x0, x1 = max(0.0, (lo_x - mx) * sx), min(float(src_w), (hi_x + 1 + mx) * sx)
-            y0, y1 = max(0.0, (lo_y - my) * sy), min(float(src_h), (hi_y + 1 + my) * sy)
             ox, oy = self.source_offset
-            box = (int(x0 + ox), int(y0 + oy), int(math.ceil(x1 - x0)), int(math.ceil(y1 - y0)))
+
+            def grown(margin: float) -> tuple[int, int, int, int]:
+                mx, my = margin * (hi_x - lo_x + 1), margin * (hi_y - lo_y + 1)
+                x0, x1 = max(0.0, (lo_x - mx) * sx), min(float(src_w), (hi_x + 1 + mx) * sx)
+                y0, y1 = max(0.0, (lo_y - my) * sy), min(float(src_h), (hi_y + 1 + my) * sy)
+                return int(x0 + ox), int(y0 + oy), int(math.ceil(x1 - x0)), int(math.ceil(y1 - y0))
+
+            box, reach = grown(0.3), grown(0.0)
         duration = (self.last_time - self.first_time + 1.0 / self.fps) if self.n else 0.0
         spans: list[list[float]] = []
         step = self.stride / self.fps          # pairs of a moving stretch start this far apart
@@ -443,7 +452,7 @@ class FootageChecker:
             subject_share=share, subject_box=box, subject_small=bool(share < o.min_subject_share),
             frame_size=(int(src_w), int(src_h)), pairs=len(self.moving),
             seconds=self.seconds + 0.0, options=o,
-            camera_moving_spans_s=tuple((float(a), float(b)) for a, b in spans))
+            camera_moving_spans_s=tuple((float(a), float(b)) for a, b in spans), subject_reach=reach)
 
 
 def _weighted_quantiles(weights: np.ndarray, qs: tuple[float, ...]) -> list[int]:
@@ -599,41 +608,50 @@ def findings(report: FootageReport, command: str = "train", moving_camera: bool 
 
 #: Smallest enlargement (the frame's long side over the crop's) for which a crop is worth it.
 MIN_CROP_ZOOM = 1.2
+#: The crop's side over the long side of the subject's reach (:attr:`FootageReport.subject_reach`).
+CROP_REACH_SCALE = 1.4
 
 
 def choose_crop(reports, frame_size: tuple[int, int], min_zoom: float = MIN_CROP_ZOOM,
-                min_side: int = 16) -> tuple[int, int, int, int] | None:
+                reach_scale: float = CROP_REACH_SCALE, min_side: int = 16) -> tuple[int, int, int, int] | None:
     """The rectangle of the frame to train on (and track: ``engine.bundle.BundleMeta.crop``) so
     that the subject fills more of the square model input: a square around the subject's
     reach, or None when the whole frame is better.
 
-    The square is centred on the union of the reports' :attr:`FootageReport.subject_box` (the
-    generous box of everywhere the subject moved, margin included), as wide as that box's long
-    side, moved inside the frame and cut to it where the frame is narrower (then a rectangle,
-    letterboxed like any frame). It is used when it enlarges the subject at least ``min_zoom``
-    times (the frame's long side over the crop's long side) — a small subject, or a frame much
-    wider than it is tall with the subject in one part of it. None with a camera that moves (for
-    all or part of any report: the subject's place in the frame is then not fixed), when nothing
-    moved, or for reports of frames of another size.
+    The square is centred on the union of the reports' :attr:`FootageReport.subject_reach`
+    (where the subject moved, without a margin), ``reach_scale`` times as wide as that union's
+    long side (the margin holds the parts that moved little, such as a robot's base, and motion
+    that reaches further than the training video's), moved inside the frame and cut to it where
+    the frame is narrower (then a rectangle, letterboxed like any frame). It is used when it
+    enlarges the subject at least ``min_zoom`` times (the frame's long side over the crop's long
+    side) — a small subject, or a frame much wider than it is tall with the subject in one part
+    of it. None with a camera that moves (for all or part of any report: the subject's place in
+    the frame is then not fixed), when nothing moved, or for reports of frames of another size.
 
     Args:
         reports: :class:`FootageReport` of the training videos (all of ``frame_size``).
         frame_size: ``(w, h)`` source pixels.
         min_zoom: see above (> 1).
+        reach_scale: see above (>= 1).
         min_side: the crop's sides are at least this many pixels.
 
     Returns:
         ``(x, y, w, h)`` int source pixels inside the frame, or None.
+
+    Raises:
+        ValueError: ``min_zoom <= 1`` or ``reach_scale < 1``.
     """
+    if min_zoom <= 1 or reach_scale < 1:
+        raise ValueError(f"min_zoom > 1 and reach_scale >= 1 needed, got {min_zoom} and {reach_scale}")
     fw, fh = (int(v) for v in frame_size)
     reports = list(reports)
-    if not reports or any(r.camera_moves or r.camera_moves_partly or r.subject_box is None
+    if not reports or any(r.camera_moves or r.camera_moves_partly or r.subject_reach is None
                           or tuple(r.frame_size) != (fw, fh) for r in reports):
         return None
-    boxes = np.array([r.subject_box for r in reports], dtype=np.float64)
+    boxes = np.array([r.subject_reach for r in reports], dtype=np.float64)
     x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
     x1, y1 = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
-    side = max(x1 - x0, y1 - y0, float(min_side))
+    side = max(reach_scale * max(x1 - x0, y1 - y0), float(min_side))
     w, h = int(round(min(side, fw))), int(round(min(side, fh)))
     if max(fw, fh) / max(w, h) < min_zoom:
         return None

@@ -103,12 +103,15 @@ RECIPES: dict[str, dict] = {
     "prior_pad": {"init": "trained/prior", "content_boxes": "letterbox"},
     # a moving camera (--moving-camera): the background slot moved by the camera's motion
     # (TrainConfig.camera_background, the default since) or kept where the source frame had it
-    # sweep Z: what `parttrack train` does since — the prior, the letterbox padding left out, and the
-    # crop around the subject the footage check finds (engine.footage.choose_crop), kept for scoring
-    "prior_crop": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto"},
+    # sweep Z: the prior, the letterbox padding left out, and a crop around the subject box the footage
+    # check finds (a square as wide as the box's long side), kept for scoring
+    "prior_crop": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "box"},
     # sweep Z: the same with the subject box shrunk to 0.8 of its size about its centre first (a tighter
     # crop: the box is 1.3–1.55 times the figure's true reach on the videos measured)
-    "prior_crop_tight": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto", "crop_box_scale": 0.8},
+    "prior_crop_tight": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "box", "crop_box_scale": 0.8},
+    # sweep ZR: what `parttrack train` does since — the crop around the subject's reach
+    # (engine.footage.choose_crop: 1.4 times the reach's long side)
+    "prior_crop_reach": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto"},
     "moving_prior": {"init": "trained/prior", "static_background": False},
     "moving_prior_still": {"init": "trained/prior", "static_background": False, "camera_background": False},
     # sweep X: the prior with the soft changed-pixel map (the share of changed input pixels per mask
@@ -146,19 +149,22 @@ def run_one(job: dict) -> dict:
     video = render_video(VIDEO["train_frames"], motion_seed=0, **common)
     recipe = dict(RECIPES[job["recipe"]])
     box = None
-    if recipe.get("crop") == "auto":      # as `parttrack train`: the footage check's crop, if it finds one
+    if recipe.get("crop") in ("auto", "box"):      # as `parttrack train`: the footage check's crop, if any
         from dataclasses import replace
 
         from parttrack.engine.footage import check_footage, choose_crop
 
         h, w = video.frames.shape[1:3]
         report = check_footage(video.frames, video.fps)
-        f = recipe.pop("crop_box_scale", 1.0)
-        if f != 1.0 and report.subject_box is not None:
+        if recipe["crop"] == "box" and report.subject_box is not None:   # sweep Z: the subject box, as it was
+            f = recipe.pop("crop_box_scale", 1.0)
             bx, by, bw, bh = report.subject_box
             nw, nh = bw * f, bh * f
-            report = replace(report, subject_box=(int(bx + (bw - nw) / 2), int(by + (bh - nh) / 2), int(nw), int(nh)))
-        box = choose_crop([report], (w, h))
+            report = replace(report, subject_reach=(int(bx + (bw - nw) / 2), int(by + (bh - nh) / 2), int(nw), int(nh)))
+            box = choose_crop([report], (w, h), reach_scale=1.0)
+        else:
+            box = choose_crop([report], (w, h))
+        recipe.pop("crop_box_scale", None)
         recipe["crop"], recipe["crop_frame"] = box, (w, h) if box is not None else None
     frames = prepare_frames(video.frames, 128, box)
     if recipe.get("content_boxes") == "letterbox":

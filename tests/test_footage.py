@@ -260,18 +260,25 @@ def test_a_crop_is_chosen_around_a_small_or_off_centre_subject(tiny_video, pan_v
     crop = choose_crop([r], (128, 128))
     assert crop is not None
     x, y, w, h = crop
+    rx, ry, rw, rh = r.subject_reach
     bx, by, bw, bh = r.subject_box
-    assert w == h == max(bw, bh) and 0 <= x <= bx and 0 <= y <= by and x + w <= 128 and y + h <= 128
-    assert x + w >= bx + bw and y + h >= by + bh                      # it holds the subject's box
+    assert bx <= rx and by <= ry and bx + bw >= rx + rw and by + bh >= ry + rh   # the box holds the reach
+    assert w == h == round(1.4 * max(rw, rh)) and 0 <= x <= rx and 0 <= y <= ry and x + w <= 128 and y + h <= 128
+    assert x + w >= rx + rw and y + h >= ry + rh                      # it holds the subject's reach
+    assert abs((x + w / 2) - (rx + rw / 2)) <= 1 and abs((y + h / 2) - (ry + rh / 2)) <= 1   # centred on it
+    assert choose_crop([r], (128, 128), reach_scale=1.0)[2] == max(rw, rh)
     assert choose_crop([check_footage(pan_video.frames, FPS)], (128, 128)) is None   # the camera moves
     assert choose_crop([r], (256, 128)) is None                          # another frame size
-    assert choose_crop([replace(r, subject_box=(0, 4, 128, 120))], (128, 128)) is None  # no gain
-    assert choose_crop([replace(r, subject_box=None)], (128, 128)) is None
+    assert choose_crop([replace(r, subject_reach=(10, 10, 80, 90))], (128, 128)) is None  # no gain (126 px)
+    assert choose_crop([replace(r, subject_reach=None)], (128, 128)) is None
     # a wide frame: a square as high as the frame around the subject, kept inside the frame
-    wide = replace(r, frame_size=(384, 216), subject_box=(250, 10, 120, 200))
-    assert choose_crop([wide], (384, 216)) == (184, 10, 200, 200)
-    both = [wide, replace(wide, subject_box=(150, 20, 60, 60))]       # the union: 150..370 × 10..210
-    assert choose_crop(both, (384, 216)) == (150, 0, 220, 216)          # cut to the frame's height
+    wide = replace(r, frame_size=(384, 216), subject_reach=(250, 10, 100, 100))
+    assert choose_crop([wide], (384, 216)) == (230, 0, 140, 140)
+    assert choose_crop([replace(wide, subject_reach=(320, 150, 60, 60))], (384, 216)) == (300, 132, 84, 84)  # kept inside
+    both = [wide, replace(wide, subject_reach=(150, 20, 60, 60))]       # the union: 150..350 × 10..110
+    assert choose_crop(both, (384, 216)) == (104, 0, 280, 216)          # cut to the frame's height, inside it
+    with pytest.raises(ValueError):
+        choose_crop([r], (128, 128), reach_scale=0.9)
 
 
 def test_cli_train_crops_around_a_small_subject_and_the_bundle_keeps_the_crop(tmp_path, capsys, tiny_video):
