@@ -127,7 +127,7 @@ def test_shape_mismatch_raises(video):
 
 
 # -- a bundle end to end, with a hand-built graph whose output is known exactly ------------
-def _constant_bundle(path, k=3, s=32, mh=16, mw=16):
+def _constant_bundle(path, k=3, s=32, mh=16, mw=16, crop=None, crop_frame=None):
     """A bundle whose masks do not depend on the image: slot 1 = left half of the model input,
     slot 2 = right half, slot 3 = the top quarter (lies in the letterbox padding of a 2:1
     source), slot 0 = nothing; transforms constant with t = (0.5, 0)."""
@@ -162,7 +162,8 @@ def _constant_bundle(path, k=3, s=32, mh=16, mw=16):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
     path.mkdir(parents=True)
     onnx.save(model, str(path / "model.onnx"))
-    write_onnx_meta(path / "model.onnx", BundleMeta(num_parts=k, input_size=s, mask_size=(mh, mw)))
+    write_onnx_meta(path / "model.onnx", BundleMeta(num_parts=k, input_size=s, mask_size=(mh, mw), crop=crop,
+                                                    crop_frame=crop_frame))
     np.savez(path / "weights.npz", none=np.zeros(1, np.float32))
     (path / "config.json").write_text("{}")
     return path
@@ -181,6 +182,21 @@ def test_predict_video_maps_masks_through_the_letterbox(tmp_path):
     np.testing.assert_allclose(pred.centres[0, 0], lb.norm_to_source(np.array([0.5, 0.0])))
     assert pred.centres[0, 0, 0] == pytest.approx(47.5)   # 3/4 of the width, pixel centres
     np.testing.assert_allclose(pred.centroids[0, 0], [15.5, 15.5], atol=0.6)
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_predict_video_of_a_cropped_model_calls_outside_the_crop_background(tmp_path, refine):
+    from parttrack.engine.runtime import create_runtime
+
+    bundle = _constant_bundle(tmp_path / "b", crop=(16, 0, 32, 32), crop_frame=(64, 32))
+    ys, xs = np.mgrid[0:32, 0:64]
+    frames = np.repeat(((xs * 7 + ys * 3) % 256).astype(np.uint8)[None, ..., None], 2, axis=0).repeat(3, axis=-1)
+    pred = predict_video(create_runtime(bundle, backend="onnxruntime", threads=1), frames, refine=refine)
+    assert pred.labels.shape == (2, 32, 64)
+    assert np.all(pred.labels[:, :, :16] == 0) and np.all(pred.labels[:, :, 48:] == 0)   # outside the crop
+    assert np.all(pred.labels[:, 9:, 17:31] == 1) and np.all(pred.labels[:, 9:, 33:47] == 2)
+    assert np.all(pred.labels[:, :7, 17:47] == 3)          # the crop is square: no padding, slot 3 is seen
+    assert pred.centres[0, 0, 0] == pytest.approx(16 + 23.5)   # t = 0.5 → 3/4 of the crop's width
 
 
 def test_evaluate_bundle_on_saved_video_and_cli(tmp_path, capsys):
