@@ -112,6 +112,8 @@ RECIPES: dict[str, dict] = {
     # sweep ZR: what `parttrack train` does since — the crop around the subject's reach
     # (engine.footage.choose_crop: 1.4 times the reach's long side)
     "prior_crop_reach": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto"},
+    # sweep S192: the default with a 192×192 model input (the prior's weights: they do not depend on it)
+    "prior_192": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto", "network": {"input_size": 192}},
     "moving_prior": {"init": "trained/prior", "static_background": False},
     "moving_prior_still": {"init": "trained/prior", "static_background": False, "camera_background": False},
     # sweep X: the prior with the soft changed-pixel map (the share of changed input pixels per mask
@@ -166,12 +168,12 @@ def run_one(job: dict) -> dict:
             box = choose_crop([report], (w, h))
         recipe.pop("crop_box_scale", None)
         recipe["crop"], recipe["crop_frame"] = box, (w, h) if box is not None else None
-    frames = prepare_frames(video.frames, 128, box)
+    net = NetConfig(**recipe.pop("network", {}))
+    frames = prepare_frames(video.frames, net.input_size, box)
     if recipe.get("content_boxes") == "letterbox":
         from parttrack.engine.preprocess import Letterbox
 
-        recipe["content_boxes"] = (Letterbox.fit(*video.frames.shape[1:3], 128, box).inner_box,)
-    net = NetConfig(**recipe.pop("network", {}))
+        recipe["content_boxes"] = (Letterbox.fit(*video.frames.shape[1:3], net.input_size, box).inner_box,)
     init = recipe.pop("init", None)
     if isinstance(init, dict):      # per plan: a prior under --priors
         if not job.get("priors"):
@@ -180,7 +182,11 @@ def run_one(job: dict) -> dict:
     cfg = _merge({"steps": job["steps"], "minutes": None, "seed": job["seed"], "snapshot_every": 500,
                   "checkpoint_every": 250}, recipe)
     trainer = Trainer(frames, net, TrainConfig.from_dict(cfg), run_dir)
-    if init is not None:
+    if init is not None and net.input_size != 128:   # the prior's weights do not depend on the input size
+        from parttrack.engine.model import load_state_npz
+
+        load_state_npz(trainer.net, ROOT / init / "weights.npz")
+    elif init is not None:
         trainer.load_weights(ROOT / init)
     trainer.load_checkpoint()
     scores_path = run_dir / "heldout_scores.json"
