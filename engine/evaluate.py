@@ -274,13 +274,8 @@ def predict_video(runtime, frames: np.ndarray, batch_size: int = 16, refine: boo
                 refiner = MaskRefiner((inner.src_h, inner.src_w), out.masks.shape[2:], inner)
         centres[start:start + len(batch)] = lb.norm_to_source(out.transforms[..., 4:6])
         for i, m in enumerate(out.masks):
-            if refiner is not None:
-                src = np.zeros((k + 1, h, w), np.float32)
-                bx, by, bw, bh = lb.region
-                src[:, by:by + bh, bx:bx + bw] = refiner(np.asarray(m, np.float32),
-                                                         lb.cut_box(frames[start + i])).to_source()
-            else:
-                src = masks_to_source(m, maps)
+            src = (lb.paste_box(refiner(np.asarray(m, np.float32), lb.cut_box(frames[start + i])).to_source(), 0.0)
+                   if refiner is not None else masks_to_source(m, maps))
             lb.fill_outside(src[1:], 0.0)     # outside the model's crop: background
             lb.fill_outside(src[0], 1.0)
             labels[start + i] = part_labels(src)

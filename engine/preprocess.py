@@ -133,6 +133,29 @@ class Letterbox:
         y1 = max(y0 + 1, min(image.shape[0], int(round((y + bh) * f))))
         return image[y0:y1, x0:x1]
 
+    def paste_box(self, a: np.ndarray, fill) -> np.ndarray:
+        """Place an array on the :attr:`box`'s source grid into the whole frame's (the inverse of
+        :meth:`cut_box` at the source's scale): ``a`` itself without a box.
+
+        Args:
+            a: ``(..., box_h, box_w)`` array on the box's source pixels.
+            fill: value of the source pixels outside the box.
+
+        Returns:
+            ``(..., src_h, src_w)`` array of ``a``'s dtype.
+
+        Raises:
+            ValueError: ``a`` is not on the box's grid.
+        """
+        x, y, w, h = self.region
+        if a.shape[-2:] != (h, w):
+            raise ValueError(f"expected (..., {h}, {w}), got {a.shape}")
+        if self.box is None:
+            return a
+        out = np.full(a.shape[:-2] + (self.src_h, self.src_w), fill, dtype=a.dtype)
+        out[..., y:y + h, x:x + w] = a
+        return out
+
     @property
     def box_letterbox(self) -> "Letterbox":
         """The same letterbox for the :attr:`box` cut out as a frame of its own (``box[3] ×

@@ -95,5 +95,10 @@ def test_the_box_as_a_frame_of_its_own_maps_alike():
     image = np.arange(216 * 384).reshape(216, 384)
     assert np.array_equal(lb.cut_box(image), image[8:188, 120:320])
     assert lb.cut_box(image[::2, ::2]).shape == (90, 100)       # at the image's scale
+    pasted = lb.paste_box(lb.cut_box(image), -1)
+    assert pasted.shape == image.shape and np.array_equal(pasted[8:188, 120:320], image[8:188, 120:320])
+    assert (pasted == -1).sum() == 216 * 384 - 180 * 200
+    with pytest.raises(ValueError, match="expected"):
+        lb.paste_box(image, 0)
     whole = Letterbox.fit(216, 384, 128)
-    assert whole.box_letterbox is whole and whole.cut_box(image) is image
+    assert whole.box_letterbox is whole and whole.cut_box(image) is image and whole.paste_box(image, 0) is image

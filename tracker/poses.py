@@ -368,13 +368,7 @@ class SourceLabeler:
         lb = self.letterbox
         if self.refiner is None or guide is None:
             return labels_at_source(np.asarray(masks, np.float32), lb)
-        labels = self.refiner(masks, lb.cut_box(guide)).labels(step=self.step)
-        if lb.box is None:
-            return labels
-        x, y, w, h = lb.box
-        out = np.zeros((lb.src_h, lb.src_w), np.uint8)
-        out[y:y + h, x:x + w] = labels
-        return out
+        return lb.paste_box(self.refiner(masks, lb.cut_box(guide)).labels(step=self.step), 0)
 
 
 def _source_to_mask_affine(letterbox: Letterbox, mask_size: tuple[int, int]) -> np.ndarray:
