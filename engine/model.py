@@ -24,7 +24,7 @@ training-time pieces (latent maps, part images).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +91,12 @@ class NetConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def weights_fit(self, other: "NetConfig") -> bool:
+        """Whether the weights of a network of ``other`` load into one of these settings: every
+        setting equal except the input size (the network is convolutional, with no parameter
+        whose shape depends on the input size)."""
+        return replace(self, input_size=other.input_size) == other
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -995,8 +995,9 @@ class Trainer:
         initialisation. The optimiser and step stay fresh.
 
         Raises:
-            InputError: the bundle's network settings (K, input size, widths...) differ from
-                this trainer's, or it has no readable config.json / weights.npz.
+            InputError: the bundle's network settings (K, widths...) differ from this trainer's
+                other than in the input size (:meth:`engine.model.NetConfig.weights_fit`), or it
+                has no readable config.json / weights.npz.
         """
         from parttrack.engine.bundle import CONFIG_FILE, WEIGHTS_FILE
         from parttrack.engine.errors import BundleError
@@ -1008,10 +1009,10 @@ class Trainer:
         except (BundleError, KeyError, OSError, TypeError, ValueError) as exc:
             raise InputError(f"cannot start from {d}: no readable network settings ({exc})",
                              "pass a bundle folder written by `parttrack train`") from None
-        if theirs != self.cfg:
-            raise InputError(f"cannot start from {d}: its network (K={theirs.num_parts}, input "
-                             f"{theirs.input_size}) differs from this one (K={self.cfg.num_parts}, input "
-                             f"{self.cfg.input_size})", "train with the same --parts and --size, or without --init")
+        if not theirs.weights_fit(self.cfg):
+            raise InputError(f"cannot start from {d}: its network {theirs.to_dict()} differs from this one, "
+                             f"{self.cfg.to_dict()}, in more than the input size",
+                             "train with the same --parts, or without --init")
         try:
             load_state_npz(self.net, d / WEIGHTS_FILE)
         except BundleError as exc:

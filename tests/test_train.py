@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -424,6 +425,10 @@ def test_warm_start_from_a_bundle_and_its_refusals(frames, tmp_path):
         Trainer(frames, other, _cfg(steps=1), tmp_path / "run_c").load_weights(first)
     with pytest.raises(InputError):
         tr.load_weights(tmp_path / "nothing")
+    larger = Trainer(prepare_frames(frames, 48), replace(TINY, input_size=48), _cfg(steps=1), tmp_path / "run_e")
+    larger.load_weights(first)                                         # another input size: the same weights
+    for name, value in larger.net.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), theirs[name], atol=0)
     out = train_bundle(frames, tmp_path / "b", TINY, _cfg(steps=1), tmp_path / "run_d", progress=False, init=first)
     assert "warm start" in (out / "NOTES.md").read_text()
 
@@ -464,7 +469,13 @@ def test_the_default_start_is_the_shipped_prior_when_its_network_fits(tmp_path):
         np.testing.assert_allclose(value.numpy(), theirs[name], atol=0)
     # another network: random weights, said so; "none": random weights, nothing to say
     start, note = starting_weights("prior", TINY)
-    assert start is None and "fits --parts 10 --size 128 only" in note
+    assert start is None and "fits --parts 10 only" in note
+    # another input size: the same weights (none of their shapes depends on it)
+    wide = NetConfig(input_size=192)
+    assert NetConfig().weights_fit(wide) and not NetConfig().weights_fit(TINY)
+    assert starting_weights("prior", wide) == (prior, None)
+    big = build_network(wide)
+    load_state_npz(big, prior / "weights.npz")
     assert starting_weights("none", NetConfig()) == (None, None)
     assert starting_weights("NONE", TINY) == (None, None)
     # a bundle folder is taken as it is; with optional=True a misfit falls back to the prior's rule
@@ -482,7 +493,7 @@ def test_cli_says_when_the_default_prior_does_not_fit(tmp_path, frames, capsys):
     args = ["train", str(video), "--parts", "2", "--size", "32", "--steps", "1", "--batch", "2", "--no-progress"]
     capsys.readouterr()
     assert main(args + ["-o", str(tmp_path / "a")]) == 0
-    assert "trained/prior) fits --parts 10 --size 128 only; starting from random weights" in capsys.readouterr().err
+    assert "trained/prior) fits --parts 10 only; starting from random weights" in capsys.readouterr().err
     assert "warm start" not in (tmp_path / "a" / "NOTES.md").read_text()
     assert main(args + ["-o", str(tmp_path / "b"), "--init", "none"]) == 0
     assert "prior" not in capsys.readouterr().err

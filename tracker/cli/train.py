@@ -80,11 +80,11 @@ def add_parser(sub):
                    help="steps between mask snapshots in RUN_DIR/snapshots (default 250)")
     p.add_argument("--init", default=PRIOR, metavar="BUNDLE|prior|none",
                    help="starting weights: 'prior' (default) = the shipped trained/prior, a model trained without "
-                        "labels on generated videos of three body plans, used when its network fits (--parts 10 "
-                        "--size 128; otherwise random weights); 'none' = random weights; or a bundle folder (warm "
-                        "start; same --parts and --size)")
+                        "labels on generated videos of three body plans at --size 128, used when its network fits "
+                        "(--parts 10, any --size; otherwise random weights); 'none' = random weights; or a bundle "
+                        "folder (warm start; same --parts, any --size)")
     p.add_argument("--init-optional", action="store_true",
-                   help="with --init BUNDLE: if that bundle's network does not fit (other --parts/--size), say so "
+                   help="with --init BUNDLE: if that bundle's network does not fit (other --parts), say so "
                         "and start as without --init instead of stopping")
     p.add_argument("--bundle-on-stop", action="store_true",
                    help="when stopped early (Ctrl-C / SIGINT; Ctrl-Break on Windows), still write the bundle "
@@ -473,7 +473,8 @@ def prior_bundle() -> Path:
 def starting_weights(init: str, net_cfg, optional: bool = False) -> tuple[Path | None, str | None]:
     """The bundle whose weights start the training (None: random weights) and a note for the user.
 
-    ``init``: ``"prior"`` (:func:`prior_bundle`, used only when its network equals ``net_cfg``),
+    ``init``: ``"prior"`` (:func:`prior_bundle`, used only when its weights fit ``net_cfg``:
+    :meth:`engine.model.NetConfig.weights_fit`, any input size),
     ``"none"``, or a bundle folder. A bundle folder whose network differs is returned as it is
     (:meth:`engine.train.Trainer.load_weights` then refuses it with a clear error) unless
     ``optional``: then the start falls back to the prior's rule.
@@ -481,17 +482,17 @@ def starting_weights(init: str, net_cfg, optional: bool = False) -> tuple[Path |
     if init.lower() == "none":
         return None, None
     if init.lower() != PRIOR:
-        if not optional or _bundle_network(init) == net_cfg:
+        theirs = _bundle_network(init)
+        if not optional or (theirs is not None and theirs.weights_fit(net_cfg)):
             return Path(init), None
         fallback, _ = starting_weights(PRIOR, net_cfg)
-        return fallback, (f"{init} has another network (parts, input size); starting from "
+        return fallback, (f"{init} has another network (parts, widths); starting from "
                           f"{'the shipped prior' if fallback else 'random weights'}")
     prior = prior_bundle()
     theirs = _bundle_network(prior)
-    if theirs == net_cfg:
+    if theirs is not None and theirs.weights_fit(net_cfg):
         return prior, None
-    why = ("is missing or unreadable" if theirs is None
-           else f"fits --parts {theirs.num_parts} --size {theirs.input_size} only")
+    why = "is missing or unreadable" if theirs is None else f"fits --parts {theirs.num_parts} only"
     return None, f"the shipped prior (trained/prior) {why}; starting from random weights"
 
 
