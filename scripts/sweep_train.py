@@ -182,11 +182,7 @@ def run_one(job: dict) -> dict:
     cfg = _merge({"steps": job["steps"], "minutes": None, "seed": job["seed"], "snapshot_every": 500,
                   "checkpoint_every": 250}, recipe)
     trainer = Trainer(frames, net, TrainConfig.from_dict(cfg), run_dir)
-    if init is not None and net.input_size != 128:   # the prior's weights do not depend on the input size
-        from parttrack.engine.model import load_state_npz
-
-        load_state_npz(trainer.net, ROOT / init / "weights.npz")
-    elif init is not None:
+    if init is not None:      # any input size: the weights do not depend on it
         trainer.load_weights(ROOT / init)
     trainer.load_checkpoint()
     scores_path = run_dir / "heldout_scores.json"
