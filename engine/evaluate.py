@@ -150,8 +150,9 @@ def landmark_error(pred_centres: np.ndarray, gt_joints: np.ndarray, image_size: 
     block = max(1, min(int(block), t // 2))
     fit = (np.arange(t) // block) % 2 == 0
     x = pc.reshape(t, -1)
-    fill = np.nanmean(np.where(np.isfinite(x[fit]), x[fit], np.nan), axis=0)
-    fill = np.where(np.isfinite(fill), fill, 0.0)
+    finite = np.isfinite(x[fit])    # a part without pixels in every fitted frame (dropped) fills with 0
+    count = finite.sum(0)
+    fill = np.where(count > 0, np.where(finite, x[fit], 0.0).sum(0) / np.maximum(count, 1), 0.0)
     x = np.where(np.isfinite(x), x, fill)
     mu, sd = x[fit].mean(0), x[fit].std(0) + 1e-6          # conditioning only
     xa = np.hstack([(x - mu) / sd, np.ones((t, 1))])

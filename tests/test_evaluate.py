@@ -1,6 +1,7 @@
 """Metrics of engine.evaluate: matching conventions, edge cases, and a bundle run end to end."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -117,6 +118,16 @@ def test_nan_centres_are_tolerated(video):
     centres = video.joints.copy()
     centres[3, 0] = np.nan
     assert np.isfinite(landmark_error(centres, video.joints, 80))
+
+
+def test_a_part_without_centres_scores_like_a_constant_one_and_warns_nothing(video):
+    # a dropped part has no pixels, so no centre, in every frame: it is filled with 0
+    centres = np.concatenate([video.joints, np.full_like(video.joints[:, :1], np.nan)], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        err = landmark_error(centres, video.joints, 80)
+    filled = np.concatenate([video.joints, np.zeros_like(video.joints[:, :1])], axis=1)
+    assert err == pytest.approx(landmark_error(filled, video.joints, 80))
 
 
 def test_shape_mismatch_raises(video):
