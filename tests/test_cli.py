@@ -137,3 +137,12 @@ sys.exit(main(["train", r"{video}", "-o", r"{tmp_path / 'm'}"]))
     assert proc.returncode == 2, proc.stderr + proc.stdout
     assert "training needs torch" in proc.stderr and "parttrack[train]" in proc.stderr
     assert (tmp_path / "out" / "v" / "done.json").is_file()
+
+
+def test_train_and_the_learn_mode_default_to_one_input_size():
+    from parttrack.engine.preprocess import DEFAULT_INPUT_SIZE
+    from parttrack.tracker.learn import LearnSettings
+
+    train = build_parser().parse_args(["train", "clip.mp4", "-o", "out"])
+    view = build_parser().parse_args([])
+    assert train.size == view.learn_size == LearnSettings().size == DEFAULT_INPUT_SIZE == 160

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from parttrack.engine.preprocess import DEFAULT_INPUT_SIZE
+
 #: Fewest frames a clip needs (engine.train.MIN_FRAMES, repeated here so that checking it does
 #: not import torch into the viewer).
 MIN_CLIP_FRAMES = 8
@@ -108,7 +110,7 @@ class LearnSettings:
     minutes: float | None = 20.0
     steps: int | None = None
     parts: int = 10
-    size: int = 128
+    size: int = DEFAULT_INPUT_SIZE
     snapshot_every: int = 50
     threads: int | None = None
     device: str = "auto"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from parttrack.engine.errors import BackendUnavailable, InputError, ParttrackError
+from parttrack.engine.preprocess import DEFAULT_INPUT_SIZE
 
 #: ``--init`` value that names the shipped starting weights (:func:`prior_bundle`).
 PRIOR = "prior"
@@ -36,7 +37,8 @@ def add_parser(sub):
     p.add_argument("videos", nargs="+", help="video files (or image folders) of the subject")
     p.add_argument("-o", "--output", required=True, help="bundle folder to write, e.g. trained/my_model")
     p.add_argument("--parts", type=int, default=10, help="number of parts K (default 10)")
-    p.add_argument("--size", type=int, default=128, help="model input side in pixels, multiple of 16 (default 128)")
+    p.add_argument("--size", type=int, default=DEFAULT_INPUT_SIZE,
+                   help=f"model input side in pixels, multiple of 16 (default {DEFAULT_INPUT_SIZE})")
     p.add_argument("--minutes", type=float, default=20.0, help="training time budget in minutes (default 20)")
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps (default: time budget only)")
     p.add_argument("--batch", type=int, default=6, help="frame pairs per step (default 6)")

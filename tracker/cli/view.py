@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from parttrack.engine.errors import ParttrackError
+from parttrack.engine.preprocess import DEFAULT_INPUT_SIZE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="training time budget (default 20, as `parttrack train`)")
     lg.add_argument("--learn-steps", type=int, default=None, metavar="N", help="training step limit (default: none)")
     lg.add_argument("--learn-parts", type=int, default=10, metavar="K", help="parts to learn (default 10)")
-    lg.add_argument("--learn-size", type=int, default=128, metavar="S",
-                    help="model input side, multiple of 16 (default 128)")
+    lg.add_argument("--learn-size", type=int, default=DEFAULT_INPUT_SIZE, metavar="S",
+                    help=f"model input side, multiple of 16 (default {DEFAULT_INPUT_SIZE}, as `parttrack train`)")
     lg.add_argument("--learn-dir", default=None, metavar="DIR",
                     help="folder for learning runs (clip, checkpoints, model); default: the user data folder, "
                          "e.g. ~/.local/share/parttrack/learned")
