@@ -17,7 +17,7 @@ import numpy as np
 #: Model input side in pixels that ``parttrack train`` and the viewer's learn mode use unless
 #: told otherwise (``--size`` / ``--learn-size``); :class:`engine.model.NetConfig` keeps 128,
 #: the smallest standard network, as its own default. Chosen on the numbers:
-#: docs/training_sweep.md, "Sweep S160"; inference speed in docs/performance.md.
+#: docs/training_sweep.md, "Sweep S160"; its inference speed in README.md, "Measured speed and quality".
 DEFAULT_INPUT_SIZE = 160
 
 
