@@ -202,7 +202,7 @@ def global_affine_residual(flow: np.ndarray, valid: np.ndarray, iterations: int 
 def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...] = (3, 10, 25),
                   threshold_px: float = 1.0, threshold_grey: float = 10.0, preset: str = "fast",
                   progress=None, indices: np.ndarray | None = None,
-                  shot_starts: tuple[int, ...] | list[int] = ()) -> np.ndarray:
+                  shot_starts: tuple[int, ...] | list[int] = (), min_votes: int = 1) -> np.ndarray:
     """Per frame, the share of each mask pixel that moves relative to the dominant motion.
 
     A pixel of frame t "moves" when, for at least one of the frames ``t ± g`` (``g`` in
@@ -215,7 +215,10 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
     some of those pairs; the scenery's do not, whatever the camera does (up to an affine
     motion). Occluded pixels fail the check and count as not moving. With ``shot_starts``, only
     frames of the same shot are compared (a frame just after a cut has nothing in common with the
-    frames before it: every pixel would "move").
+    frames before it: every pixel would "move"). With ``min_votes`` > 1 a pixel must move in at
+    least that many of those comparisons (at most as many as the frame has): one comparison can
+    be fooled by a flow error on fine texture or by scenery that flutters (grass, leaves), two
+    that agree rarely are, while a subject that moves does so against most of its neighbours.
 
     Args:
         gray: ``(T, S, S)`` uint8 grayscale frames.
@@ -228,16 +231,19 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
         indices: only these frames (compared with their neighbours in ``gray``); None: all.
         shot_starts: first frame index of every shot after the first (shot cuts,
             :attr:`engine.footage.FootageReport.cut_frames`); empty: one shot.
+        min_votes: comparisons (frame pairs) in which a pixel must move, ≥ 1.
 
     Returns:
         ``(T, h, w)`` (or ``(len(indices), h, w)``) float32 in [0, 1]: the share of moving input
         pixels per mask pixel.
 
     Raises:
-        ValueError: bad shapes or an unknown preset.
+        ValueError: bad shapes, an unknown preset or ``min_votes`` < 1.
     """
     if gray.ndim != 3 or gray.dtype != np.uint8 or len(gray) < 2:
         raise ValueError(f"gray must be (T >= 2, S, S) uint8, got {gray.shape} {gray.dtype}")
+    if min_votes < 1:
+        raise ValueError(f"min_votes must be >= 1, got {min_votes}")
     pf = PairFlow(size, preset)
     t_n = len(gray)
     h, w = int(size[0]), int(size[1])
@@ -251,17 +257,20 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
     shot = np.searchsorted(starts, todo, side="right") - 1
     first, last = starts[shot], np.append(starts[1:] - 1, t_n - 1)[shot]      # each frame's shot
     for n, t in enumerate(todo.tolist()):
-        moving = np.zeros(gray.shape[1:], bool)
+        votes = np.zeros(gray.shape[1:], np.int32)
+        pairs = 0
         for g in gaps:
             for other in (t + g, t - g):
                 if first[n] <= other <= last[n]:
+                    pairs += 1
                     flow, valid = pf.pixels(gray[t], gray[other])
                     cam = _affine_field(global_affine_fit(flow, valid), s_h, s_w)
                     residual = np.hypot(flow[..., 0] - cam[..., 0], flow[..., 1] - cam[..., 1])
                     seen = cv2.remap(smooth[other], xs + cam[..., 0], ys + cam[..., 1], cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE)
                     changed = np.abs(smooth[t] - seen) > threshold_grey
-                    moving |= valid & (residual > threshold_px) & changed
+                    votes += valid & (residual > threshold_px) & changed
+        moving = votes >= max(1, min(min_votes, pairs))
         out[n] = cv2.resize(moving.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
         if progress is not None:
             progress(n + 1, len(todo))

@@ -205,6 +205,9 @@ class TrainConfig:
             changed-pixel map of the usage loss and the change prior is the map of pixels that
             move relative to the dominant (camera) motion in some nearby frame
             (:func:`engine.flow.moving_pixels`) instead of nothing.
+        moving_votes: in that map (which the end-of-training scenery test's "never moves" then
+            uses too), a pixel moves when it does so in at least this many of its frame
+            comparisons (``moving_pixels``' ``min_votes``).
         fold_scenery: (default on) at the end of training, the parts that model the scenery
             (:func:`engine.scenery.detect_scenery` on the training frames: never visible,
             static, on the static background, or spread) are recorded in the bundle as dropped
@@ -280,6 +283,7 @@ class TrainConfig:
     cluster_steps: int = 300
     fold_scenery: bool = True
     motion_changed: bool = True
+    moving_votes: int = 1
     restarts: int = 1
     restart_criterion: str = "rec_target"
     restart_steps: int = 300
@@ -459,7 +463,8 @@ class Trainer:
 
             cv2.setNumThreads(1)
             self.moving = torch.from_numpy(moving_pixels(to_gray(frames), net_config.mask_size,
-                                                         shot_starts=train_config.shot_starts)).to(self.device)
+                                                         shot_starts=train_config.shot_starts,
+                                                         min_votes=train_config.moving_votes)).to(self.device)
             if self.content is not None:    # stripes of the letterbox padding do not move
                 self.moving = self.moving * self.content_at(net_config.mask_size,
                                                             np.arange(len(frames)))[:, 0]

@@ -289,3 +289,30 @@ def test_moving_camera_training_moves_the_background_slot(tmp_path):
         assert np.isfinite(terms["rec_target"])
     moving.run(progress=False)
     assert moving.step == 2
+
+
+def test_moving_pixels_with_two_votes_ignore_scenery_that_moves_in_one_comparison_only():
+    """A patch of the scenery that jumps in one frame only (a flutter, a flow error) moves in one
+    of frame t's comparisons: ``min_votes=1`` calls it moving, ``min_votes=2`` does not; the
+    subject, which moves against every neighbour, is found either way."""
+    from parttrack.engine.flow import moving_pixels
+
+    scene = _textured(0, 160)
+    blob = _textured(1, 24)
+    frames = []
+    for t in range(12):
+        x0 = 10 + 2 * t                                                  # the camera pans 2 px per frame
+        f = scene[20:116, x0:x0 + 96].copy()
+        if t == 8:                                                       # the flutter: a patch shifted 6 px in one frame
+            f[56:88, 56:88] = scene[20 + 56:20 + 88, x0 + 50:x0 + 82]
+        f[36:60, 30 + t:54 + t] = blob                                   # the subject moves 3 px per frame in the scene
+        frames.append(f)
+    gray = np.stack(frames)
+    one, two = (moving_pixels(gray, (24, 24), gaps=(2, 4), min_votes=v, indices=np.array([6])) for v in (1, 2))
+    patch = np.s_[0, 60 // 4:84 // 4, 60 // 4:84 // 4]
+    subject = np.s_[0, 36 // 4:60 // 4, 36 // 4 + 1:60 // 4 - 1]
+    assert one[patch].mean() > 0.4                                       # 0.61
+    assert two[patch].mean() < 0.1                                       # 0.00
+    assert one[subject].mean() > 0.6 and two[subject].mean() > 0.6
+    with pytest.raises(ValueError, match="min_votes"):
+        moving_pixels(gray, (24, 24), min_votes=0)
