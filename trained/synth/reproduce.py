@@ -3,16 +3,18 @@
     python trained/synth/reproduce.py --run-dir /tmp/synth_run            # train (6,000 steps, ≈ 20 min) + export
     python trained/synth/reproduce.py --run-dir /tmp/synth_run --export-only   # export a finished run
 
-Training sees the frames only (figure_seed 0, motion_seed 0, 300 frames at 128×128). The
-ground truth is used afterwards, to measure (held-out video: motion_seed 1234) and to give the
-learned parts the names of the figure parts they cover on the *training* video (the one-off
-naming step the method needs, done by matching instead of by eye).
+Training sees the frames only (figure_seed 0, motion_seed 0, 300 frames at 160×160, the default
+input size ``engine.preprocess.DEFAULT_INPUT_SIZE``). The ground truth is used afterwards, to
+measure (held-out video: motion_seed 1234) and to give the learned parts the names of the figure
+parts they cover on the *training* video (the one-off naming step the method needs, done by
+matching instead of by eye).
 
 The recipe is `parttrack train`'s default: ``TrainConfig()`` with nothing changed but the step
-count (6,000 steps ≈ the 20-minute budget on a quiet 2-core machine), the default seed 0, and
-the default start, the shipped prior's weights (``--init``'s default, ``trained/prior``, trained
-on other figures, as ``parttrack train --init prior``; ``--init none`` starts from random
-weights); 1 torch thread. Results vary with the seed and the thread count (which changes the
+count (6,000 steps ≈ the 20-minute budget at 160×160 on a quiet 2-core machine), the default
+seed 0, and the default start, the shipped prior's weights (``--init``'s default,
+``trained/prior``, trained on other figures, as ``parttrack train --init prior``; ``--init none``
+starts from random weights); 2 torch threads (``--threads``; `parttrack train` takes torch's
+choice, 2 here). Results vary with the seed and the thread count (which changes the
 floating-point order): see "Training record" in NOTES.md.
 """
 
@@ -33,14 +35,15 @@ sys.path.insert(0, str(ROOT))
 from parttrack.engine.bundle import read_onnx_meta, write_onnx_meta  # noqa: E402
 from parttrack.engine.evaluate import evaluate_bundle  # noqa: E402
 from parttrack.engine.model import NetConfig  # noqa: E402
+from parttrack.engine.preprocess import DEFAULT_INPUT_SIZE  # noqa: E402
 from parttrack.engine.synthetic import render_video  # noqa: E402
 from parttrack.engine.train import TrainConfig, Trainer, write_trained_bundle  # noqa: E402
 
 OUT = ROOT / "trained" / "synth"
 PRIOR = ROOT / "trained" / "prior"     # `parttrack train`'s default starting weights (--init prior)
-TRAIN = dict(n_frames=300, size=128, figure_seed=0, motion_seed=0)
+TRAIN = dict(n_frames=300, size=DEFAULT_INPUT_SIZE, figure_seed=0, motion_seed=0)
 HELD_OUT_MOTION_SEED = 1234
-NET = NetConfig(num_parts=10, input_size=128, latent_stride=4)
+NET = NetConfig(num_parts=10, input_size=DEFAULT_INPUT_SIZE, latent_stride=4)
 TRAINING = TrainConfig.from_dict({"steps": 6000, "minutes": None, "seed": 0})   # the default recipe
 
 
@@ -48,7 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--export-only", action="store_true")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--init", default=str(PRIOR), metavar="BUNDLE|none",
                     help="starting weights (default: trained/prior, as `parttrack train`; none: random weights); "
