@@ -117,9 +117,8 @@ RECIPES: dict[str, dict] = {
     # sweep S160: the same with a 160×160 input (≈ 1.7 times the training cost per step of 128)
     "prior_160": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto", "network": {"input_size": 160}},
     "moving_prior": {"init": "trained/prior", "static_background": False},
-    # sweep MV: a camera that moves, the moving-pixel map's pixel moving in at least 1 / 2 of its frame
-    # comparisons (TrainConfig.moving_votes)
-    "moving_prior_votes1": {"init": "trained/prior", "static_background": False, "moving_votes": 1},
+    # sweep MV: the same with a moving-pixel map whose pixels move in at least 2 of their frame comparisons
+    # (TrainConfig.moving_votes; moving_prior is 1, the default)
     "moving_prior_votes2": {"init": "trained/prior", "static_background": False, "moving_votes": 2},
     "moving_prior_still": {"init": "trained/prior", "static_background": False, "camera_background": False},
     # sweep X: the prior with the soft changed-pixel map (the share of changed input pixels per mask
