@@ -146,19 +146,29 @@ def test_global_affine_residual_removes_a_camera_pan():
     assert res[22:28, 22:28].min() > 3.5
 
 
-def test_moving_pixels_find_the_subject_under_a_camera_pan():
-    from parttrack.engine.flow import moving_pixels
-
+def _panning_subject(flutter_frame: int | None = None) -> np.ndarray:
+    """(12, 96, 96) uint8: a textured scene the camera pans over 2 px per frame and a textured 24×24
+    subject (rows 36–60, columns 30 + t … 54 + t in frame t) moving 3 px per frame in the scene; with
+    ``flutter_frame``, in that frame only the 32×32 patch at rows and columns 56–88 shows the scene
+    shifted by 6 px."""
     scene = _textured(0, 160)
     blob = _textured(1, 24)
     frames = []
     for t in range(12):
         x0 = 10 + 2 * t                                                  # the camera pans 2 px per frame
         f = scene[20:116, x0:x0 + 96].copy()
+        if t == flutter_frame:
+            f[56:88, 56:88] = scene[20 + 56:20 + 88, x0 + 50:x0 + 82]
         bx = 30 + 3 * t - 2 * t                                          # the subject moves 3 px per frame in the scene
         f[36:60, bx:bx + 24] = blob
         frames.append(f)
-    gray = np.stack(frames)
+    return np.stack(frames)
+
+
+def test_moving_pixels_find_the_subject_under_a_camera_pan():
+    from parttrack.engine.flow import moving_pixels
+
+    gray = _panning_subject()
     share = moving_pixels(gray, (24, 24), gaps=(2, 4))
     assert share.shape == (12, 24, 24) and share.dtype == np.float32
     t = 6
@@ -297,17 +307,7 @@ def test_moving_pixels_with_two_votes_ignore_scenery_that_moves_in_one_compariso
     subject, which moves against every neighbour, is found either way."""
     from parttrack.engine.flow import moving_pixels
 
-    scene = _textured(0, 160)
-    blob = _textured(1, 24)
-    frames = []
-    for t in range(12):
-        x0 = 10 + 2 * t                                                  # the camera pans 2 px per frame
-        f = scene[20:116, x0:x0 + 96].copy()
-        if t == 8:                                                       # the flutter: a patch shifted 6 px in one frame
-            f[56:88, 56:88] = scene[20 + 56:20 + 88, x0 + 50:x0 + 82]
-        f[36:60, 30 + t:54 + t] = blob                                   # the subject moves 3 px per frame in the scene
-        frames.append(f)
-    gray = np.stack(frames)
+    gray = _panning_subject(flutter_frame=8)
     one, two = (moving_pixels(gray, (24, 24), gaps=(2, 4), min_votes=v, indices=np.array([6])) for v in (1, 2))
     patch = np.s_[0, 60 // 4:84 // 4, 60 // 4:84 // 4]
     subject = np.s_[0, 36 // 4:60 // 4, 36 // 4 + 1:60 // 4 - 1]
