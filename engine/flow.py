@@ -199,11 +199,11 @@ def global_affine_residual(flow: np.ndarray, valid: np.ndarray, iterations: int 
     return np.hypot(flow[..., 0] - pred[..., 0], flow[..., 1] - pred[..., 1]).astype(np.float32)
 
 
-def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...] = (3, 10, 25),
+def moving_pixel_levels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...] = (3, 10, 25),
                   threshold_px: float = 1.0, threshold_grey: float = 10.0, preset: str = "fast",
                   progress=None, indices: np.ndarray | None = None,
-                  shot_starts: tuple[int, ...] | list[int] = (), min_votes: int = 1) -> np.ndarray:
-    """Per frame, the share of each mask pixel that moves relative to the dominant motion.
+                  shot_starts: tuple[int, ...] | list[int] = (), min_votes: tuple[int, ...] = (1,)) -> np.ndarray:
+    """Per frame and vote count, the share of each mask pixel that moves relative to the dominant motion.
 
     A pixel of frame t "moves" when, for at least one of the frames ``t ± g`` (``g`` in
     ``gaps``, those inside the video), its optical flow is trusted (forward–backward check,
@@ -219,6 +219,8 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
     least that many of those comparisons (at most as many as the frame has): one comparison can
     be fooled by a flow error on fine texture or by scenery that flutters (grass, leaves), two
     that agree rarely are, while a subject that moves does so against most of its neighbours.
+    One map per entry of ``min_votes``, all from the same optical flow (:func:`moving_pixels`
+    is one of them).
 
     Args:
         gray: ``(T, S, S)`` uint8 grayscale frames.
@@ -231,24 +233,25 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
         indices: only these frames (compared with their neighbours in ``gray``); None: all.
         shot_starts: first frame index of every shot after the first (shot cuts,
             :attr:`engine.footage.FootageReport.cut_frames`); empty: one shot.
-        min_votes: comparisons (frame pairs) in which a pixel must move, ≥ 1.
+        min_votes: for each map, the comparisons (frame pairs) in which a pixel must move, ≥ 1.
 
     Returns:
-        ``(T, h, w)`` (or ``(len(indices), h, w)``) float32 in [0, 1]: the share of moving input
-        pixels per mask pixel.
+        ``(len(min_votes), T, h, w)`` (or ``(len(min_votes), len(indices), h, w)``) float32 in
+        [0, 1]: the share of moving input pixels per mask pixel, one map per vote count.
 
     Raises:
-        ValueError: bad shapes, an unknown preset or ``min_votes`` < 1.
+        ValueError: bad shapes, an unknown preset, no ``min_votes`` or one < 1.
     """
     if gray.ndim != 3 or gray.dtype != np.uint8 or len(gray) < 2:
         raise ValueError(f"gray must be (T >= 2, S, S) uint8, got {gray.shape} {gray.dtype}")
-    if min_votes < 1:
-        raise ValueError(f"min_votes must be >= 1, got {min_votes}")
+    levels = [int(v) for v in min_votes]
+    if not levels or min(levels) < 1:
+        raise ValueError(f"min_votes must be one or more counts >= 1, got {min_votes}")
     pf = PairFlow(size, preset)
     t_n = len(gray)
     h, w = int(size[0]), int(size[1])
     todo = np.arange(t_n) if indices is None else np.asarray(indices, int)
-    out = np.zeros((len(todo), h, w), np.float32)
+    out = np.zeros((len(levels), len(todo), h, w), np.float32)
     s_h, s_w = gray.shape[1:]
     ys, xs = np.mgrid[0:s_h, 0:s_w].astype(np.float32)
     smooth = np.stack([cv2.GaussianBlur(g_, (3, 3), 0).astype(np.float32) for g_ in gray])
@@ -270,11 +273,24 @@ def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...]
                                      borderMode=cv2.BORDER_REPLICATE)
                     changed = np.abs(smooth[t] - seen) > threshold_grey
                     votes += valid & (residual > threshold_px) & changed
-        moving = votes >= max(1, min(min_votes, pairs))
-        out[n] = cv2.resize(moving.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        for i, level in enumerate(levels):
+            moving = votes >= max(1, min(level, pairs))
+            out[i, n] = cv2.resize(moving.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
         if progress is not None:
             progress(n + 1, len(todo))
     return out
+
+
+def moving_pixels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...] = (3, 10, 25),
+                  threshold_px: float = 1.0, threshold_grey: float = 10.0, preset: str = "fast",
+                  progress=None, indices: np.ndarray | None = None,
+                  shot_starts: tuple[int, ...] | list[int] = (), min_votes: int = 1) -> np.ndarray:
+    """:func:`moving_pixel_levels` with one vote count: ``(T, h, w)`` (or
+    ``(len(indices), h, w)``) float32 in [0, 1], the share of moving input pixels per mask pixel
+    where a pixel moves in at least ``min_votes`` of its frame comparisons. Raises ValueError
+    as :func:`moving_pixel_levels`."""
+    return moving_pixel_levels(gray, size, gaps, threshold_px, threshold_grey, preset, progress, indices,
+                               shot_starts, (min_votes,))[0]
 
 
 def motion_residual(masks: np.ndarray, flow: np.ndarray, weight: np.ndarray, ridge: float = 1e-6) -> float:

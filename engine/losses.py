@@ -150,7 +150,7 @@ def mask_entropy_loss(masks: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps: float = 1e-6,
-                                soft: bool = False) -> torch.Tensor:
+                                soft: bool = False, ignore: torch.Tensor | None = None) -> torch.Tensor:
     """Class-balanced cross-entropy between "background slot" and a background-subtraction map,
     ``½ (−Σ C·log(1 − M_0) / Σ C  −  Σ (1 − C)·log M_0 / Σ (1 − C))`` with ``M = softmax(depth)``.
 
@@ -174,6 +174,9 @@ def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps:
         changed: ``(N, h, w)`` float in {0, 1} (in [0, 1] with ``soft``): pixels where the frame
             differs from the static background image (engine.train).
         soft: treat ``changed`` as a soft label (above).
+        ignore: optional ``(N, h, w)`` float in {0, 1}: pixels left out of both classes (a map
+            that cannot tell, e.g. pixels that move in only one of their frame comparisons;
+            ``TrainConfig.moving_unsure``).
 
     Returns:
         scalar ≥ 0 (nats); 0 only for certain masks that match a binary ``changed``.
@@ -188,6 +191,9 @@ def background_subtraction_loss(depth: torch.Tensor, changed: torch.Tensor, eps:
     logp = torch.log_softmax(depth, 1)
     log_bg, log_fg = logp[:, 0], torch.logsumexp(logp[:, 1:], 1)
     unchanged = 1.0 - changed
+    if ignore is not None:
+        keep = 1.0 - ignore
+        changed, unchanged = changed * keep, unchanged * keep
     if soft:
         weight = changed / (changed.sum() + eps) + unchanged / (unchanged.sum() + eps)
         return 0.5 * -(weight * (changed * log_fg + unchanged * log_bg)).sum()

@@ -206,8 +206,13 @@ class TrainConfig:
             move relative to the dominant (camera) motion in some nearby frame
             (:func:`engine.flow.moving_pixels`) instead of nothing.
         moving_votes: in that map (which the end-of-training scenery test's "never moves" then
-            uses too), a pixel moves when it does so in at least this many of its frame
-            comparisons (``moving_pixels``' ``min_votes``).
+            uses too, unless ``moving_unsure``), a pixel moves when it does so in at least this
+            many of its frame comparisons (``moving_pixels``' ``min_votes``).
+        moving_unsure: (off by default) with ``moving_votes`` > 1, the pixels that move in at least
+            one comparison but fewer than ``moving_votes`` are left out of the change prior
+            (neither foreground nor background: :func:`engine.losses.background_subtraction_loss`'s
+            ``ignore``) instead of being called background, and the scenery test's "never moves"
+            uses the one-vote map. The part-usage term counts the ``moving_votes`` map only.
         fold_scenery: (default on) at the end of training, the parts that model the scenery
             (:func:`engine.scenery.detect_scenery` on the training frames: never visible,
             static, on the static background, or spread) are recorded in the bundle as dropped
@@ -284,6 +289,7 @@ class TrainConfig:
     fold_scenery: bool = True
     motion_changed: bool = True
     moving_votes: int = 1
+    moving_unsure: bool = False
     restarts: int = 1
     restart_criterion: str = "rec_target"
     restart_steps: int = 300
@@ -457,17 +463,22 @@ class Trainer:
         self.snap_idx = np.linspace(0, len(frames) - 1, 4).round().astype(int)
         self.pair_flow, self.gray = None, None
         self._residual_flow: dict = {}    # (pairs, gap) -> (flow, trust) of motion_residual, measured once
-        self.moving = None
+        self.moving, self.moving_any = None, None
         if train_config.motion_changed and (not train_config.static_background or train_config.usage_on_moving):
-            from parttrack.engine.flow import moving_pixels, to_gray
+            from parttrack.engine.flow import moving_pixel_levels, to_gray
 
             cv2.setNumThreads(1)
-            self.moving = torch.from_numpy(moving_pixels(to_gray(frames), net_config.mask_size,
-                                                         shot_starts=train_config.shot_starts,
-                                                         min_votes=train_config.moving_votes)).to(self.device)
+            votes = (train_config.moving_votes,)
+            if train_config.moving_unsure and train_config.moving_votes > 1:
+                votes += (1,)
+            maps = torch.from_numpy(moving_pixel_levels(to_gray(frames), net_config.mask_size,
+                                                        shot_starts=train_config.shot_starts,
+                                                        min_votes=votes)).to(self.device)
             if self.content is not None:    # stripes of the letterbox padding do not move
-                self.moving = self.moving * self.content_at(net_config.mask_size,
-                                                            np.arange(len(frames)))[:, 0]
+                maps = maps * self.content_at(net_config.mask_size, np.arange(len(frames)))[None, :, 0]
+            self.moving = maps[0]
+            # moving_unsure: the one-vote map, where what moves in fewer comparisons is "unsure"
+            self.moving_any = maps[1] if len(maps) > 1 else None
         self.clusters = None
         if train_config.weights.cluster:
             from parttrack.engine.motion_init import motion_clusters
@@ -616,12 +627,20 @@ class Trainer:
             """(2B or 1, 1, *size) the batch's :meth:`content_at` (sources, then targets)."""
             return self.content_at(size, None if indices is None else np.concatenate(indices), 2 * b)
 
-        def moving() -> torch.Tensor | None:
+        def moving(maps: torch.Tensor | None = self.moving) -> torch.Tensor | None:
             """(2B, h, w) float {0, 1}: the batch's moving pixels (:func:`engine.flow.moving_pixels`
-            share > 0.25); None without the map or when the batch is not the last one drawn."""
-            idx = self.batch_indices(src_u8, tgt_u8) if self.moving is not None else None
+            share > 0.25; ``maps``: another map of the same frames); None without the map or when
+            the batch is not the last one drawn."""
+            idx = self.batch_indices(src_u8, tgt_u8) if maps is not None else None
             return None if idx is None else \
-                (self.moving[torch.from_numpy(np.concatenate(idx)).to(self.device)] > 0.25).float()
+                (maps[torch.from_numpy(np.concatenate(idx)).to(self.device)] > 0.25).float()
+
+        def unsure() -> torch.Tensor | None:
+            """(2B, h, w) float {0, 1}: ``moving_unsure``'s pixels, moving in some comparison but
+            not in ``moving_votes`` of them; None without that map or with a static camera."""
+            if tc.static_background or self.moving_any is None or changed() is None:
+                return None
+            return torch.clamp(moving(self.moving_any) - changed(), min=0.0)
 
         # Retarget: Ṽ_k = T_k^t ∘ (T_k^s)^-1 ∘ V_k^s, background slot unchanged. D is pointwise,
         # so decoding commutes with the warp: warp the decoded depth and part image instead.
@@ -681,7 +700,7 @@ class Trainer:
             # parts, unchanged ones to the background slot. Full weight during the warm-up, then
             # change_prior_floor of it (0: it fades out as the background loss fades in).
             terms["change_prior"] = w.change_prior * prior_factor * L.background_subtraction_loss(
-                enc["depth"], changed(), soft=tc.changed_soft)
+                enc["depth"], changed(), soft=tc.changed_soft, ignore=unsure())
         if w.mask_consistency:
             terms["mask_consistency"] = w.mask_consistency * L.mask_consistency_loss(moved_masks, enc["masks"][b:])
         if w.mask_entropy and ramp > 0:
@@ -1300,8 +1319,8 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
     if train_config.fold_scenery:
         # At most SCENERY_FRAMES frames, evenly spread (the moving-pixel map costs ~20 ms a frame).
         idx = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), SCENERY_FRAMES)).round().astype(int))
-        if trainer.moving is not None:
-            moving = trainer.moving.cpu().numpy()[idx]
+        if trainer.moving is not None:    # moving_unsure: "never moves" in any comparison
+            moving = (trainer.moving if trainer.moving_any is None else trainer.moving_any).cpu().numpy()[idx]
         else:
             from parttrack.engine.flow import moving_pixels, to_gray
 

@@ -120,6 +120,10 @@ RECIPES: dict[str, dict] = {
     # sweep MV: the same with a moving-pixel map whose pixels move in at least 2 of their frame comparisons
     # (TrainConfig.moving_votes; moving_prior is 1, the default)
     "moving_prior_votes2": {"init": "trained/prior", "static_background": False, "moving_votes": 2},
+    # the same, but the pixels that move in 1 comparison only are left out of the change prior
+    # instead of being called background (TrainConfig.moving_unsure)
+    "moving_prior_unsure": {"init": "trained/prior", "static_background": False, "moving_votes": 2,
+                            "moving_unsure": True},
     "moving_prior_still": {"init": "trained/prior", "static_background": False, "camera_background": False},
     # sweep X: the prior with the soft changed-pixel map (the share of changed input pixels per mask
     # pixel) as the change prior's label (TrainConfig.changed_soft)

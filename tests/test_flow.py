@@ -316,3 +316,59 @@ def test_moving_pixels_with_two_votes_ignore_scenery_that_moves_in_one_compariso
     assert one[subject].mean() > 0.6 and two[subject].mean() > 0.6
     with pytest.raises(ValueError, match="min_votes"):
         moving_pixels(gray, (24, 24), min_votes=0)
+
+
+def test_moving_pixel_levels_gives_each_vote_counts_map_from_one_flow():
+    """One pass, several vote counts: each map is the one :func:`moving_pixels` gives for that
+    count, and a map that asks for more votes lies inside one that asks for fewer."""
+    from parttrack.engine.flow import moving_pixel_levels, moving_pixels
+
+    gray = _panning_subject(flutter_frame=8)
+    idx = np.array([4, 6])
+    levels = moving_pixel_levels(gray, (24, 24), gaps=(2, 4), min_votes=(2, 1), indices=idx)
+    assert levels.shape == (2, 2, 24, 24) and levels.dtype == np.float32
+    for i, votes in enumerate((2, 1)):
+        np.testing.assert_array_equal(levels[i], moving_pixels(gray, (24, 24), gaps=(2, 4), min_votes=votes,
+                                                               indices=idx))
+    assert (levels[0] <= levels[1]).all() and levels[1].sum() > levels[0].sum()
+    with pytest.raises(ValueError, match="min_votes"):
+        moving_pixel_levels(gray, (24, 24), min_votes=())
+
+
+def test_moving_unsure_leaves_pixels_that_move_in_one_comparison_out_of_the_change_prior(tmp_path):
+    """``moving_unsure``: the trainer keeps the one-vote map beside the two-vote one, and the
+    change prior neither pulls its extra pixels to the foreground nor pushes them to the
+    background."""
+    from parttrack.engine.model import NetConfig
+    from parttrack.engine.synthetic import render_video
+    from parttrack.engine.train import TrainConfig, Trainer
+
+    frames = render_video(16, 32, figure_seed=1, motion_seed=1, pan=(30.0, 0.0)).frames
+    net = NetConfig(num_parts=3, input_size=32)
+    common = {"steps": 1, "batch": 2, "snapshot_every": 100, "checkpoint_every": 100,
+              "static_background": False, "moving_votes": 2}
+    plain = Trainer(frames, net, TrainConfig.from_dict(common), tmp_path / "p")
+    unsure = Trainer(frames, net, TrainConfig.from_dict({**common, "moving_unsure": True}), tmp_path / "u")
+    assert plain.moving_any is None
+    torch.testing.assert_close(unsure.moving, plain.moving)
+    assert (unsure.moving_any >= unsure.moving).all() and unsure.moving_any.sum() > unsure.moving.sum()
+    seen = []
+    real = L.background_subtraction_loss
+
+    def spy(depth, changed, **kw):
+        seen.append(kw.get("ignore"))
+        return real(depth, changed, **kw)
+
+    for tr in (plain, unsure):
+        tr.rng = np.random.default_rng(0)
+        torch.manual_seed(0)
+        src, tgt = tr.sample_pairs()
+        L.background_subtraction_loss = spy
+        try:
+            with torch.no_grad():
+                tr.losses(src, tgt)
+        finally:
+            L.background_subtraction_loss = real
+    assert seen[0] is None
+    ignored = seen[1]
+    assert ignored is not None and ignored.sum() > 0 and set(ignored.unique().tolist()) <= {0.0, 1.0}

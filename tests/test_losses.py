@@ -72,6 +72,28 @@ def test_background_subtraction_loss_rewards_telling_changed_from_unchanged_pixe
     assert g[changed[0] > 0].sum().item() == pytest.approx(0.5, rel=1e-3)
 
 
+def test_background_subtraction_loss_leaves_ignored_pixels_out_of_both_classes():
+    """``ignore``: whatever the masks do on the ignored pixels, the loss is the one of the other
+    pixels alone (zero for certain masks that match them)."""
+    m = _masks(0)
+    changed = (m[:, 0] < 0.5).float()
+    sure = (m * 2 - 1) * 30
+    ignore = torch.zeros_like(changed)
+    ignore[0, 10:12, :] = 1                              # two rows the map cannot tell
+    wrong = sure.clone()
+    wrong[0, :, 10:12, :] = sure[0, :, 10:12, :].flip(0)  # the masks say the opposite there
+    assert L.background_subtraction_loss(wrong, changed).item() > 1.0
+    assert L.background_subtraction_loss(wrong, changed, ignore=ignore).item() == pytest.approx(0.0, abs=1e-6)
+    d = torch.randn_like(m).requires_grad_(True)
+    L.background_subtraction_loss(d, changed, ignore=ignore).backward()
+    assert d.grad[0, :, 10:12, :].abs().max().item() == 0.0
+    for soft in (False, True):
+        keep = ignore[0] == 0
+        whole = L.background_subtraction_loss(d[..., keep.all(1), :], changed[..., keep.all(1), :], soft=soft)
+        assert L.background_subtraction_loss(d, changed, ignore=ignore, soft=soft).item() == \
+            pytest.approx(whole.item(), rel=1e-5)
+
+
 def test_soft_background_subtraction_loss_matches_the_binary_one_and_is_lowest_at_the_share():
     m = _masks(0)
     changed = (m[:, 0] < 0.5).float()
