@@ -16,7 +16,7 @@ from parttrack.engine.evaluate import (
     predict_video,
 )
 from parttrack.engine.preprocess import Letterbox
-from parttrack.engine.synthetic import render_video
+from parttrack.engine.synthetic import load_ground_truth, render_video
 
 
 @pytest.fixture(scope="module")
@@ -221,10 +221,15 @@ def test_evaluate_bundle_on_saved_video_and_cli(tmp_path, capsys):
     assert 0.0 < r["foreground_iou"] < 0.5      # everything predicted foreground
     assert 0.0 < r["part_iou"] < 0.3
     assert r["runtime"].startswith("onnxruntime")
-    assert main(["eval", str(bundle), str(tmp_path / "g"), "--generate", "--frames", "6",
-                 "--size", "64", "32", "--json"]) == 0
+    # VIDEO_DIR after --size is the folder, not a second number
+    assert main(["eval", str(bundle), "--generate", "--frames", "6", "--size", "64x32", str(tmp_path / "g"),
+                 "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["frames"] == 6 and (tmp_path / "g" / "ground_truth.npz").is_file()
+    assert load_ground_truth(tmp_path / "g").labels.shape[1:] == (32, 64)
+    with pytest.raises(SystemExit):
+        main(["eval", str(bundle), "--generate", "--size", "64x", str(tmp_path / "h")])
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
     assert main(["eval", str(bundle)]) == 2
     assert "error:" in capsys.readouterr().err
     assert main(["eval", str(bundle), str(tmp_path / "missing")]) == 2

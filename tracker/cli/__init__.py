@@ -41,6 +41,23 @@ def _version() -> str:
         return "unknown"
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: its positional arguments may come before, between or after its options
+    (``parttrack eval BUNDLE --generate --size 160 DIR``), as :meth:`parse_intermixed_args` allows;
+    plain argparse leaves a positional that follows an option unrecognised."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing:    # parse_known_intermixed_args's own two passes
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used by tests to check every ``--help``)."""
     parser = argparse.ArgumentParser(
@@ -50,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     view = importlib.import_module("parttrack.tracker.cli.view")
     view.add_arguments(parser)
     parser.set_defaults(func=view.run)
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_CommandParser)
     for name in COMMANDS:
         importlib.import_module(f"parttrack.tracker.cli.{name}").add_parser(sub)
     return parser

@@ -9,6 +9,7 @@ is also saved into ``VIDEO_DIR``.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -27,8 +28,8 @@ def add_parser(sub):
     p.add_argument("--figure-seed", type=int, default=0, help="figure/background seed (default 0)")
     p.add_argument("--motion-seed", type=int, default=7, help="motion seed (default 7: held-out)")
     p.add_argument("--frames", type=int, default=200, help="frames to generate (default 200)")
-    p.add_argument("--size", type=int, nargs="+", default=[128], metavar="PX",
-                   help="generated frame size: SIDE or WIDTH HEIGHT (default 128)")
+    p.add_argument("--size", type=_frame_size, default=128, metavar="PX",
+                   help="generated frame size: SIDE (e.g. 160) or WIDTHxHEIGHT (e.g. 256x144) (default 128)")
     p.add_argument("--fps", type=float, default=25.0, help="generated frame rate (default 25)")
     p.add_argument("--plan", default="humanoid", help="generated body plan: humanoid, quadruped or robot_arm "
                                                        "(default humanoid; use the plan the model was trained on)")
@@ -46,6 +47,18 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+def _frame_size(text: str) -> int | tuple[int, int]:
+    """``--size``: ``"160"`` → 160 (a square side), ``"256x144"`` → ``(256, 144)`` (width, height).
+    One token, so that a ``VIDEO_DIR`` after it is not taken for a second number."""
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"{text!r} is not SIDE or WIDTHxHEIGHT (e.g. 160 or 256x144)")
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
 def run(args) -> int:
     from parttrack.engine.evaluate import evaluate_bundle, format_report
     from parttrack.engine.synthetic import render_video
@@ -53,11 +66,8 @@ def run(args) -> int:
     if args.generate:
         if args.frames < 4:
             raise InputError(f"--frames {args.frames} is too few", "use at least 4 (landmark regression splits them in halves)")
-        if len(args.size) not in (1, 2):
-            raise InputError("--size takes SIDE or WIDTH HEIGHT")
-        size = args.size[0] if len(args.size) == 1 else tuple(args.size)
         try:
-            video = render_video(args.frames, size=size, figure_seed=args.figure_seed,
+            video = render_video(args.frames, size=args.size, figure_seed=args.figure_seed,
                                  motion_seed=args.motion_seed, fps=args.fps, plan=args.plan, scale=args.scale,
                                  light=args.light, crf=args.crf)
         except ValueError as exc:
