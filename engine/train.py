@@ -464,6 +464,7 @@ class Trainer:
         self.pair_flow, self.gray = None, None
         self._residual_flow: dict = {}    # (pairs, gap) -> (flow, trust) of motion_residual, measured once
         self.moving, self.moving_any = None, None
+        self._initial_weights = None     # the warm start's weights (load_weights), for reinitialise
         if train_config.motion_changed and (not train_config.static_background or train_config.usage_on_moving):
             from parttrack.engine.flow import moving_pixel_levels, to_gray
 
@@ -1042,13 +1043,18 @@ class Trainer:
         except BundleError as exc:
             raise InputError(f"cannot start from {d}: {exc}") from None
         self.initialised_from = str(d)
+        self._initial_weights = copy.deepcopy(self.net.state_dict())
 
     def reinitialise(self, seed: int) -> None:
-        """A fresh start: new network weights, optimiser and random streams from ``seed``; step 0."""
+        """A fresh start: optimiser and random streams from ``seed``, step 0, and new network
+        weights — the warm start's weights again after :meth:`load_weights`, else a random
+        initialisation from ``seed``."""
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.warp_gen = torch.Generator().manual_seed(seed)
         self.net = build_network(self.cfg).to(self.device)
+        if self._initial_weights is not None:
+            self.net.load_state_dict(self._initial_weights)
         self.background.data.copy_(self._background0)
         learn_bg = self.tcfg.static_background and self.tcfg.learn_background
         self.opt = torch.optim.Adam(list(self.net.parameters()) + ([self.background] if learn_bg else []), lr=self.tcfg.lr)

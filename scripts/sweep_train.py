@@ -116,6 +116,12 @@ RECIPES: dict[str, dict] = {
     "prior_192": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto", "network": {"input_size": 192}},
     # sweep S160: the same with a 160×160 input (≈ 1.7 times the training cost per step of 128)
     "prior_160": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto", "network": {"input_size": 160}},
+    # sweep RS: the default at 160 with the training seeds of TrainConfig.restarts' later starts
+    # (seed + 1000·r) on the same video: best-of-n restarts chosen by a label-free criterion
+    "prior_160_r1": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto",
+                     "network": {"input_size": 160}, "seed_offset": 1000},
+    "prior_160_r2": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto",
+                     "network": {"input_size": 160}, "seed_offset": 2000},
     "moving_prior": {"init": "trained/prior", "static_background": False},
     # sweep MV: the same with a moving-pixel map whose pixels move in at least 2 of their frame comparisons
     # (TrainConfig.moving_votes; moving_prior is 1, the default)
@@ -188,7 +194,8 @@ def run_one(job: dict) -> dict:
         if not job.get("priors"):
             raise ValueError(f"recipe {job['recipe']!r} starts from a prior: pass --priors DIR")
         init = Path(job["priors"]) / init[job["plan"]]
-    cfg = _merge({"steps": job["steps"], "minutes": None, "seed": job["seed"], "snapshot_every": 500,
+    seed = job["seed"] + recipe.pop("seed_offset", 0)     # another training seed on the same video
+    cfg = _merge({"steps": job["steps"], "minutes": None, "seed": seed, "snapshot_every": 500,
                   "checkpoint_every": 250}, recipe)
     trainer = Trainer(frames, net, TrainConfig.from_dict(cfg), run_dir)
     if init is not None:      # any input size: the weights do not depend on it

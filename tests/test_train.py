@@ -433,6 +433,22 @@ def test_warm_start_from_a_bundle_and_its_refusals(frames, tmp_path):
     assert "warm start" in (out / "NOTES.md").read_text()
 
 
+def test_restarts_after_a_warm_start_each_begin_from_its_weights(frames, tmp_path):
+    """With ``--init`` every start of ``restarts`` begins from the bundle's weights (only the
+    training seed differs), not from a random initialisation."""
+    first = train_bundle(frames, tmp_path / "a", TINY, _cfg(steps=2), tmp_path / "run_a", progress=False)
+    theirs = np.load(first / "weights.npz")
+    tr = Trainer(frames, TINY, _cfg(steps=4, restarts=2, restart_steps=2), tmp_path / "run")
+    tr.load_weights(first)
+    tr.run(progress=False)                       # trains the first start away from the bundle's weights
+    tr.reinitialise(1000)
+    for name, value in tr.net.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), theirs[name], atol=0)
+    cold = Trainer(frames, TINY, _cfg(steps=1), tmp_path / "cold")
+    cold.reinitialise(1000)
+    assert any(not np.allclose(v.numpy(), theirs[n]) for n, v in cold.net.state_dict().items())
+
+
 def test_cli_init_optional_falls_back_to_random_weights(tmp_path, frames, capsys):
     from parttrack.engine.synthetic import write_video
 
