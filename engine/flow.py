@@ -200,9 +200,10 @@ def global_affine_residual(flow: np.ndarray, valid: np.ndarray, iterations: int 
 
 
 def moving_pixel_levels(gray: np.ndarray, size: tuple[int, int], gaps: tuple[int, ...] = (3, 10, 25),
-                  threshold_px: float = 1.0, threshold_grey: float = 10.0, preset: str = "fast",
-                  progress=None, indices: np.ndarray | None = None,
-                  shot_starts: tuple[int, ...] | list[int] = (), min_votes: tuple[int, ...] = (1,)) -> np.ndarray:
+                        threshold_px: float = 1.0, threshold_grey: float = 10.0, preset: str = "fast",
+                        progress=None, indices: np.ndarray | None = None,
+                        shot_starts: tuple[int, ...] | list[int] = (),
+                        min_votes: tuple[int, ...] = (1,)) -> np.ndarray:
     """Per frame and vote count, the share of each mask pixel that moves relative to the dominant motion.
 
     A pixel of frame t "moves" when, for at least one of the frames ``t ± g`` (``g`` in
