@@ -192,7 +192,8 @@ class TrainConfig:
         restarts, restart_steps: with ``restarts`` > 1, a fresh run starts that many times (seeds
             ``seed + 1000·r``) for ``restart_steps`` steps each and continues the start with the
             lowest ``restart_criterion`` (no labels: :meth:`Trainer.heldout_score`); the
-            discarded starts count against the budget.
+            discarded starts count against the budget, and only as many starts are made as it
+            holds in full (:func:`another_start_fits`).
         reallocate_steps, reallocate_cost, reallocate_max: (off by default) at each of these
             steps, up to ``reallocate_max`` parts that are wasted — a part with (almost) no mask,
             or the smaller of two parts that move as one affine layer (merge cost below
@@ -1105,17 +1106,26 @@ class Trainer:
                     on_step(self, last)
         return last
 
-    def _restart_phase(self, limit_s: float, bar, start: float) -> None:
-        """``restarts`` short starts of ``restart_steps`` steps from seeds ``seed + 1000·r``; the
-        one with the lowest ``restart_criterion`` (label-free, :meth:`heldout_score`) is kept
-        and continued. Each candidate's log and last snapshot go to ``restarts/``;
-        the choice to ``restarts/choice.json``; the kept one's log is copied into log.csv."""
+    def _restart_phase(self, max_steps: int, limit_s: float, bar, start: float) -> int:
+        """Up to ``restarts`` starts of ``restart_steps`` steps from seeds ``seed + 1000·r``, as
+        many as the budget holds (:func:`another_start_fits`); the one with the lowest
+        ``restart_criterion`` (label-free, :meth:`heldout_score`) among those that ran their
+        ``restart_steps`` in full (the first always counts) is kept and continued. Each
+        candidate's log and last snapshot go to ``restarts/``; the choice to
+        ``restarts/choice.json``; the kept one's log is copied into log.csv.
+
+        Returns:
+            the number of starts made."""
         tc = self.tcfg
         folder = self.run_dir / "restarts"
         folder.mkdir(exist_ok=True)
         best, scores = None, []
+        phase_start = self.elapsed_s
         for r in range(tc.restarts):
             if r > 0:
+                if not another_start_fits(r, tc.restart_steps, max_steps, limit_s - self.elapsed_s,
+                                          self.elapsed_s - phase_start):
+                    break
                 self.reinitialise(tc.seed + 1000 * r)
             log = folder / f"r{r}_log.csv"
             log.unlink(missing_ok=True)
@@ -1124,7 +1134,8 @@ class Trainer:
             score = self.heldout_score()
             scores.append({"restart": r, "seed": tc.seed + 1000 * r, "steps": self.step, **score})
             value = score[tc.restart_criterion]
-            if best is None or value < best[0] or (np.isnan(best[0]) and not np.isnan(value)):
+            complete = r == 0 or self.step >= tc.restart_steps
+            if best is None or complete and (value < best[0] or (np.isnan(best[0]) and not np.isnan(value))):
                 best = (value, r, self._state())
             if self.elapsed_s >= limit_s:
                 break
@@ -1132,16 +1143,25 @@ class Trainer:
         (folder / "choice.json").write_text(json.dumps({"kept": best[1], "criterion": tc.restart_criterion,
                                                         "candidates": scores}, indent=2) + "\n")
         (self.run_dir / "log.csv").write_text((folder / f"r{best[1]}_log.csv").read_text())
-        self.restart_choice = {"kept": best[1], "candidates": scores}
+        self.restart_choice = {"kept": best[1], "criterion": tc.restart_criterion, "candidates": scores}
+        return len(scores)
+
+    def restarts_made(self) -> int:
+        """How many starts this run's restart phase made (``restarts/choice.json``); 1 without one."""
+        path = self.run_dir / "restarts" / "choice.json"
+        try:
+            return max(1, len(json.loads(path.read_text())["candidates"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return 1
 
     def run(self, progress: bool = True, on_step=None) -> dict:
         """Train until ``steps`` or ``minutes`` is reached (whichever first). Ctrl-C saves a
         checkpoint and re-raises KeyboardInterrupt (during the restart phase nothing is saved:
         a resumed run starts that phase again).
 
-        With ``restarts`` > 1 a fresh run first makes that many short starts and keeps the best
+        With ``restarts`` > 1 a fresh run first makes up to that many starts and keeps the best
         (:meth:`_restart_phase`); the discarded starts count against the budget (steps and
-        minutes alike).
+        minutes alike), and only as many are made as it holds.
 
         Returns:
             {"steps", "elapsed_s", "last": last loss terms}.
@@ -1150,20 +1170,21 @@ class Trainer:
 
         tc = self.tcfg
         limit_s = tc.minutes * 60 if tc.minutes else math.inf
-        max_steps = tc.steps if tc.steps else 10 ** 9
+        max_steps = tc.steps if tc.steps else 10 ** 9          # every start's steps count
         restarting = tc.restarts > 1 and self.step < tc.restart_steps
-        if tc.restarts > 1 and max_steps < 10 ** 9:
-            max_steps -= (tc.restarts - 1) * tc.restart_steps
         if restarting and self.step:
             self.reinitialise(tc.seed)
-        bar = progress_bar(None if max_steps >= 10 ** 9 else max_steps, "train", "step", initial=self.step,
-                           disable=not progress)
+        made = 1 if restarting else self.restarts_made()
+        bar = progress_bar(None if max_steps >= 10 ** 9 else max_steps, "train", "step",
+                           initial=self.step + (made - 1) * tc.restart_steps, disable=not progress)
         last: dict[str, float] = {}
         start = time.perf_counter() - self.elapsed_s
         try:
             if restarting:
-                self._restart_phase(limit_s, bar, start)
+                made = self._restart_phase(max_steps, limit_s, bar, start)
                 self.save_checkpoint()
+            if max_steps < 10 ** 9:      # the kept line's own step count
+                max_steps -= (made - 1) * tc.restart_steps
             last = self._loop(max_steps, limit_s, self.run_dir / "log.csv", bar, start, main=True, on_step=on_step)
         except KeyboardInterrupt:
             if not restarting or hasattr(self, "restart_choice"):
@@ -1174,6 +1195,20 @@ class Trainer:
         self.save_checkpoint()
         self.snapshot()
         return {"steps": self.step, "elapsed_s": self.elapsed_s, "last": last}
+
+
+def another_start_fits(made: int, restart_steps: int, max_steps: int, time_left_s: float, phase_s: float) -> bool:
+    """Whether the restart phase holds one more start after ``made`` of them (``made`` ≥ 1).
+
+    By steps: the new start and the kept line together must fit ``max_steps`` (every start's
+    steps count against it; the kept line has ``restart_steps`` at least), i.e.
+    ``(made + 1) · restart_steps ≤ max_steps``. By time: the ``time_left_s`` seconds of the budget
+    must hold one more start at the pace of the starts made so far (``phase_s`` seconds for
+    ``made`` starts); ``math.inf`` without a time budget.
+    """
+    if (made + 1) * restart_steps > max_steps:
+        return False
+    return time_left_s >= phase_s / made
 
 
 def network_from_trainer(trainer: Trainer) -> PartNet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -371,6 +372,28 @@ def test_restarts_keep_the_start_with_the_best_heldout_reconstruction(frames, tm
     assert b.load_checkpoint() and b.step == 4
     b.run(progress=False)
     assert b.step == 6
+
+
+def test_restarts_make_only_as_many_starts_as_the_budget_holds(frames, tmp_path):
+    """A step budget of 7 holds two starts of 3 steps and the kept line (3 + 1 more), not a
+    third start; the progress counts every start's steps."""
+    from parttrack.engine.train import another_start_fits
+
+    run = tmp_path / "run"
+    tr = Trainer(frames, TINY, _cfg(steps=7, restarts=3, restart_steps=3), run)
+    tr.run(progress=False)
+    choice = json.loads((run / "restarts" / "choice.json").read_text())
+    assert [c["seed"] for c in choice["candidates"]] == [0, 1000]
+    assert tr.step == 7 - 3 and tr.restarts_made() == 2
+    resumed = Trainer(frames, TINY, _cfg(steps=9, restarts=3, restart_steps=3), run)
+    assert resumed.load_checkpoint()
+    resumed.run(progress=False)
+    assert resumed.step == 9 - 3                                    # the same two starts, not three
+    # by time: one more start of the pace so far must fit what is left of the budget
+    assert another_start_fits(1, 300, 10 ** 9, time_left_s=100.0, phase_s=90.0)
+    assert not another_start_fits(2, 300, 10 ** 9, time_left_s=100.0, phase_s=240.0)
+    assert not another_start_fits(2, 300, 899, time_left_s=math.inf, phase_s=1.0)
+    assert another_start_fits(2, 300, 900, time_left_s=math.inf, phase_s=1.0)
 
 
 def test_restarts_by_motion_residual_keep_the_start_with_the_lowest(frames, tmp_path):
