@@ -1146,13 +1146,20 @@ class Trainer:
         self.restart_choice = {"kept": best[1], "criterion": tc.restart_criterion, "candidates": scores}
         return len(scores)
 
-    def restarts_made(self) -> int:
-        """How many starts this run's restart phase made (``restarts/choice.json``); 1 without one."""
+    def restart_record(self) -> dict | None:
+        """This run's restart choice (``restarts/choice.json``: ``{"kept", "criterion",
+        "candidates"}``), or None when it made no restart phase."""
         path = self.run_dir / "restarts" / "choice.json"
         try:
-            return max(1, len(json.loads(path.read_text())["candidates"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return 1
+            record = json.loads(path.read_text())
+            return record if record.get("candidates") else None
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def restarts_made(self) -> int:
+        """How many starts this run's restart phase made (:meth:`restart_record`); 1 without one."""
+        record = self.restart_record()
+        return 1 if record is None else len(record["candidates"])
 
     def run(self, progress: bool = True, on_step=None) -> dict:
         """Train until ``steps`` or ``minutes`` is reached (whichever first). Ctrl-C saves a
@@ -1327,6 +1334,15 @@ def _json_safe(d: dict) -> dict:
             for k, v in d.items()}
 
 
+def _restart_notes(choice: dict | None) -> str:
+    if not choice:
+        return ""
+    values = ", ".join(f"seed {c['seed']}: {c.get(choice['criterion'], float('nan')):.4f}"
+                       for c in choice["candidates"])
+    return (f"\n- Restarts: {len(choice['candidates'])} starts ({choice['criterion']}, lower is better: "
+            f"{values}); kept the start with seed {choice['candidates'][choice['kept']]['seed']}.")
+
+
 def _scenery_notes(scores: list, drop: tuple[int, ...]) -> str:
     if not scores:
         return ""
@@ -1376,6 +1392,9 @@ def write_trained_bundle(trainer: Trainer, out_dir: str | Path, training_videos:
     residual = trainer.motion_residual()
     last = {k: round(v, 4) for k, v in (last or {}).items()}
     result = {"steps": trainer.step, "elapsed_s": trainer.elapsed_s}
+    choice = trainer.restart_record()
+    if choice is not None:
+        extra = {"restarts": choice, **(extra or {})}
     meta = BundleMeta(num_parts=net_config.num_parts, input_size=net_config.input_size,
                       mask_size=net_config.mask_size, part_names=part_names,
                       training_videos=training_videos, dropped_parts=drop,
@@ -1395,7 +1414,7 @@ ICML 2021, adapted for real-time CPU inference; see engine/model.py and engine/t
   {count_macs(net_config) / 1e6:.1f} MMAC per frame.
 - {result['steps']} steps of batch {train_config.batch} in {result['elapsed_s'] / 60:.1f} min
   on {train_config.device}.
-- Final losses: {json.dumps(last)}
+- Final losses: {json.dumps(last)}{_restart_notes(choice)}
 
 ## Quality (measured on the training frames, no ground truth)
 

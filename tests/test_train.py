@@ -385,6 +385,11 @@ def test_restarts_make_only_as_many_starts_as_the_budget_holds(frames, tmp_path)
     choice = json.loads((run / "restarts" / "choice.json").read_text())
     assert [c["seed"] for c in choice["candidates"]] == [0, 1000]
     assert tr.step == 7 - 3 and tr.restarts_made() == 2
+    from parttrack.engine.train import write_trained_bundle
+
+    bundle = write_trained_bundle(tr, tmp_path / "bundle")                # the choice is in the bundle
+    assert load_bundle(bundle).meta.extra["restarts"]["kept"] == choice["kept"]
+    assert "Restarts: 2 starts (rec_target" in (bundle / "NOTES.md").read_text()
     resumed = Trainer(frames, TINY, _cfg(steps=9, restarts=3, restart_steps=3), run)
     assert resumed.load_checkpoint()
     resumed.run(progress=False)
