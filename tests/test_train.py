@@ -352,21 +352,6 @@ def test_cli_train_end_to_end(tmp_path, frames, capsys):
     assert load_bundle(tmp_path / "m").meta.extra["training_steps"] == 4
 
 
-def test_cli_train_restarts_keep_the_start_with_the_lowest_motion_residual(tmp_path, frames, capsys):
-    from parttrack.engine.synthetic import write_video
-
-    video = write_video(tmp_path / "v.mp4", np.ascontiguousarray(frames), 25.0)
-    common = ["--parts", "2", "--size", "32", "--batch", "2", "--no-progress"]
-    assert main(["train", str(video), "-o", str(tmp_path / "m"), "--steps", "5", "--restarts", "3",
-                 "--restart-steps", "2"] + common) == 0
-    choice = load_bundle(tmp_path / "m").meta.extra["restarts"]
-    assert choice["criterion"] == "motion_residual" and len(choice["candidates"]) == 2    # 5 steps hold 2 starts
-    residuals = [c["motion_residual"] for c in choice["candidates"]]
-    assert choice["kept"] == int(np.argmin(residuals))
-    assert main(["train", str(video), "-o", str(tmp_path / "n"), "--restarts", "0"] + common) == 2
-    assert "--restarts" in capsys.readouterr().err
-
-
 def test_restarts_keep_the_start_with_the_best_heldout_reconstruction(frames, tmp_path):
     run = tmp_path / "run"
     tr = Trainer(frames, TINY, _cfg(steps=10, restarts=3, restart_steps=3), run)

@@ -67,14 +67,6 @@ def add_parser(sub):
                         "least 1.2 times (a small subject, a wide frame; static camera only); none: whole "
                         "frames. The bundle records the crop, and tracking cuts the same rectangle from "
                         "frames of that size (or aspect ratio)")
-    p.add_argument("--restarts", type=int, default=1, metavar="N",
-                   help="make up to N starts of --restart-steps steps each (training seeds SEED, SEED+1000, …; "
-                        "all from the same starting weights), as many as --minutes / --steps hold, and continue "
-                        "the one whose parts leave the least of the video's optical flow unexplained (the motion "
-                        "residual: label-free); the discarded starts count against the budget (default 1: one "
-                        "start)")
-    p.add_argument("--restart-steps", type=int, default=1500, metavar="STEPS",
-                   help="steps of each start with --restarts (default 1500)")
     p.add_argument("--pair-gap", type=int, default=25,
                    help="largest distance in frames between the two frames of a training pair (default 25; 0 = any)")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
@@ -389,9 +381,6 @@ def run(args) -> int:
         raise ParttrackError("--minutes and --steps must be positive")
     if args.snapshot_every < 1:
         raise ParttrackError(f"--snapshot-every must be at least 1, got {args.snapshot_every}")
-    if args.restarts < 1 or args.restart_steps < 1:
-        raise ParttrackError(f"--restarts and --restart-steps must be at least 1, got {args.restarts} and "
-                             f"{args.restart_steps}")
     if args.bundle_on_stop:  # SIGINT stops training even where it was ignored (a background job)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break stops like Ctrl-C
@@ -423,8 +412,7 @@ def run(args) -> int:
                                   "max_pair_gap": args.pair_gap or None, "weights": _weights(args.weight),
                                   "snapshot_every": args.snapshot_every, "shot_starts": footage.shot_starts,
                                   "content_boxes": footage.content_boxes, "crop": footage.crop,
-                                  "crop_frame": footage.crop_frame, "restarts": args.restarts,
-                                  "restart_steps": args.restart_steps, "restart_criterion": "motion_residual"})
+                                  "crop_frame": footage.crop_frame})
     print(f"parttrack: training K={args.parts} parts at {args.size}x{args.size} on {len(frames)} frames "
           f"({args.device}, {'moving' if moving else 'static'} camera), "
           f"{'continuing its checkpoint' if args.resume else 'starting from ' + _start_name(init)}; "
