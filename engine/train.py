@@ -1143,7 +1143,6 @@ class Trainer:
         (folder / "choice.json").write_text(json.dumps({"kept": best[1], "criterion": tc.restart_criterion,
                                                         "candidates": scores}, indent=2) + "\n")
         (self.run_dir / "log.csv").write_text((folder / f"r{best[1]}_log.csv").read_text())
-        self.restart_choice = {"kept": best[1], "criterion": tc.restart_criterion, "candidates": scores}
         return len(scores)
 
     def restart_record(self) -> dict | None:
@@ -1186,15 +1185,17 @@ class Trainer:
                            initial=self.step + (made - 1) * tc.restart_steps, disable=not progress)
         last: dict[str, float] = {}
         start = time.perf_counter() - self.elapsed_s
+        phase_done = not restarting
         try:
             if restarting:
                 made = self._restart_phase(max_steps, limit_s, bar, start)
+                phase_done = True
                 self.save_checkpoint()
             if max_steps < 10 ** 9:      # the kept line's own step count
                 max_steps -= (made - 1) * tc.restart_steps
             last = self._loop(max_steps, limit_s, self.run_dir / "log.csv", bar, start, main=True, on_step=on_step)
         except KeyboardInterrupt:
-            if not restarting or hasattr(self, "restart_choice"):
+            if phase_done:
                 self.save_checkpoint()
             raise
         finally:
