@@ -376,8 +376,8 @@ def test_restarts_keep_the_start_with_the_best_heldout_reconstruction(frames, tm
 
 def test_restarts_make_only_as_many_starts_as_the_budget_holds(frames, tmp_path):
     """A step budget of 7 holds two starts of 3 steps and the kept line (3 + 1 more), not a
-    third start; the progress counts every start's steps."""
-    from parttrack.engine.train import another_start_fits
+    third start; the bundle records the choice; a resumed run keeps the count of starts."""
+    from parttrack.engine.train import another_start_fits, write_trained_bundle
 
     run = tmp_path / "run"
     tr = Trainer(frames, TINY, _cfg(steps=7, restarts=3, restart_steps=3), run)
@@ -385,8 +385,6 @@ def test_restarts_make_only_as_many_starts_as_the_budget_holds(frames, tmp_path)
     choice = json.loads((run / "restarts" / "choice.json").read_text())
     assert [c["seed"] for c in choice["candidates"]] == [0, 1000]
     assert tr.step == 7 - 3 and tr.restarts_made() == 2
-    from parttrack.engine.train import write_trained_bundle
-
     bundle = write_trained_bundle(tr, tmp_path / "bundle")                # the choice is in the bundle
     assert load_bundle(bundle).meta.extra["restarts"]["kept"] == choice["kept"]
     assert "Restarts: 2 starts (rec_target" in (bundle / "NOTES.md").read_text()
