@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from parttrack.engine.warp import compose, tuple_to_matrix
+from parttrack.engine.warp import compose, tuple_to_matrix, warp
 
 
 def pyramid(img: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -121,6 +121,32 @@ def equivariance_loss(warp_m: torch.Tensor, transforms: torch.Tensor, transforms
     k = transforms.shape[1]
     expect = compose(warp_m[:, None].expand(-1, k, -1, -1), tuple_to_matrix(transforms))
     return (expect - tuple_to_matrix(transforms_warped)).abs().sum((-1, -2)).mean()
+
+
+def mask_equivariance_loss(masks_warped: torch.Tensor, masks: torch.Tensor, warp_m: torch.Tensor) -> torch.Tensor:
+    """Equivariance of the segmentation under a warp of the image: the masks of the warped image
+    against the image's masks moved by the same warp, ``M(T^w ∘ I) ≈ T^w ∘ M(I)`` (the
+    equivariance constraint on part maps of SCOPS, Hung et al. CVPR 2019, §3.3; not in Gao et
+    al. 2021, whose equivariance loss ties only the transforms). The mean over pixels of the
+    total-variation distance ``½ Σ_k |·|`` between the two per-pixel distributions over the K+1
+    slots, in [0, 1], over the pixels whose warped position stays inside the frame (the others
+    have no counterpart in ``masks``). Zero when the segmentation moves with the image; gradients
+    reach both.
+
+    Args:
+        masks_warped: ``(N, K+1, h, w)`` softmax masks of the warped image ``T^w ∘ I``.
+        masks: ``(N, K+1, h, w)`` softmax masks of the image ``I``.
+        warp_m: ``(N, 2, 3)`` the warp ``T^w`` (normalised coordinates, as :func:`engine.warp.warp`).
+
+    Raises:
+        ValueError: the mask shapes differ.
+    """
+    if masks_warped.shape != masks.shape:
+        raise ValueError(f"mask shapes differ: warped image {tuple(masks_warped.shape)}, image {tuple(masks.shape)}")
+    expected = warp(masks, warp_m, padding_mode="border")
+    inside = (warp(torch.ones_like(masks[:, :1]), warp_m) > 0.999).to(masks.dtype)   # (N, 1, h, w)
+    tv = 0.5 * (masks_warped - expected).abs().sum(1, keepdim=True)
+    return (tv * inside).sum() / inside.sum().clamp_min(1.0)
 
 
 def concentration_loss(masks: torch.Tensor) -> torch.Tensor:

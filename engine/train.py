@@ -55,7 +55,7 @@ _DEPTH_PAD = 20.0
 #: Columns of log.csv (a term that is switched off or not yet active is logged as 0).
 LOSS_TERMS = ("total", "rec_target", "rec_source", "background", "translation", "covariance",
               "equivariance", "concentration", "usage", "change_prior", "flow", "cluster", "mask_consistency",
-              "motion_layers", "mask_entropy")
+              "motion_layers", "mask_entropy", "mask_equivariance")
 
 
 def _log_columns(log_path: Path) -> list[str]:
@@ -101,6 +101,7 @@ class LossWeights:
     mask_consistency: float = 0.0  # not in the paper: target masks = source masks moved by the parts (losses.mask_consistency_loss)
     motion_layers: float = 0.0    # not in the paper: foreground pixels to the part whose affine flow fit explains them (losses.motion_layer_loss)
     mask_entropy: float = 0.0     # not in the paper: hardens soft masks, ramped in with the background loss (losses.mask_entropy_loss)
+    mask_equivariance: float = 0.0  # not in the paper: masks of a warped frame = the frame's masks warped (losses.mask_equivariance_loss)
 
 
 @dataclass(frozen=True)
@@ -721,14 +722,18 @@ class Trainer:
                 sel = torch.from_numpy(np.concatenate(idx)).to(self.device)
                 terms["cluster"] = w.cluster * fade * L.cluster_loss(masks_all, self.clusters[0][sel].float(),
                                                                      self.clusters[1][sel])
-        if w.equivariance and self.step % max(1, tc.equivariance_every) == 0 and not heldout:
+        if (w.equivariance or w.mask_equivariance) and self.step % max(1, tc.equivariance_every) == 0 \
+                and not heldout:
             wm = random_warps(b, tc.warp_rotation_deg, tc.warp_scale, tc.warp_shift, self.warp_gen).to(x.device)
             x_w = warp(x[b:], wm, padding_mode="border")
             feats_w = net.features(x_w)
             depth_w = net.hold_background(net.decode_depth(net.latents(feats_w)), bg_offset)
             masks_w = torch.softmax(depth_w, 1)
-            tf_w = net.transforms(feats_w, masks_w)
-            terms["equivariance"] = w.equivariance * L.equivariance_loss(wm, tf_t, tf_w)
+            if w.equivariance:
+                tf_w = net.transforms(feats_w, masks_w)
+                terms["equivariance"] = w.equivariance * L.equivariance_loss(wm, tf_t, tf_w)
+            if w.mask_equivariance:
+                terms["mask_equivariance"] = w.mask_equivariance * L.mask_equivariance_loss(masks_w, masks_all[b:], wm)
         total = sum(terms.values())
         info = {"src": img_s, "tgt": img_t, "rec_t": rec_t, "masks_st": masks_st, "rec_s": rec_s}
         return total, {k_: float(v_.detach()) for k_, v_ in terms.items()}, info

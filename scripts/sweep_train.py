@@ -122,6 +122,10 @@ RECIPES: dict[str, dict] = {
                      "network": {"input_size": 160}, "seed_offset": 1000},
     "prior_160_r2": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto",
                      "network": {"input_size": 160}, "seed_offset": 2000},
+    # the default at 160 with the segmentation's equivariance under random warps of the frame
+    # (LossWeights.mask_equivariance; SCOPS' constraint on part maps)
+    "prior_160_meq2": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto",
+                       "network": {"input_size": 160}, "weights": {"mask_equivariance": 2.0}},
     "moving_prior": {"init": "trained/prior", "static_background": False},
     # sweep MV: the same with a moving-pixel map whose pixels move in at least 2 of their frame comparisons
     # (TrainConfig.moving_votes; moving_prior is 1, the default)

@@ -272,6 +272,30 @@ def test_mask_consistency_zero_when_target_masks_are_the_moved_source_masks():
         L.mask_consistency_loss(m_t, m_t[:, :2])
 
 
+def test_mask_equivariance_zero_when_the_masks_move_with_the_image():
+    from parttrack.engine.warp import warp
+
+    h = 32
+    masks = torch.softmax(_square_depth(h, [(8, 16, 4, 10), (18, 28, 16, 26)]), 1).expand(2, -1, -1, -1)
+    # a shift by 4 px and a turn by 10° with a small zoom, both within the trainer's warp range
+    th = math.radians(10.0)
+    wm = torch.tensor([[[1.0, 0.0, 8.0 / h], [0.0, 1.0, 0.0]],
+                       [[1.05 * math.cos(th), -1.05 * math.sin(th), 0.05], [1.05 * math.sin(th), 1.05 * math.cos(th), 0.0]]])
+    moved = warp(masks, wm, padding_mode="border")
+    assert L.mask_equivariance_loss(moved, masks, wm).item() == pytest.approx(0.0, abs=1e-6)
+    # a segmentation that stays where it was while the image moves
+    still = L.mask_equivariance_loss(masks, masks, wm).item()
+    assert still > 0.05
+    # pixels that the warp brings in from outside the frame are not compared: a mask that differs
+    # only there costs nothing
+    outside = warp(torch.ones_like(masks[:, :1]), wm) <= 0.999
+    assert outside[0].any()
+    other = torch.where(outside, masks.flip(1), moved)
+    assert L.mask_equivariance_loss(other, masks, wm).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="mask shapes differ"):
+        L.mask_equivariance_loss(masks, masks[:, :2], wm)
+
+
 def _two_layer_scene(h: int = 16, w: int = 16):
     """Left half rotates about its centre, right half translates; background (a border) still."""
     xs = (torch.arange(w, dtype=torch.float64) * 2 + 1) / w - 1
