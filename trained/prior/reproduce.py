@@ -9,8 +9,7 @@ a quadruped and a robot arm; :mod:`engine.synthetic`), 300 frames each, joined a
 (figure_seed 900) and their motion (motion_seed 7) are none of those the training sweep scores
 (figure seeds 100–104, motion seeds 0 and 1234; ``scripts/sweep_train.py``), and the videos are
 made the way the sweep's are: 256×256 letterboxed to 128×128, a slowly changing light (±15 %),
-sensor noise, H.264 at CRF 23. The recipe is `parttrack train`'s default of the day it was made
-(``TrainConfig()`` without the masks' equivariance term, which became the default later:
+sensor noise, H.264 at CRF 23. The recipe is `parttrack train`'s default (``TrainConfig()``:
 seed 0; nothing changed but the step count, and no warm start of its own); 1 torch thread by
 default, so that the result does not depend on the machine's core count.
 
@@ -49,9 +48,7 @@ NET = NetConfig()                       # the default network of `parttrack trai
 STEPS = 6000
 #: the recipe that made the shipped prior: `parttrack train`'s default of its time (the plain temporal
 #: median as the static background), pinned so that later changes of the default do not change it
-#: The shipped prior was made before sweep MEQ put the masks' equivariance term in the default
-#: (``LossWeights.mask_equivariance``): it stays off here, so that this script makes that bundle again.
-RECIPE = {"seed": 0, "estimate_background": False, "weights": {"mask_equivariance": 0.0}}
+RECIPE = {"seed": 0, "estimate_background": False}
 ABOUT = """
 ## What this bundle is for
 
