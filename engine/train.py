@@ -101,7 +101,7 @@ class LossWeights:
     mask_consistency: float = 0.0  # not in the paper: target masks = source masks moved by the parts (losses.mask_consistency_loss)
     motion_layers: float = 0.0    # not in the paper: foreground pixels to the part whose affine flow fit explains them (losses.motion_layer_loss)
     mask_entropy: float = 0.0     # not in the paper: hardens soft masks, ramped in with the background loss (losses.mask_entropy_loss)
-    mask_equivariance: float = 2.0  # not in the paper: masks of a warped frame = the frame's masks warped (losses.mask_equivariance_loss; sweep MEQ)
+    mask_equivariance: float = 0.0  # not in the paper: masks of a warped frame = the frame's masks warped (losses.mask_equivariance_loss; sweep MEQ)
 
 
 @dataclass(frozen=True)
