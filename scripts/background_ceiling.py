@@ -14,6 +14,10 @@ Videos as in ``scripts/sweep_train.py`` (256×256 letterboxed to 128, 300 traini
 light ±15 %, CRF 23, figure seed 100 + seed).
 
     python scripts/background_ceiling.py --plans humanoid quadruped robot_arm --seeds 0 1 2 3 4
+
+``--scan T1 T2 …`` scores instead the median's and the true background's map at the reconstruction
+size for each change threshold (``LossWeights.change_threshold``); ``--input 160`` letterboxes to
+160 (the default input size) with 40-pixel masks.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from parttrack.engine.background import estimate_background
 from parttrack.engine.synthetic import render_background, render_video
 from parttrack.engine.train import prepare_frames
 
-SIZE, INPUT, FRAMES, MASK = 256, 128, 300, 32
+SIZE, FRAMES = 256, 300
 
 
 def changed_iou(x: torch.Tensor, background: np.ndarray, subject: torch.Tensor, side: int,
@@ -46,26 +50,53 @@ def changed_iou(x: torch.Tensor, background: np.ndarray, subject: torch.Tensor, 
     return float((changed & subject).sum() / (changed | subject).sum())
 
 
+def training_video(plan: str, seed: int, side: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, np.ndarray]:
+    """A sweep video's training frames at ``side``: uint8 frames ``(T, S, S, 3)``, the same in
+    [-1, 1] ``(T, 3, S, S)``, the subject ``(T, S, S)`` bool, the median background ``(S, S, 3)``."""
+    v = render_video(FRAMES, size=SIZE, figure_seed=100 + seed, plan=plan, light=0.15, crf=23)
+    frames = prepare_frames(v.frames, side)
+    subject = torch.from_numpy(v.labels > 0)[:, None].float()
+    subject = F.interpolate(subject, size=(side, side), mode="area")[:, 0] > 0.5
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+    median = np.median(frames[:: max(1, FRAMES // 64)], axis=0).astype(np.float32)
+    return frames, x, subject, median
+
+
+def scan(plans: list[str], seeds: list[int], thresholds: list[float], side: int) -> None:
+    """The map's IoU at the reconstruction size for each threshold, median and true background."""
+    mask = side // 4
+    print("| plan | seed | background | " + " | ".join(f"{t:g}" for t in thresholds) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in thresholds) + " |")
+    for plan in plans:
+        for seed in seeds:
+            _, x, subject, median = training_video(plan, seed, side)
+            true = cv2.resize(render_background(SIZE, SIZE, 100 + seed), (side, side), interpolation=cv2.INTER_AREA)
+            for name, bg in (("median", median), ("true", true)):
+                cells = [changed_iou(x, bg, subject, mask, t) for t in thresholds]
+                print(f"| {plan} | {seed} | {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plans", nargs="+", default=["humanoid", "quadruped", "robot_arm"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--threshold", type=float, default=0.05)
+    ap.add_argument("--input", type=int, default=128, help="model input side (masks: a quarter of it)")
+    ap.add_argument("--scan", nargs="+", type=float, help="change thresholds to compare")
     a = ap.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    if a.scan:
+        scan(a.plans, a.seeds, a.scan, a.input)
+        return
+    INPUT, MASK = a.input, a.input // 4
     print(f"| plan | seed | median ({INPUT} / {MASK} px) | estimate ({INPUT} / {MASK} px) | true background "
           f"({INPUT} / {MASK} px) | estimate s |")
     print("| --- | --- | --- | --- | --- | --- |")
     gains = []
     for plan in a.plans:
         for seed in a.seeds:
-            v = render_video(FRAMES, size=SIZE, figure_seed=100 + seed, plan=plan, light=0.15, crf=23)
-            frames = prepare_frames(v.frames, INPUT)
-            subject = torch.from_numpy(v.labels > 0)[:, None].float()
-            subject = F.interpolate(subject, size=(INPUT, INPUT), mode="area")[:, 0] > 0.5
-            x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
-            median = np.median(frames[:: max(1, FRAMES // 64)], axis=0).astype(np.float32)
+            frames, x, subject, median = training_video(plan, seed, INPUT)
             t0 = time.perf_counter()
             estimate, _ = estimate_background(frames, a.threshold)
             dt = time.perf_counter() - t0

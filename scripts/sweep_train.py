@@ -129,6 +129,9 @@ RECIPES: dict[str, dict] = {
     # sweep T04: the default at 160 with a change threshold of 0.04 instead of 0.05 (LossWeights.change_threshold)
     "prior_160_thr04": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto",
                         "network": {"input_size": 160}, "weights": {"change_threshold": 0.04}},
+    # ... and 0.06
+    "prior_160_thr06": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto",
+                        "network": {"input_size": 160}, "weights": {"change_threshold": 0.06}},
     "moving_prior": {"init": "trained/prior", "static_background": False},
     # sweep MV: the same with a moving-pixel map whose pixels move in at least 2 of their frame comparisons
     # (TrainConfig.moving_votes; moving_prior is 1, the default)
