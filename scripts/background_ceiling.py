@@ -10,8 +10,8 @@ the reconstruction size, area-downsampled) for three background images:
   ``TrainConfig.estimate_background``, off by default: sweep L);
 - ``true``: the generator's own background image — a ceiling only, never used to train.
 
-Videos as in ``scripts/sweep_train.py`` (256×256 letterboxed to 128, 300 training frames,
-light ±15 %, CRF 23, figure seed 100 + seed).
+Videos as in ``scripts/sweep_train.py`` (256×256 letterboxed to the input, 128 unless ``--input``,
+300 training frames, light ±15 %, CRF 23, figure seed 100 + seed).
 
     python scripts/background_ceiling.py --plans humanoid quadruped robot_arm --seeds 0 1 2 3 4
 
@@ -89,25 +89,25 @@ def main() -> None:
     if a.scan:
         scan(a.plans, a.seeds, a.scan, a.input)
         return
-    INPUT, MASK = a.input, a.input // 4
-    print(f"| plan | seed | median ({INPUT} / {MASK} px) | estimate ({INPUT} / {MASK} px) | true background "
-          f"({INPUT} / {MASK} px) | estimate s |")
+    size, mask = a.input, a.input // 4
+    print(f"| plan | seed | median ({size} / {mask} px) | estimate ({size} / {mask} px) | true background "
+          f"({size} / {mask} px) | estimate s |")
     print("| --- | --- | --- | --- | --- | --- |")
     gains = []
     for plan in a.plans:
         for seed in a.seeds:
-            frames, x, subject, median = training_video(plan, seed, INPUT)
+            frames, x, subject, median = training_video(plan, seed, size)
             t0 = time.perf_counter()
             estimate, _ = estimate_background(frames, a.threshold)
             dt = time.perf_counter() - t0
-            true = cv2.resize(render_background(SIZE, SIZE, 100 + seed), (INPUT, INPUT), interpolation=cv2.INTER_AREA)
+            true = cv2.resize(render_background(SIZE, SIZE, 100 + seed), (size, size), interpolation=cv2.INTER_AREA)
             cells = []
             for bg in (median, estimate, true):
-                cells.append([changed_iou(x, bg, subject, side, a.threshold) for side in (INPUT, MASK)])
+                cells.append([changed_iou(x, bg, subject, side, a.threshold) for side in (size, mask)])
             gains.append(cells[1][1] - cells[0][1])
             print(f"| {plan} | {seed} | " + " | ".join(f"{c[0]:.3f} / {c[1]:.3f}" for c in cells) + f" | {dt:.1f} |",
                   flush=True)
-    print(f"\nestimate − median at {MASK} px: median {statistics.median(gains):+.3f}, "
+    print(f"\nestimate − median at {mask} px: median {statistics.median(gains):+.3f}, "
           f"worst {min(gains):+.3f}, better in {sum(g > 0 for g in gains)} of {len(gains)}")
 
 
