@@ -62,6 +62,12 @@ def training_video(plan: str, seed: int, side: int) -> tuple[np.ndarray, torch.T
     return frames, x, subject, median
 
 
+def true_background(seed: int, side: int) -> np.ndarray:
+    """The generator's own background of figure seed 100 + ``seed`` at ``side``: ``(S, S, 3)``
+    float32 in [0, 255] (a ceiling only, never used to train)."""
+    return cv2.resize(render_background(SIZE, SIZE, 100 + seed), (side, side), interpolation=cv2.INTER_AREA)
+
+
 def scan(plans: list[str], seeds: list[int], thresholds: list[float], side: int) -> None:
     """The map's IoU at the reconstruction size for each threshold, median and true background."""
     mask = side // 4
@@ -70,7 +76,7 @@ def scan(plans: list[str], seeds: list[int], thresholds: list[float], side: int)
     for plan in plans:
         for seed in seeds:
             _, x, subject, median = training_video(plan, seed, side)
-            true = cv2.resize(render_background(SIZE, SIZE, 100 + seed), (side, side), interpolation=cv2.INTER_AREA)
+            true = true_background(seed, side)
             for name, bg in (("median", median), ("true", true)):
                 cells = [changed_iou(x, bg, subject, mask, t) for t in thresholds]
                 print(f"| {plan} | {seed} | {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |", flush=True)
@@ -100,7 +106,7 @@ def main() -> None:
             t0 = time.perf_counter()
             estimate, _ = estimate_background(frames, a.threshold)
             dt = time.perf_counter() - t0
-            true = cv2.resize(render_background(SIZE, SIZE, 100 + seed), (size, size), interpolation=cv2.INTER_AREA)
+            true = true_background(seed, size)
             cells = []
             for bg in (median, estimate, true):
                 cells.append([changed_iou(x, bg, subject, side, a.threshold) for side in (size, mask)])
