@@ -23,6 +23,7 @@ training-time pieces (latent maps, part images).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -235,13 +236,17 @@ class PartNet(nn.Module):
             return depth
         return torch.cat([depth[:, :1].detach() + offset, depth[:, 1:]], 1)
 
-    def encode(self, image: torch.Tensor, background_offset: float | None = None) -> dict[str, torch.Tensor]:
+    def encode(self, image: torch.Tensor, background_offset: float | None = None,
+               compute_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         """Everything training needs for a batch of frames.
 
         Args:
             image: uint8 ``(N, S, S, 3)`` RGB, or float ``(N, 3, S, S)`` already normalised.
             background_offset: hold the background slot back by this logit offset, without
                 gradient (:meth:`hold_background`; None = the inference graph's behaviour).
+            compute_dtype: run the convolutions and the decoder in this dtype
+                (:func:`mixed_precision`); the masks and transforms are computed in float32
+                from their float32 outputs either way. None: float32 throughout.
 
         Returns:
             dict with ``latents`` (N, h, w, K+1, C_v), ``depth`` (N, K+1, h, w),
@@ -249,9 +254,11 @@ class PartNet(nn.Module):
             ``transforms`` (N, K, 6), ``features`` (N, C_f, h, w).
         """
         x = self.normalise(image) if image.dtype == torch.uint8 else image
-        feats = self.features(x)
-        v = self.latents(feats)
-        depth, parts = self.decode(v)
+        with mixed_precision(x.device, compute_dtype):
+            feats = self.features(x)
+            v = self.latents(feats)
+            depth, parts = self.decode(v)
+        feats, v, depth, parts = (t.float() for t in (feats, v, depth, parts))
         depth = self.hold_background(depth, background_offset)
         masks = torch.softmax(depth, 1)
         return {"latents": v, "depth": depth, "parts": parts, "masks": masks,
@@ -272,6 +279,17 @@ class PartNet(nn.Module):
         feats = self.features(self.normalise(image))
         masks = torch.softmax(self.decode_depth(self.latents(feats)), 1)
         return masks, self.transforms(feats, masks)
+
+
+def mixed_precision(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """A context in which the network's matrix products and convolutions run in ``dtype``
+    (``torch.autocast``: weights stay float32, gradients flow back in float32; PyTorch's
+    "Automatic Mixed Precision" documentation lists which ops are cast). ``dtype`` None, or
+    float32: a context that changes nothing. Training only — the exported inference graph is
+    float32."""
+    if dtype is None or dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def count_macs(config: NetConfig) -> int:

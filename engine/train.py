@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from parttrack.engine import losses as L
 from parttrack.engine.bundle import default_part_colors
 from parttrack.engine.errors import InputError, OutputError
-from parttrack.engine.model import NetConfig, PartNet, build_network
+from parttrack.engine.model import NetConfig, PartNet, build_network, mixed_precision
 from parttrack.engine.types import part_labels
 from parttrack.engine.warp import compose, invert, random_warps, tuple_to_matrix, warp
 
@@ -250,6 +250,11 @@ class TrainConfig:
             is built only with ``motion_changed`` (on by default); without it the usage term
             keeps the changed pixels.
         device: ``"cpu"`` or ``"cuda"``.
+        precision: the dtype the network's convolutions and decoder run in during training
+            (:func:`engine.model.mixed_precision`): ``"bf16"`` (bfloat16 autocast: float32
+            weights and loss arithmetic, bfloat16 matrix products), ``"fp32"``, or ``"auto"``:
+            bf16 where the device computes it natively (:func:`training_dtype`), else fp32.
+            Only the speed of a step changes; the exported model is float32 either way.
     """
 
     steps: int | None = 3000
@@ -299,6 +304,7 @@ class TrainConfig:
     reallocate_cost: float = 0.03
     reallocate_max: int = 2
     device: str = "cpu"
+    precision: str = "fp32"
     weights: LossWeights = field(default_factory=LossWeights)
 
     @classmethod
@@ -372,6 +378,30 @@ def content_masks(boxes: tuple[tuple[int, int, int, int], ...] | list, n_shots: 
     return None if bool(out.all()) else out
 
 
+def training_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of :attr:`TrainConfig.precision` on ``device``.
+
+    ``"fp32"`` → None; ``"bf16"`` → ``torch.bfloat16``; ``"auto"`` → ``torch.bfloat16`` on a
+    CPU whose oneDNN computes bfloat16 natively (AVX-512 BF16 or AMX,
+    ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``) or a CUDA device that supports it
+    (``torch.cuda.is_bf16_supported()``), else None (elsewhere bfloat16 is emulated and slower).
+
+    Raises:
+        ValueError: another ``precision``.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+    if device.type == "cuda":
+        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    else:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return torch.bfloat16 if native else None
+
+
 def _to_float(img_u8: torch.Tensor) -> torch.Tensor:
     return img_u8.permute(0, 3, 1, 2).to(torch.float32) * (2.0 / 255.0) - 1.0
 
@@ -408,6 +438,8 @@ class Trainer:
             raise ValueError(f"recon_scale must be 1, 2 or 4, got {train_config.recon_scale}")
         if train_config.changed_soft and train_config.fill_changed:
             raise ValueError("changed_soft and fill_changed cannot be combined (the hole filling needs a binary map)")
+        #: the dtype of the network's products in training (None: float32)
+        self.compute_dtype = training_dtype(train_config.precision, self.device)
         if train_config.restart_criterion not in ("rec_target", "motion_residual"):
             raise ValueError(f"restart_criterion must be 'rec_target' or 'motion_residual', "
                              f"got {train_config.restart_criterion!r}")
@@ -605,7 +637,7 @@ class Trainer:
         x = _to_float(torch.cat([src_u8, tgt_u8]))
         ramp = min(1.0, max(0.0, self.step / max(1, tc.background_warmup) - 1.0)) if tc.background_warmup else 1.0
         bg_offset = -8.0 * (1.0 - ramp) if tc.background_slot_warmup and ramp < 1 else None
-        enc = net.encode(x, background_offset=bg_offset)
+        enc = net.encode(x, background_offset=bg_offset, compute_dtype=self.compute_dtype)
         tf_s, tf_t = enc["transforms"][:b], enc["transforms"][b:]
         rs = tc.recon_scale
         small = F.interpolate(x, size=(h * rs, wd * rs), mode="area")
@@ -726,8 +758,11 @@ class Trainer:
                 and not heldout:
             wm = random_warps(b, tc.warp_rotation_deg, tc.warp_scale, tc.warp_shift, self.warp_gen).to(x.device)
             x_w = warp(x[b:], wm, padding_mode="border")
-            feats_w = net.features(x_w)
-            depth_w = net.hold_background(net.decode_depth(net.latents(feats_w)), bg_offset)
+            with mixed_precision(x.device, self.compute_dtype):
+                feats_w = net.features(x_w)
+                depth_w = net.decode_depth(net.latents(feats_w))
+            feats_w = feats_w.float()
+            depth_w = net.hold_background(depth_w.float(), bg_offset)
             masks_w = torch.softmax(depth_w, 1)
             if w.equivariance:
                 tf_w = net.transforms(feats_w, masks_w)

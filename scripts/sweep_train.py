@@ -132,6 +132,9 @@ RECIPES: dict[str, dict] = {
     # ... and 0.06
     "prior_160_thr06": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto",
                         "network": {"input_size": 160}, "weights": {"change_threshold": 0.06}},
+    # sweep BF: the default at 160 with the network's products in bfloat16 (TrainConfig.precision)
+    "prior_160_bf16": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto",
+                       "network": {"input_size": 160}, "precision": "bf16"},
     "moving_prior": {"init": "trained/prior", "static_background": False},
     # sweep MV: the same with a moving-pixel map whose pixels move in at least 2 of their frame comparisons
     # (TrainConfig.moving_votes; moving_prior is 1, the default)

@@ -14,7 +14,7 @@ from parttrack.engine.bundle import load_bundle
 from parttrack.engine.errors import InputError, OutputError
 from parttrack.engine.model import NetConfig
 from parttrack.engine.synthetic import render_video
-from parttrack.engine.train import LossWeights, TrainConfig, Trainer, prepare_frames, train_bundle
+from parttrack.engine.train import LossWeights, TrainConfig, Trainer, prepare_frames, train_bundle, training_dtype
 from parttrack.tracker.cli import main
 
 TINY = NetConfig(num_parts=3, input_size=32, widths=(8, 8, 16, 16), latent_channels=4, decoder_hidden=8,
@@ -48,6 +48,35 @@ def test_training_lowers_the_loss(frames, tmp_path):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["network"]["num_parts"] == 3 and cfg["training"]["weights"]["perceptual"] == 10.0
     assert cfg["training"]["estimate_background"] is False
+
+
+def test_bf16_precision_trains_in_bfloat16_and_keeps_float32_weights(frames, tmp_path):
+    torch.manual_seed(0)
+    tr = Trainer(frames, TINY, _cfg(precision="bf16", steps=10), tmp_path / "bf16")
+    assert tr.compute_dtype == torch.bfloat16
+    src, tgt = tr.sample_pairs()
+    with torch.no_grad():
+        before = tr.losses(src, tgt)[0].item()
+        enc = tr.net.encode(src, compute_dtype=torch.bfloat16)
+        ref = tr.net.encode(src)
+    # the products ran in bfloat16 (≈ 3 significant digits), the outputs are float32
+    assert all(enc[k].dtype == torch.float32 for k in ("depth", "parts", "masks", "transforms", "features"))
+    assert not torch.equal(enc["depth"], ref["depth"])
+    torch.testing.assert_close(enc["masks"], ref["masks"], atol=0.02, rtol=0)
+    tr.run(progress=False)
+    with torch.no_grad():
+        after = tr.losses(src, tgt)[0].item()
+    assert np.isfinite(after) and after < before
+    assert all(p.dtype == torch.float32 for p in tr.net.parameters())
+
+
+def test_training_dtype():
+    cpu = torch.device("cpu")
+    assert training_dtype("fp32", cpu) is None and training_dtype("bf16", cpu) is torch.bfloat16
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert training_dtype("auto", cpu) is (torch.bfloat16 if native else None)
+    with pytest.raises(ValueError, match="precision"):
+        training_dtype("fp16", cpu)
 
 
 def test_static_background_is_the_median_or_the_estimate(frames, tmp_path):
