@@ -114,7 +114,9 @@ RECIPES: dict[str, dict] = {
     "prior_crop_reach": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto"},
     # sweep S192: the default with a 192×192 model input (the prior's weights: they do not depend on it)
     "prior_192": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto", "network": {"input_size": 192}},
-    # sweep S160: the same with a 160×160 input (≈ 1.7 times the training cost per step of 128)
+    # sweep S160: the same with a 160×160 input (≈ 1.7 times the training cost per step of 128).
+    # Since sweep BF the default precision is "auto" (bf16 where the CPU has it): rows made before
+    # 2026-12-08 ran in fp32; prior_160_bf16 below names bf16 explicitly.
     "prior_160": {"init": "trained/prior", "content_boxes": "letterbox", "crop": "auto", "network": {"input_size": 160}},
     # sweep RS: the default at 160 with the training seeds of TrainConfig.restarts' later starts
     # (seed + 1000·r) on the same video: best-of-n restarts chosen by a label-free criterion

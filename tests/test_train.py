@@ -389,10 +389,15 @@ def test_cli_train_end_to_end(tmp_path, frames, capsys):
     residual = meta.extra["motion_residual"]                    # label-free quality, also in NOTES.md
     assert residual >= 0.0                                      # the figure moves: never NaN/None here
     assert "Motion residual" in (tmp_path / "m" / "NOTES.md").read_text()
-    assert f"motion residual {residual:.4f}" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert f"motion residual {residual:.4f}" in out.out
+    auto = training_dtype("auto", torch.device("cpu"))
+    assert ("bfloat16 products" if auto else "float32") in out.err        # the precision in use is printed
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["precision"] == "auto"
     assert main(["train", str(video), "-o", str(tmp_path / "m"), "--parts", "2", "--size", "32", "--steps", "4",
-                 "--batch", "2", "--no-progress", "--resume"]) == 0
+                 "--batch", "2", "--no-progress", "--resume", "--precision", "fp32"]) == 0
     assert load_bundle(tmp_path / "m").meta.extra["training_steps"] == 4
+    assert "float32" in capsys.readouterr().err
 
 
 def test_restarts_keep_the_start_with_the_best_heldout_reconstruction(frames, tmp_path):

@@ -47,6 +47,10 @@ def add_parser(sub):
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
                    help="training device (default cpu; auto = cuda when torch sees a CUDA GPU, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="dtype of the network's products in training: bf16 (bfloat16 autocast, float32 weights) "
+                        "or fp32; auto (default) = bf16 where the CPU/GPU computes it natively (AVX-512 BF16, AMX, "
+                        "recent GPUs), else fp32. The exported model is float32 either way")
     p.add_argument("--max-frames", type=int, default=3000, help="use at most this many frames per video")
     p.add_argument("--moving-camera", action="store_true",
                    help="do not assume a static camera (the background is decoded per frame; default: "
@@ -408,13 +412,14 @@ def run(args) -> int:
     out = Path(args.output)
     run_dir = Path(args.run_dir) if args.run_dir else out / "checkpoints"
     tcfg = TrainConfig.from_dict({"steps": args.steps, "minutes": args.minutes, "batch": args.batch, "lr": args.lr,
-                                  "seed": args.seed, "device": args.device, "static_background": not moving,
+                                  "seed": args.seed, "device": args.device, "precision": args.precision,
+                                  "static_background": not moving,
                                   "max_pair_gap": args.pair_gap or None, "weights": _weights(args.weight),
                                   "snapshot_every": args.snapshot_every, "shot_starts": footage.shot_starts,
                                   "content_boxes": footage.content_boxes, "crop": footage.crop,
                                   "crop_frame": footage.crop_frame})
     print(f"parttrack: training K={args.parts} parts at {args.size}x{args.size} on {len(frames)} frames "
-          f"({args.device}, {'moving' if moving else 'static'} camera), "
+          f"({args.device}, {_precision_name(tcfg)}, {'moving' if moving else 'static'} camera), "
           f"{'continuing its checkpoint' if args.resume else 'starting from ' + _start_name(init)}; "
           f"checkpoints in {run_dir}", file=sys.stderr)
     try:
@@ -496,6 +501,15 @@ def starting_weights(init: str, net_cfg, optional: bool = False) -> tuple[Path |
         return prior, None
     why = "is missing or unreadable" if theirs is None else f"fits --parts {theirs.num_parts} only"
     return None, f"the shipped prior (trained/prior) {why}; starting from random weights"
+
+
+def _precision_name(tcfg) -> str:
+    """What the start-up line says about :attr:`TrainConfig.precision` on its device."""
+    import torch
+
+    from parttrack.engine.train import training_dtype
+
+    return "bfloat16 products" if training_dtype(tcfg.precision, torch.device(tcfg.device)) else "float32"
 
 
 def _start_name(init: Path | None) -> str:
