@@ -1,26 +1,17 @@
 """scripts/bullet_bench.py: the pybullet-rendered held-out videos and their ground truth
 (skipped where pybullet, which only that script needs, is not installed)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+
+from tests.scripts import load_script
 
 pytest.importorskip("pybullet")
 
 
-def _bench():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bullet_bench.py"
-    spec = importlib.util.spec_from_file_location("bullet_bench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.parametrize("subject", ["kuka", "laikago", "humanoid"])
 def test_rendered_ground_truth_is_consistent(subject):
-    bench = _bench()
+    bench = load_script("bullet_bench")
     v = bench.render(subject, figure_seed=0, motion_seed=0, frames=4)
     parts = bench.SUBJECTS[subject]["parts"]
     assert v.frames.shape == (4, 256, 256, 3) and v.part_names == tuple(parts)

@@ -1,19 +1,14 @@
 """scripts/sweep_train.py: how the label-free motion residual's ranking of runs is counted."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+
+from tests.scripts import load_script
 
 pytest.importorskip("scipy")
 
 
 def _sweep():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "sweep_train.py"
-    spec = importlib.util.spec_from_file_location("sweep_train", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("sweep_train")
 
 
 def test_residual_ordering_counts_pairs_on_the_same_video_only():
